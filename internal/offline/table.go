@@ -1,0 +1,125 @@
+package offline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/awslabs/goformation/v7"
+	cfndynamodb "github.com/awslabs/goformation/v7/cloudformation/dynamodb"
+)
+
+// TableLogicalID is the table resource in template.yaml.
+const TableLogicalID = "CertificatesTable"
+
+// TableFromTemplate reads the table definition of template.yaml and returns
+// the CreateTable input and the TTL attribute, so the local table is the one
+// deployed to AWS.
+func TableFromTemplate(templatePath, tableName string) (*dynamodb.CreateTableInput, string, error) {
+	tmpl, err := goformation.Open(templatePath)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", templatePath, err)
+	}
+	t, err := tmpl.GetDynamoDBTableWithName(TableLogicalID)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s in %s: %w", TableLogicalID, templatePath, err)
+	}
+	in := &dynamodb.CreateTableInput{
+		TableName:   aws.String(tableName),
+		BillingMode: ddbtypes.BillingModePayPerRequest,
+	}
+	for _, a := range t.AttributeDefinitions {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, ddbtypes.AttributeDefinition{
+			AttributeName: aws.String(a.AttributeName), AttributeType: ddbtypes.ScalarAttributeType(a.AttributeType),
+		})
+	}
+	in.KeySchema = keySchema(t.KeySchema)
+	for _, g := range t.GlobalSecondaryIndexes {
+		gsi := ddbtypes.GlobalSecondaryIndex{
+			IndexName: aws.String(g.IndexName),
+			KeySchema: keySchema(g.KeySchema),
+			Projection: &ddbtypes.Projection{
+				ProjectionType: ddbtypes.ProjectionType(aws.ToString(g.Projection.ProjectionType)),
+			},
+		}
+		if len(g.Projection.NonKeyAttributes) > 0 {
+			gsi.Projection.NonKeyAttributes = g.Projection.NonKeyAttributes
+		}
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, gsi)
+	}
+	if t.StreamSpecification != nil {
+		in.StreamSpecification = &ddbtypes.StreamSpecification{
+			StreamEnabled:  aws.Bool(true),
+			StreamViewType: ddbtypes.StreamViewType(t.StreamSpecification.StreamViewType),
+		}
+	}
+	ttl := ""
+	if t.TimeToLiveSpecification != nil && t.TimeToLiveSpecification.Enabled {
+		ttl = aws.ToString(t.TimeToLiveSpecification.AttributeName)
+	}
+	return in, ttl, nil
+}
+
+func keySchema(ks []cfndynamodb.Table_KeySchema) []ddbtypes.KeySchemaElement {
+	out := make([]ddbtypes.KeySchemaElement, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, ddbtypes.KeySchemaElement{AttributeName: aws.String(k.AttributeName), KeyType: ddbtypes.KeyType(k.KeyType)})
+	}
+	return out
+}
+
+// CreateTable creates the certflow table from template.yaml in DynamoDB Local
+// (with TTL enabled as in the template) and returns its name: "certflow", or
+// "certflow-N" when that exists already.
+func (s *Stack) CreateTable(ctx context.Context) (string, error) {
+	if s.DynamoDBEndpoint == "" {
+		return "", errNotStarted
+	}
+	cfg, err := s.AWSConfig(ctx)
+	if err != nil {
+		return "", err
+	}
+	client := dynamodb.NewFromConfig(cfg)
+	for i := 0; ; i++ {
+		name := "certflow"
+		if i > 0 {
+			name = fmt.Sprintf("certflow-%d", i)
+		}
+		err := CreateTable(ctx, client, s.Tools.TemplatePath(), name)
+		var inUse *ddbtypes.ResourceInUseException
+		if errors.As(err, &inUse) && i < 100 {
+			continue
+		}
+		return name, err
+	}
+}
+
+// CreateTable creates table name from the template's definition, waits until
+// it is active and enables TTL.
+func CreateTable(ctx context.Context, client *dynamodb.Client, templatePath, name string) error {
+	in, ttl, err := TableFromTemplate(templatePath, name)
+	if err != nil {
+		return err
+	}
+	if _, err := client.CreateTable(ctx, in); err != nil {
+		return fmt.Errorf("create table %s: %w", name, err)
+	}
+	w := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 100 * time.Millisecond; o.MaxDelay = time.Second })
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
+		return fmt.Errorf("wait for table %s: %w", name, err)
+	}
+	if ttl != "" {
+		_, err := client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+			TableName:               aws.String(name),
+			TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{AttributeName: aws.String(ttl), Enabled: aws.Bool(true)},
+		})
+		if err != nil {
+			return fmt.Errorf("enable TTL on %s: %w", name, err)
+		}
+	}
+	return nil
+}
