@@ -2,15 +2,17 @@ package offline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/awslabs/goformation/v7"
 	cfndynamodb "github.com/awslabs/goformation/v7/cloudformation/dynamodb"
+	"github.com/awslabs/goformation/v7/intrinsics"
 )
 
 // TableLogicalID is the table resource in template.yaml.
@@ -20,12 +22,12 @@ const TableLogicalID = "CertificatesTable"
 // the CreateTable input and the TTL attribute, so the local table is the one
 // deployed to AWS.
 func TableFromTemplate(templatePath, tableName string) (*dynamodb.CreateTableInput, string, error) {
-	tmpl, err := goformation.Open(templatePath)
+	raw, err := TemplateResource(templatePath, TableLogicalID)
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", templatePath, err)
+		return nil, "", err
 	}
-	t, err := tmpl.GetDynamoDBTableWithName(TableLogicalID)
-	if err != nil {
+	var t cfndynamodb.Table
+	if err := json.Unmarshal(raw, &t); err != nil {
 		return nil, "", fmt.Errorf("%s in %s: %w", TableLogicalID, templatePath, err)
 	}
 	in := &dynamodb.CreateTableInput{
@@ -108,7 +110,10 @@ func CreateTable(ctx context.Context, client *dynamodb.Client, templatePath, nam
 	if _, err := client.CreateTable(ctx, in); err != nil {
 		return fmt.Errorf("create table %s: %w", name, err)
 	}
-	w := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 100 * time.Millisecond; o.MaxDelay = time.Second })
+	w := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 100 * time.Millisecond
+		o.MaxDelay = time.Second
+	})
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
 		return fmt.Errorf("wait for table %s: %w", name, err)
 	}
@@ -122,4 +127,31 @@ func CreateTable(ctx context.Context, client *dynamodb.Client, templatePath, nam
 		}
 	}
 	return nil
+}
+
+// TemplateResource returns one resource of the SAM template at path as JSON
+// ({"Type": ..., "Properties": ...}), with intrinsic functions resolved by
+// goformation. Resources are picked one at a time because goformation's
+// typed SAM resources trail SAM itself (FilterCriteria, EnableIamAuthorizer)
+// while its CloudFormation resources follow the published specification.
+func TemplateResource(path, logicalID string) (json.RawMessage, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read template: %w", err)
+	}
+	processed, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: false})
+	if err != nil {
+		return nil, fmt.Errorf("process template %s: %w", path, err)
+	}
+	var doc struct {
+		Resources map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(processed, &doc); err != nil {
+		return nil, fmt.Errorf("parse template %s: %w", path, err)
+	}
+	r, ok := doc.Resources[logicalID]
+	if !ok {
+		return nil, fmt.Errorf("template %s has no resource %s", path, logicalID)
+	}
+	return r, nil
 }

@@ -1,0 +1,469 @@
+package certclient
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// recorder counts hook calls and reports finished refreshes.
+type recorder struct {
+	hits, misses, negHits, errs atomic.Int64
+	refreshed                   chan error
+}
+
+func newRecorder() *recorder { return &recorder{refreshed: make(chan error, 100)} }
+
+func (r *recorder) hooks() Hooks {
+	return Hooks{
+		OnHit:         func(string) { r.hits.Add(1) },
+		OnMiss:        func(string) { r.misses.Add(1) },
+		OnNegativeHit: func(string) { r.negHits.Add(1) },
+		OnRefresh:     func(_ string, err error) { r.refreshed <- err },
+		OnError:       func(string, error) { r.errs.Add(1) },
+	}
+}
+
+func (r *recorder) waitRefresh(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-r.refreshed:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("no background refresh finished within 5s")
+		return nil
+	}
+}
+
+type fixture struct {
+	ca    *testCA
+	be    *backend
+	clock *clock
+	rec   *recorder
+	c     *Client
+}
+
+func newFixture(t *testing.T, mutate func(*Config)) *fixture {
+	t.Helper()
+	ca := newTestCA(t)
+	be, srv := newBackend(t, ca)
+	f := &fixture{ca: ca, be: be, clock: newClock(), rec: newRecorder()}
+	cfg := Config{BaseURL: srv.URL + "/", HTTPClient: srv.Client(), Now: f.clock.Now, Hooks: f.rec.hooks()}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.c = c
+	return f
+}
+
+// add issues a 90-day certificate for name starting now on the fake clock.
+func (f *fixture) add(t *testing.T, name string, serial int64) []byte {
+	der := f.ca.issue(t, name, serial, f.clock.Now().Add(-time.Minute), f.clock.Now().Add(90*24*time.Hour))
+	f.be.set(name, der)
+	return der
+}
+
+func get(t *testing.T, c *Client, name string) (*tls.Certificate, error) {
+	t.Helper()
+	return c.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+}
+
+func mustGet(t *testing.T, c *Client, name string) *tls.Certificate {
+	t.Helper()
+	cert, err := get(t, c, name)
+	if err != nil {
+		t.Fatalf("GetCertificate(%q) error = %v", name, err)
+	}
+	return cert
+}
+
+func TestHitAndMiss(t *testing.T) {
+	f := newFixture(t, nil)
+	f.add(t, "www.example.com", 10)
+
+	first := mustGet(t, f.c, "www.example.com")
+	if first.Leaf == nil || first.Leaf.DNSNames[0] != "www.example.com" {
+		t.Fatalf("GetCertificate(%q) Leaf = %v, want a parsed leaf for the name", "www.example.com", first.Leaf)
+	}
+	if len(first.Certificate) != 2 {
+		t.Errorf("GetCertificate(%q) has %d chain certificates, want 2", "www.example.com", len(first.Certificate))
+	}
+	for _, name := range []string{"www.example.com", "WWW.Example.COM", "www.example.com."} {
+		if got := mustGet(t, f.c, name); got != first {
+			t.Errorf("GetCertificate(%q) = %p, want the cached %p", name, got, first)
+		}
+	}
+	if n := f.be.count("www.example.com"); n != 1 {
+		t.Errorf("backend requests = %d, want 1", n)
+	}
+	if h, m := f.rec.hits.Load(), f.rec.misses.Load(); h != 3 || m != 1 {
+		t.Errorf("hits, misses = %d, %d, want 3, 1", h, m)
+	}
+}
+
+func TestInvalidNamesNeverReachBackend(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, name := range []string{"", ".", "a..b", "a b.example", "../../etc/passwd", "a/b.example", "%2e.example", "x\x00.example", string(make([]byte, 300))} {
+		_, err := get(t, f.c, name)
+		if !errors.Is(err, ErrInvalidName) {
+			t.Errorf("GetCertificate(%q) error = %v, want ErrInvalidName", name, err)
+		}
+	}
+	f.be.mu.Lock()
+	defer f.be.mu.Unlock()
+	if len(f.be.requests) != 0 {
+		t.Errorf("backend requests = %v, want none", f.be.requests)
+	}
+}
+
+func TestLRUEviction(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxEntries = 2 })
+	for i, name := range []string{"a.example.com", "b.example.com", "c.example.com"} {
+		f.add(t, name, int64(i+1))
+	}
+	mustGet(t, f.c, "a.example.com")
+	mustGet(t, f.c, "b.example.com")
+	mustGet(t, f.c, "a.example.com") // a is now most recently used
+	mustGet(t, f.c, "c.example.com") // evicts b
+	if n := f.c.Len(); n != 2 {
+		t.Errorf("Len() = %d, want 2", n)
+	}
+	mustGet(t, f.c, "a.example.com")
+	mustGet(t, f.c, "b.example.com") // fetched again, evicts c
+	for name, want := range map[string]int{"a.example.com": 1, "b.example.com": 2, "c.example.com": 1} {
+		if got := f.be.count(name); got != want {
+			t.Errorf("backend requests for %q = %d, want %d", name, got, want)
+		}
+	}
+}
+
+func TestConcurrentMissesShareOneRequest(t *testing.T) {
+	f := newFixture(t, nil)
+	f.add(t, "busy.example.com", 1)
+	gate := make(chan struct{})
+	f.be.configure(func(b *backend) { b.gate = gate })
+
+	const n = 100
+	certs := make([]*tls.Certificate, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { certs[i], errs[i] = get(t, f.c, "busy.example.com") })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.rec.misses.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
+
+	for i := range n {
+		if errs[i] != nil || certs[i] != certs[0] {
+			t.Fatalf("handshake %d got %p, %v, want the shared certificate %p", i, certs[i], errs[i], certs[0])
+		}
+	}
+	if got := f.be.count("busy.example.com"); got != 1 {
+		t.Errorf("backend requests = %d, want 1", got)
+	}
+}
+
+func TestOutageKeepsServingValidCertificate(t *testing.T) {
+	f := newFixture(t, nil)
+	f.add(t, "www.example.com", 1)
+	cert := mustGet(t, f.c, "www.example.com")
+
+	f.be.configure(func(b *backend) { b.status = http.StatusServiceUnavailable })
+	f.clock.Advance(10 * time.Minute) // past max-age=300
+
+	if got := mustGet(t, f.c, "www.example.com"); got != cert {
+		t.Fatalf("GetCertificate during outage = %p, want cached %p", got, cert)
+	}
+	if err := f.rec.waitRefresh(t); err == nil {
+		t.Fatal("background refresh during outage reported no error")
+	}
+	if got := mustGet(t, f.c, "www.example.com"); got != cert {
+		t.Fatalf("GetCertificate after failed refresh = %p, want cached %p", got, cert)
+	}
+	if got := f.be.count("www.example.com"); got != 2 {
+		t.Errorf("backend requests = %d, want 2 (no retry before %s)", got, retryAfterFailure)
+	}
+
+	f.clock.Advance(retryAfterFailure)
+	mustGet(t, f.c, "www.example.com")
+	f.rec.waitRefresh(t)
+	if got := f.be.count("www.example.com"); got != 3 {
+		t.Errorf("backend requests = %d, want 3 after %s", got, retryAfterFailure)
+	}
+	if got := f.rec.errs.Load(); got != 2 {
+		t.Errorf("OnError calls = %d, want 2", got)
+	}
+}
+
+func TestUnreachableBackendKeepsServing(t *testing.T) {
+	ca := newTestCA(t)
+	be, srv := newBackend(t, ca)
+	clk := newClock()
+	rec := newRecorder()
+	c, err := New(Config{BaseURL: srv.URL, HTTPClient: srv.Client(), Now: clk.Now, Hooks: rec.hooks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.set("www.example.com", ca.issue(t, "www.example.com", 1, clk.Now().Add(-time.Hour), clk.Now().Add(24*time.Hour)))
+	cert := mustGet(t, c, "www.example.com")
+	srv.Close() // connection refused from now on
+	clk.Advance(time.Hour)
+	if got := mustGet(t, c, "www.example.com"); got != cert {
+		t.Fatalf("GetCertificate with backend gone = %p, want cached %p", got, cert)
+	}
+	if err := rec.waitRefresh(t); err == nil {
+		t.Error("refresh with backend gone reported no error")
+	}
+}
+
+func TestExpiredCertificateNotServed(t *testing.T) {
+	f := newFixture(t, nil)
+	now := f.clock.Now()
+	f.be.set("short.example.com", f.ca.issue(t, "short.example.com", 1, now.Add(-time.Hour), now.Add(time.Hour)))
+	mustGet(t, f.c, "short.example.com")
+
+	f.be.configure(func(b *backend) { b.status = http.StatusBadGateway })
+	f.clock.Advance(time.Hour + time.Second)
+	if cert, err := get(t, f.c, "short.example.com"); err == nil {
+		t.Fatalf("GetCertificate after NotAfter = %v, want an error", cert.Leaf.NotAfter)
+	}
+
+	// The backend itself serving an expired certificate is refused too.
+	f.be.configure(func(b *backend) { b.status = 0 })
+	f.clock.Advance(errorTTL)
+	if _, err := get(t, f.c, "short.example.com"); err == nil {
+		t.Fatal("GetCertificate accepted an expired certificate from the backend")
+	}
+}
+
+func TestCertificateForOtherNameRefused(t *testing.T) {
+	f := newFixture(t, nil)
+	f.be.set("www.example.com", f.ca.issue(t, "other.example.com", 1, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(time.Hour)))
+	if _, err := get(t, f.c, "www.example.com"); err == nil {
+		t.Fatal("GetCertificate accepted a certificate that does not cover the name")
+	}
+}
+
+func TestNegativeCache(t *testing.T) {
+	t.Run("max-age from the 404", func(t *testing.T) {
+		f := newFixture(t, nil)
+		f.be.configure(func(b *backend) { b.notFoundAge = 30 })
+		for range 5 {
+			if _, err := get(t, f.c, "junk.example.com"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("GetCertificate(%q) error = %v, want ErrNotFound", "junk.example.com", err)
+			}
+		}
+		if got := f.be.count("junk.example.com"); got != 1 {
+			t.Errorf("backend requests = %d, want 1", got)
+		}
+		if got := f.rec.negHits.Load(); got != 4 {
+			t.Errorf("negative hits = %d, want 4", got)
+		}
+		f.clock.Advance(31 * time.Second)
+		get(t, f.c, "junk.example.com")
+		if got := f.be.count("junk.example.com"); got != 2 {
+			t.Errorf("backend requests after max-age = %d, want 2", got)
+		}
+	})
+	t.Run("NegativeTTL without max-age", func(t *testing.T) {
+		f := newFixture(t, func(c *Config) { c.NegativeTTL = 10 * time.Second })
+		get(t, f.c, "junk.example.com")
+		f.clock.Advance(9 * time.Second)
+		get(t, f.c, "junk.example.com")
+		if got := f.be.count("junk.example.com"); got != 1 {
+			t.Errorf("backend requests within NegativeTTL = %d, want 1", got)
+		}
+		f.clock.Advance(time.Second)
+		get(t, f.c, "junk.example.com")
+		if got := f.be.count("junk.example.com"); got != 2 {
+			t.Errorf("backend requests after NegativeTTL = %d, want 2", got)
+		}
+	})
+	t.Run("404 on refresh stops serving", func(t *testing.T) {
+		f := newFixture(t, nil)
+		f.add(t, "gone.example.com", 1)
+		mustGet(t, f.c, "gone.example.com")
+		f.be.set("gone.example.com", nil)
+		f.clock.Advance(10 * time.Minute)
+		mustGet(t, f.c, "gone.example.com") // served while revalidating
+		f.rec.waitRefresh(t)
+		if _, err := get(t, f.c, "gone.example.com"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("GetCertificate after 404 error = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestNotModified(t *testing.T) {
+	f := newFixture(t, nil)
+	f.add(t, "www.example.com", 0xabc)
+	cert := mustGet(t, f.c, "www.example.com")
+	f.clock.Advance(301 * time.Second)
+	mustGet(t, f.c, "www.example.com")
+	if err := f.rec.waitRefresh(t); err != nil {
+		t.Fatalf("refresh error = %v", err)
+	}
+	f.be.mu.Lock()
+	inm, nm := f.be.lastINM, f.be.notModified
+	f.be.mu.Unlock()
+	if inm != `"abc"` || nm != 1 {
+		t.Errorf("If-None-Match = %q, 304s = %d, want %q, 1", inm, nm, `"abc"`)
+	}
+	if got := mustGet(t, f.c, "www.example.com"); got != cert {
+		t.Errorf("GetCertificate after 304 = %p, want the same %p", got, cert)
+	}
+	// The 304 renewed freshness: no request until max-age passes again.
+	f.clock.Advance(299 * time.Second)
+	mustGet(t, f.c, "www.example.com")
+	if got := f.be.count("www.example.com"); got != 2 {
+		t.Errorf("backend requests = %d, want 2", got)
+	}
+}
+
+func TestRefreshBeforeExpiry(t *testing.T) {
+	const day = 24 * time.Hour
+	tests := []struct {
+		name          string
+		refreshBefore time.Duration
+		quiet, due    time.Duration // clock offsets: no refresh yet, refresh due
+	}{
+		{"default one third of lifetime", 0, 59 * day, 61 * day},
+		{"explicit 7 days", 7 * day, 82 * day, 84 * day},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(c *Config) { c.RefreshBefore = tt.refreshBefore })
+			f.be.configure(func(b *backend) { b.maxAge = 365 * 24 * 3600 }) // isolate the expiry-driven refresh
+			f.add(t, "www.example.com", 1)
+			start := f.clock.Now()
+			old := mustGet(t, f.c, "www.example.com")
+
+			f.clock.Advance(tt.quiet)
+			mustGet(t, f.c, "www.example.com")
+			if got := f.be.count("www.example.com"); got != 1 {
+				t.Fatalf("backend requests at +%s = %d, want 1", tt.quiet, got)
+			}
+
+			// The platform renewed the certificate meanwhile.
+			f.be.set("www.example.com", f.ca.issue(t, "www.example.com", 2, start.Add(tt.quiet), start.Add(tt.quiet+90*day)))
+			f.clock.Advance(tt.due - tt.quiet)
+			if got := mustGet(t, f.c, "www.example.com"); got != old {
+				t.Fatalf("GetCertificate while refreshing = serial %v, want the cached one", got.Leaf.SerialNumber)
+			}
+			if err := f.rec.waitRefresh(t); err != nil {
+				t.Fatalf("refresh error = %v", err)
+			}
+			if got := mustGet(t, f.c, "www.example.com"); got.Leaf.SerialNumber.Int64() != 2 {
+				t.Errorf("GetCertificate after refresh = serial %v, want 2", got.Leaf.SerialNumber)
+			}
+		})
+	}
+}
+
+func TestRequestSigner(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.RequestSigner = func(r *http.Request) error {
+			if r.URL.Path == "/sni/deny.example.com" {
+				return errors.New("no credentials")
+			}
+			r.Header.Set("Authorization", "test-signature")
+			return nil
+		}
+	})
+	f.be.configure(func(b *backend) {
+		b.check = func(r *http.Request) error {
+			if r.Header.Get("Authorization") != "test-signature" {
+				return errors.New("unsigned")
+			}
+			return nil
+		}
+	})
+	f.add(t, "www.example.com", 1)
+	mustGet(t, f.c, "www.example.com")
+	if _, err := get(t, f.c, "deny.example.com"); err == nil {
+		t.Error("GetCertificate succeeded although the signer failed")
+	}
+	if got := f.be.count("deny.example.com"); got != 0 {
+		t.Errorf("backend requests for unsigned request = %d, want 0", got)
+	}
+}
+
+func TestCallerContext(t *testing.T) {
+	f := newFixture(t, nil)
+	f.add(t, "slow.example.com", 1)
+	gate := make(chan struct{})
+	f.be.configure(func(b *backend) { b.gate = gate })
+	defer close(gate)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := f.c.Get(ctx, "slow.example.com"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Get with expiring context error = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestTLSHandshake(t *testing.T) {
+	f := newFixture(t, nil)
+	f.add(t, "www.example.com", 1)
+
+	serverConn, clientConn := net.Pipe()
+	srvErr := make(chan error, 1)
+	go func() {
+		// No tickets: nobody reads them from the synchronous pipe.
+		s := tls.Server(serverConn, &tls.Config{GetCertificate: f.c.GetCertificate, SessionTicketsDisabled: true})
+		srvErr <- s.Handshake()
+		serverConn.Close()
+	}()
+	cl := tls.Client(clientConn, &tls.Config{ServerName: "www.example.com", RootCAs: f.ca.pool})
+	if err := cl.Handshake(); err != nil {
+		t.Fatalf("client handshake: %v", err)
+	}
+	if got := cl.ConnectionState().PeerCertificates[0].DNSNames[0]; got != "www.example.com" {
+		t.Errorf("handshake served a certificate for %q, want %q", got, "www.example.com")
+	}
+	clientConn.Close()
+	if err := <-srvErr; err != nil {
+		t.Fatalf("server handshake: %v", err)
+	}
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	for _, cfg := range []Config{{}, {BaseURL: "delivery.example"}, {BaseURL: "https://x", MaxEntries: -1}} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) error = nil, want an error", cfg)
+		}
+	}
+}
+
+func TestParseMaxAge(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want time.Duration
+		ok   bool
+	}{
+		{[]string{"max-age=60"}, time.Minute, true},
+		{[]string{"private, Max-Age=30, must-revalidate"}, 30 * time.Second, true},
+		{[]string{"no-store"}, 0, false},
+		{[]string{"max-age=-1"}, 0, false},
+		{[]string{"max-age=abc", "max-age=5"}, 5 * time.Second, true},
+		{nil, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseMaxAge(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseMaxAge(%q) = %v, %v, want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package account
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/go-acme/lego/v4/acme"
+	"github.com/go-acme/lego/v4/registration"
+
+	"github.com/certflow/certflow/internal/envelope"
+	"github.com/certflow/certflow/internal/offline"
+)
+
+var (
+	testDB     *dynamodb.Client
+	testTable  string
+	testSealer *envelope.Sealer
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	os.Exit(runWithStack(m))
+}
+
+func runWithStack(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stack, err := offline.Start(ctx, offline.Options{DynamoDB: true, Moto: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "offline stack:", err)
+		return 1
+	}
+	defer stack.Close()
+	if testTable, err = stack.CreateTable(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "create table:", err)
+		return 1
+	}
+	cfg, err := stack.AWSConfig(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "aws config:", err)
+		return 1
+	}
+	testDB = dynamodb.NewFromConfig(cfg)
+	testSealer = envelope.New(kms.NewFromConfig(cfg), stack.KMSKeyID)
+	return m.Run()
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func newTestStore(t *testing.T) *Store {
+	t.Helper()
+	if testDB == nil {
+		t.Skip("integration test (needs the offline stack)")
+	}
+	return New(testDB, testTable, testSealer, func() time.Time { return t0 })
+}
+
+func TestPartitionKey(t *testing.T) {
+	got := PartitionKey("https://acme-v02.api.letsencrypt.org/directory")
+	if !strings.HasPrefix(got, "ACCOUNT#") || len(got) != len("ACCOUNT#")+32 {
+		t.Errorf("PartitionKey() = %q, want ACCOUNT# and 32 hex digits", got)
+	}
+	if PartitionKey("https://a/dir") == PartitionKey("https://b/dir") {
+		t.Error("PartitionKey() is the same for two directories")
+	}
+}
+
+func fakeRegister(calls *atomic.Int32) func(context.Context, *Account) error {
+	return func(_ context.Context, a *Account) error {
+		n := calls.Add(1)
+		a.Registration = &registration.Resource{
+			URI:  fmt.Sprintf("https://ca.example/acct/%d", n),
+			Body: acme.Account{Status: "valid", Contact: []string{"mailto:" + a.Email}},
+		}
+		return nil
+	}
+}
+
+func TestLoadOrCreate(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	const dir = "https://127.0.0.1:14000/dir"
+
+	if _, err := s.Load(ctx, dir); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Load(missing) error = %v, want ErrNotFound", err)
+	}
+	var calls atomic.Int32
+	a, err := s.LoadOrCreate(ctx, dir, "ops@example.com", fakeRegister(&calls))
+	if err != nil {
+		t.Fatalf("LoadOrCreate() error = %v", err)
+	}
+	if _, ok := a.Key.(*ecdsa.PrivateKey); !ok {
+		t.Errorf("account key is %T, want *ecdsa.PrivateKey", a.Key)
+	}
+	b, err := s.LoadOrCreate(ctx, dir, "ops@example.com", fakeRegister(&calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("register called %d times, want 1", calls.Load())
+	}
+	if !a.Key.(*ecdsa.PrivateKey).Equal(b.Key) || b.Registration.URI != a.Registration.URI || b.GetEmail() != "ops@example.com" {
+		t.Errorf("loaded account %+v differs from created %+v", b, a)
+	}
+
+	if err := s.Save(ctx, a); !errors.Is(err, ErrExists) {
+		t.Errorf("Save(existing) error = %v, want ErrExists", err)
+	}
+
+	out, err := testDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(testTable), Key: itemKey(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{attrDirectoryURL, attrEmail, attrKeyWrapped, attrKeyCiphertext, attrRegistration, attrCreatedAt} {
+		if _, ok := out.Item[name]; !ok {
+			t.Errorf("account item lacks %s", name)
+		}
+	}
+	for name, av := range out.Item {
+		var raw string
+		switch v := av.(type) {
+		case *types.AttributeValueMemberS:
+			raw = v.Value
+		case *types.AttributeValueMemberB:
+			raw = string(v.Value)
+		}
+		if strings.Contains(raw, "PRIVATE KEY") {
+			t.Errorf("attribute %s holds a plaintext key", name)
+		}
+	}
+
+	// The sealed key is bound to its directory: under another directory's
+	// key it does not open.
+	other := "https://other.example/dir"
+	moved := out.Item
+	moved[attrPK] = itemKey(other)[attrPK]
+	moved[attrDirectoryURL] = &types.AttributeValueMemberS{Value: other}
+	if _, err := testDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(testTable), Item: moved}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, other); !errors.Is(err, envelope.ErrOpen) {
+		t.Errorf("Load(moved item) error = %v, want envelope.ErrOpen", err)
+	}
+}
+
+func TestLoadOrCreateRace(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	const dir = "https://race.example/dir"
+	var (
+		calls atomic.Int32
+		wg    sync.WaitGroup
+		keys  = make([]*ecdsa.PrivateKey, 4)
+	)
+	for i := range keys {
+		wg.Go(func() {
+			a, err := s.LoadOrCreate(ctx, dir, "", fakeRegister(&calls))
+			if err != nil {
+				t.Errorf("LoadOrCreate() error = %v", err)
+				return
+			}
+			keys[i] = a.Key.(*ecdsa.PrivateKey)
+		})
+	}
+	wg.Wait()
+	for i, k := range keys {
+		if k == nil || !k.Equal(keys[0]) {
+			t.Errorf("racer %d got a different account key than racer 0", i)
+		}
+	}
+}

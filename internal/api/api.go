@@ -1,0 +1,530 @@
+// Package api is the certificates API that the platform calls to request,
+// inspect, list and retire certificates. It handles API Gateway HTTP API
+// events (payload format 2.0) with JSON in and out.
+//
+// Routes and answers:
+//
+//	POST   /certificates              202 a new issuance was started (Location names the document)
+//	                                  200 nothing new: the domain is already pending, active or failed
+//	GET    /certificates/{domain}     200 status document, 404 unknown
+//	GET    /certificates?status=&limit=&cursor=
+//	                                  200 {"certificates": [...], "nextCursor": "..."}
+//	DELETE /certificates/{domain}[?revoke=true|false]
+//	                                  200 the retired document, 404 unknown
+//
+// Errors are {"error": {"code", "message"}} with a stable code; see the Code
+// constants. An invalid name answers 400 with code invalid_domain, the
+// domain package's code as "reason" and the offending name as "name", so
+// the set of top-level codes stays closed while the reasons can grow. Every
+// request is validated completely before anything is written, so a 4xx
+// never changes the table. A 5xx never carries internal error text: the
+// cause is logged once and the answer says "internal error".
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/domain"
+	"github.com/certflow/certflow/internal/execution"
+)
+
+// Requester records that the platform wants a certificate for a domain.
+// Request creates a pending item for a new domain, or a new generation for a
+// quarantined or retired one, and then reports started=true: the caller
+// must start the issuance. For a pending, active or failed domain it changes
+// nothing and reports started=false. It returns the resulting item.
+type Requester interface {
+	Request(ctx context.Context, domain string, sans []string, now time.Time) (*certstore.Certificate, bool, error)
+}
+
+// ExecutionRecorder records the ARN of the execution working on a
+// generation of a domain. It returns an error wrapping certstore.ErrStale
+// when the item has moved on to another generation.
+type ExecutionRecorder interface {
+	SetExecution(ctx context.Context, domain string, generation int64, arn string) error
+}
+
+// Getter reads the certificate item of a domain; it returns an error
+// wrapping certstore.ErrNotFound when there is none.
+type Getter interface {
+	Get(ctx context.Context, domain string) (*certstore.Certificate, error)
+}
+
+// Lister pages through the certificate items with a status, in domain
+// order. An empty next cursor means the last page. A cursor it did not issue
+// yields an error wrapping certstore.ErrBadCursor.
+type Lister interface {
+	List(ctx context.Context, status certstore.Status, limit int, cursor string) ([]certstore.Certificate, string, error)
+}
+
+// Retirer retires a domain: it marks the item retired and removes its timer,
+// key material and aliases. It returns the item as it was before, or an
+// error wrapping certstore.ErrNotFound.
+type Retirer interface {
+	Retire(ctx context.Context, domain string) (*certstore.Certificate, error)
+}
+
+// Starter starts a Step Functions execution of the issuance state machine
+// under a deterministic name; alreadyStarted reports that an execution of
+// that name existed, which is success.
+type Starter interface {
+	Start(ctx context.Context, name string, input any) (arn string, alreadyStarted bool, err error)
+}
+
+// Stopper stops executions. *sfn.Client implements it.
+type Stopper interface {
+	StopExecution(ctx context.Context, in *sfn.StopExecutionInput, optFns ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error)
+}
+
+// Revoker revokes a certificate at the CA.
+type Revoker interface {
+	Revoke(ctx context.Context, certPEM []byte) error
+}
+
+// Config holds the dependencies of a Handler. One certstore.Store usually
+// serves as Requester, ExecutionRecorder, Getter, Lister and Retirer.
+type Config struct {
+	Requester  Requester
+	Executions ExecutionRecorder
+	Getter     Getter
+	Lister     Lister
+	Retirer    Retirer
+	Starter    Starter
+	Stopper    Stopper
+	// Revoker is optional; without it DELETE ?revoke=true answers 501
+	// before anything is changed.
+	Revoker Revoker
+	// IssueName names the issuance execution of a generation of a domain;
+	// nil means execution.IssueName.
+	IssueName func(domain string, generation int64) string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives one record per failed request; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler answers certificates API requests. It is safe for concurrent use.
+type Handler struct {
+	cfg    Config
+	now    func() time.Time
+	logger *slog.Logger
+}
+
+// New returns a Handler. It reports which required dependency is missing.
+func New(cfg Config) (*Handler, error) {
+	missing := []string{}
+	if cfg.Requester == nil {
+		missing = append(missing, "Requester")
+	}
+	if cfg.Executions == nil {
+		missing = append(missing, "Executions")
+	}
+	if cfg.Getter == nil {
+		missing = append(missing, "Getter")
+	}
+	if cfg.Lister == nil {
+		missing = append(missing, "Lister")
+	}
+	if cfg.Retirer == nil {
+		missing = append(missing, "Retirer")
+	}
+	if cfg.Starter == nil {
+		missing = append(missing, "Starter")
+	}
+	if cfg.Stopper == nil {
+		missing = append(missing, "Stopper")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("api: missing dependencies: %s", strings.Join(missing, ", "))
+	}
+	h := &Handler{cfg: cfg, now: cfg.Now, logger: cfg.Logger}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.cfg.IssueName == nil {
+		h.cfg.IssueName = execution.IssueName
+	}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	return h, nil
+}
+
+// Route keys of the API, as configured on the HTTP API.
+const (
+	RouteCreate = "POST /certificates"
+	RouteList   = "GET /certificates"
+	RouteGet    = "GET /certificates/{domain}"
+	RouteDelete = "DELETE /certificates/{domain}"
+)
+
+// MaxBodyBytes is the largest request body accepted (after base64
+// decoding); larger bodies answer 413.
+const MaxBodyBytes = 16 << 10
+
+// List page sizes.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 100
+)
+
+// maxCursorBytes bounds the cursors passed on to the Lister.
+const maxCursorBytes = 2048
+
+// Handle answers one request. It never returns an error: failures are
+// answered with an error document, so that API Gateway does not replace
+// them with its own.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	route, param, err := resolve(req)
+	if err != nil {
+		return errorResponse(err), nil
+	}
+	var resp events.APIGatewayV2HTTPResponse
+	switch route {
+	case RouteCreate:
+		resp = h.create(ctx, req)
+	case RouteList:
+		resp = h.list(ctx, req)
+	case RouteGet:
+		resp = h.get(ctx, req, param)
+	case RouteDelete:
+		resp = h.retire(ctx, req, param)
+	}
+	return resp, nil
+}
+
+// resolve finds the route of req: its RouteKey when it is one of ours,
+// otherwise the method and raw path, so that a $default or catch-all route
+// and plain local requests work too. param is the raw {domain} segment.
+func resolve(req events.APIGatewayV2HTTPRequest) (route, param string, err *Error) {
+	key := req.RouteKey
+	if key == "" || key == "$default" {
+		key = req.RequestContext.RouteKey
+	}
+	switch key {
+	case RouteCreate, RouteList:
+		return key, "", nil
+	case RouteGet, RouteDelete:
+		if p, ok := req.PathParameters["domain"]; ok {
+			return key, p, nil
+		}
+	}
+	method := req.RequestContext.HTTP.Method
+	path := req.RawPath
+	if path == "" {
+		path = req.RequestContext.HTTP.Path
+	}
+	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
+		if rest, ok := strings.CutPrefix(path, "/"+stage); ok && (rest == "" || rest[0] == '/') {
+			path = rest
+		}
+	}
+	rest, ok := strings.CutPrefix(path, "/certificates")
+	switch {
+	case ok && rest == "":
+		switch method {
+		case http.MethodPost:
+			return RouteCreate, "", nil
+		case http.MethodGet:
+			return RouteList, "", nil
+		}
+		return "", "", methodNotAllowed("GET, POST")
+	case ok && strings.HasPrefix(rest, "/") && len(rest) > 1 && !strings.Contains(rest[1:], "/"):
+		switch method {
+		case http.MethodGet:
+			return RouteGet, rest[1:], nil
+		case http.MethodDelete:
+			return RouteDelete, rest[1:], nil
+		}
+		return "", "", methodNotAllowed("DELETE, GET")
+	}
+	return "", "", &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such resource"}
+}
+
+// executionInput is the issuance state machine's input.
+type executionInput struct {
+	Domain string   `json:"domain"`
+	SANs   []string `json:"sans"`
+	Reason string   `json:"reason"`
+}
+
+func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	if _, err := queryParams(req); err != nil {
+		return errorResponse(err)
+	}
+	body, apiErr := decodeCreate(req)
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
+	primary, sans, err := domain.NormalizeAll(body.Domain, body.SANs)
+	if err != nil {
+		return errorResponse(domainError(err))
+	}
+
+	c, started, err := h.cfg.Requester.Request(ctx, primary, sans, h.now())
+	if err != nil {
+		return h.internal(ctx, req, primary, fmt.Errorf("request certificate: %w", err))
+	}
+	status := http.StatusOK
+	// A pending item without an execution is one whose start failed after
+	// the item was written: the deterministic execution name makes starting
+	// it again safe, so a retried POST repairs it.
+	if started || (c.Status == certstore.StatusPending && c.Execution == "") {
+		name := h.cfg.IssueName(c.Domain, c.Generation)
+		arn, already, err := h.cfg.Starter.Start(ctx, name, executionInput{Domain: c.Domain, SANs: nonNil(c.SANs), Reason: "request"})
+		if err != nil {
+			return h.internal(ctx, req, primary, fmt.Errorf("start execution %q: %w", name, err))
+		}
+		if c.Execution != arn {
+			err := h.cfg.Executions.SetExecution(ctx, c.Domain, c.Generation, arn)
+			if err != nil && !errors.Is(err, certstore.ErrStale) {
+				return h.internal(ctx, req, primary, fmt.Errorf("record execution %q: %w", arn, err))
+			}
+			c.Execution = arn
+		}
+		if started || !already {
+			status = http.StatusAccepted
+		}
+	}
+	resp := jsonResponse(status, newDocument(c))
+	if status == http.StatusAccepted {
+		resp.Headers["location"] = "/certificates/" + url.PathEscape(c.Domain)
+	}
+	return resp
+}
+
+func (h *Handler) get(ctx context.Context, req events.APIGatewayV2HTTPRequest, param string) events.APIGatewayV2HTTPResponse {
+	if _, err := queryParams(req); err != nil {
+		return errorResponse(err)
+	}
+	name, apiErr := pathDomain(param)
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
+	c, err := h.cfg.Getter.Get(ctx, name)
+	if errors.Is(err, certstore.ErrNotFound) {
+		return errorResponse(notFound(name))
+	}
+	if err != nil {
+		return h.internal(ctx, req, name, fmt.Errorf("get certificate: %w", err))
+	}
+	return jsonResponse(http.StatusOK, newDocument(c))
+}
+
+// listPage is the answer to GET /certificates.
+type listPage struct {
+	Certificates []document `json:"certificates"`
+	NextCursor   string     `json:"nextCursor,omitempty"`
+}
+
+func (h *Handler) list(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	q, apiErr := queryParams(req, "status", "limit", "cursor")
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
+	status := certstore.Status(q["status"])
+	if status == "" {
+		return errorResponse(badRequest(CodeInvalidStatus, "the status parameter is required: one of pending, active, failed, quarantined, retired"))
+	}
+	if !status.Valid() {
+		return errorResponse(badRequest(CodeInvalidStatus, fmt.Sprintf("status %q is not one of pending, active, failed, quarantined, retired", truncate(string(status)))))
+	}
+	limit := DefaultLimit
+	if s, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit {
+			return errorResponse(badRequest(CodeInvalidLimit, fmt.Sprintf("limit %q is not an integer from 1 to %d", truncate(s), MaxLimit)))
+		}
+		limit = n
+	}
+	cursor, hasCursor := q["cursor"]
+	if hasCursor && (cursor == "" || len(cursor) > maxCursorBytes) {
+		return errorResponse(badRequest(CodeInvalidCursor, "the cursor is not one this API issued"))
+	}
+	items, next, err := h.cfg.Lister.List(ctx, status, limit, cursor)
+	if errors.Is(err, certstore.ErrBadCursor) {
+		return errorResponse(badRequest(CodeInvalidCursor, "the cursor is not one this API issued for this status"))
+	}
+	if err != nil {
+		return h.internal(ctx, req, "", fmt.Errorf("list %s certificates: %w", status, err))
+	}
+	page := listPage{Certificates: make([]document, 0, len(items)), NextCursor: next}
+	for i := range items {
+		page.Certificates = append(page.Certificates, newDocument(&items[i]))
+	}
+	return jsonResponse(http.StatusOK, page)
+}
+
+func (h *Handler) retire(ctx context.Context, req events.APIGatewayV2HTTPRequest, param string) events.APIGatewayV2HTTPResponse {
+	q, apiErr := queryParams(req, "revoke")
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
+	name, apiErr := pathDomain(param)
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
+	revoke := false
+	if s, ok := q["revoke"]; ok {
+		switch s {
+		case "true":
+			revoke = true
+		case "false":
+		default:
+			return errorResponse(badRequest(CodeInvalidRevoke, fmt.Sprintf("revoke %q must be true or false", truncate(s))))
+		}
+	}
+	if revoke && h.cfg.Revoker == nil {
+		return errorResponse(&Error{Status: http.StatusNotImplemented, Code: CodeRevokeUnavailable, Message: "revocation is not configured; nothing was changed"})
+	}
+
+	prev, err := h.cfg.Retirer.Retire(ctx, name)
+	if errors.Is(err, certstore.ErrNotFound) {
+		return errorResponse(notFound(name))
+	}
+	if err != nil {
+		return h.internal(ctx, req, name, fmt.Errorf("retire: %w", err))
+	}
+	// Stopping is best effort: the store refuses every write of a retired
+	// item, so an execution that keeps running cannot bring the domain
+	// back; it only fails at its next write.
+	if prev.Execution != "" {
+		_, err := h.cfg.Stopper.StopExecution(ctx, &sfn.StopExecutionInput{
+			ExecutionArn: aws.String(prev.Execution),
+			Error:        aws.String("certflow.Retired"),
+			Cause:        aws.String("the platform retired the domain"),
+		})
+		var gone *sfntypes.ExecutionDoesNotExist
+		if err != nil && !errors.As(err, &gone) {
+			h.logger.WarnContext(ctx, "stop execution of retired domain", requestAttrs(req, name, fmt.Errorf("stop execution %q: %w", prev.Execution, err))...)
+		}
+	}
+	if revoke && prev.CertPEM != "" {
+		if err := h.cfg.Revoker.Revoke(ctx, []byte(prev.CertPEM)); err != nil {
+			h.logger.ErrorContext(ctx, "revoke certificate of retired domain", requestAttrs(req, name, fmt.Errorf("revoke serial %s: %w", prev.Serial, err))...)
+			return errorResponse(&Error{Status: http.StatusBadGateway, Code: CodeRevokeFailed,
+				Message: "the domain was retired but the CA did not revoke its certificate; retry the request"})
+		}
+	}
+	retired := *prev
+	retired.Status = certstore.StatusRetired
+	retired.Execution = ""
+	retired.UpdatedAt = h.now()
+	return jsonResponse(http.StatusOK, newDocument(&retired))
+}
+
+// pathDomain URL-decodes and normalises the {domain} path segment.
+func pathDomain(param string) (string, *Error) {
+	raw, err := url.PathUnescape(param)
+	if err != nil {
+		return "", &Error{Status: http.StatusBadRequest, Code: CodeInvalidDomain, Reason: domain.CodeInvalidCharacter,
+			Name: truncate(param), Message: fmt.Sprintf("domain %q is not validly percent-encoded", truncate(param))}
+	}
+	name, err := domain.Normalize(raw)
+	if err != nil {
+		return "", domainError(err)
+	}
+	return name, nil
+}
+
+// queryParams parses the query string, allowing each of allowed at most
+// once and nothing else. RawQueryString is preferred because
+// queryStringParameters joins repeated parameters with commas.
+func queryParams(req events.APIGatewayV2HTTPRequest, allowed ...string) (map[string]string, *Error) {
+	out := map[string]string{}
+	var values url.Values
+	if req.RawQueryString != "" {
+		v, err := url.ParseQuery(req.RawQueryString)
+		if err != nil {
+			return nil, badRequest(CodeInvalidQuery, "the query string is malformed")
+		}
+		values = v
+	} else {
+		values = url.Values{}
+		for k, v := range req.QueryStringParameters {
+			values.Set(k, v)
+		}
+	}
+	for k, v := range values {
+		if !contains(allowed, k) {
+			if len(allowed) == 0 {
+				return nil, badRequest(CodeInvalidQuery, fmt.Sprintf("unknown query parameter %q: this route takes none", truncate(k)))
+			}
+			return nil, badRequest(CodeInvalidQuery, fmt.Sprintf("unknown query parameter %q: this route takes %s", truncate(k), strings.Join(allowed, ", ")))
+		}
+		if len(v) != 1 {
+			return nil, badRequest(CodeInvalidQuery, fmt.Sprintf("query parameter %q is repeated", k))
+		}
+		out[k] = v[0]
+	}
+	return out, nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func nonNil(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
+}
+
+// internal logs err once and answers 500 without its text.
+func (h *Handler) internal(ctx context.Context, req events.APIGatewayV2HTTPRequest, name string, err error) events.APIGatewayV2HTTPResponse {
+	h.logger.ErrorContext(ctx, "certificates API request failed", requestAttrs(req, name, err)...)
+	return errorResponse(&Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"})
+}
+
+func requestAttrs(req events.APIGatewayV2HTTPRequest, name string, err error) []any {
+	attrs := []any{
+		slog.String("requestId", req.RequestContext.RequestID),
+		slog.String("method", req.RequestContext.HTTP.Method),
+		slog.String("path", req.RawPath),
+	}
+	if name != "" {
+		attrs = append(attrs, slog.String("domain", name))
+	}
+	return append(attrs, slog.Any("error", err))
+}
+
+// jsonResponse answers v as JSON. API answers are never cached.
+func jsonResponse(status int, v any) events.APIGatewayV2HTTPResponse {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// The documents are plain structs of strings and numbers.
+		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+		status = http.StatusInternalServerError
+	}
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: status,
+		Headers: map[string]string{
+			"content-type":           "application/json",
+			"cache-control":          "no-store",
+			"x-content-type-options": "nosniff",
+		},
+		Body: string(b),
+	}
+}

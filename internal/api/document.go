@@ -1,0 +1,64 @@
+package api
+
+import (
+	"time"
+
+	"github.com/certflow/certflow/internal/certstore"
+)
+
+// document is the status document of a domain. Empty members are omitted.
+// It never holds key material or the certificate itself.
+type document struct {
+	Domain           string     `json:"domain"`
+	SANs             []string   `json:"sans,omitempty"`
+	Status           string     `json:"status"`
+	NotBefore        string     `json:"notBefore,omitempty"`
+	NotAfter         string     `json:"notAfter,omitempty"`
+	Serial           string     `json:"serial,omitempty"`
+	Issuer           string     `json:"issuer,omitempty"`
+	RenewAt          string     `json:"renewAt,omitempty"`
+	FailureCount     int        `json:"failureCount,omitempty"`
+	LastError        *lastError `json:"lastError,omitempty"`
+	NextAttemptAt    string     `json:"nextAttemptAt,omitempty"`
+	QuarantineReason string     `json:"quarantineReason,omitempty"`
+	UnpauseURL       string     `json:"unpauseURL,omitempty"`
+	RequestedAt      string     `json:"requestedAt,omitempty"`
+	UpdatedAt        string     `json:"updatedAt,omitempty"`
+}
+
+type lastError struct {
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+func newDocument(c *certstore.Certificate) document {
+	d := document{
+		Domain:           c.Domain,
+		SANs:             c.SANs,
+		Status:           string(c.Status),
+		NotBefore:        formatTime(c.NotBefore),
+		NotAfter:         formatTime(c.NotAfter),
+		Serial:           c.Serial,
+		Issuer:           c.Issuer,
+		RenewAt:          formatTime(c.RenewAt),
+		FailureCount:     c.FailureCount,
+		NextAttemptAt:    formatTime(c.NextAttemptAt),
+		QuarantineReason: c.QuarantineReason,
+		UnpauseURL:       c.UnpauseURL,
+		RequestedAt:      formatTime(c.RequestedAt),
+		UpdatedAt:        formatTime(c.UpdatedAt),
+	}
+	if c.LastErrorCode != "" || c.LastErrorMessage != "" {
+		d.LastError = &lastError{Code: c.LastErrorCode, Message: c.LastErrorMessage}
+	}
+	return d
+}
+
+// formatTime formats t as the table does (RFC 3339 UTC, seconds); the zero
+// time is "" so that it is omitted.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return certstore.FormatTime(t)
+}

@@ -1,0 +1,256 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"github.com/certflow/certflow/internal/certstore"
+)
+
+// fakeStore is an in-memory certificate table. With readOnly set, every
+// write fails the test: bad input must change nothing.
+type fakeStore struct {
+	t        testing.TB
+	readOnly bool
+
+	mu     sync.Mutex
+	items  map[string]*certstore.Certificate
+	writes []string
+}
+
+func newFakeStore(t testing.TB, certs ...*certstore.Certificate) *fakeStore {
+	s := &fakeStore{t: t, items: map[string]*certstore.Certificate{}}
+	for _, c := range certs {
+		s.items[c.Domain] = c
+	}
+	return s
+}
+
+func (s *fakeStore) write(op string) {
+	s.writes = append(s.writes, op)
+	if s.readOnly {
+		s.t.Errorf("unexpected write to the table: %s", op)
+	}
+}
+
+func (s *fakeStore) Request(_ context.Context, domain string, sans []string, now time.Time) (*certstore.Certificate, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.items[domain]
+	if ok && c.Status != certstore.StatusQuarantined && c.Status != certstore.StatusRetired {
+		cp := *c
+		return &cp, false, nil
+	}
+	s.write("Request " + domain)
+	if !ok {
+		c = &certstore.Certificate{Domain: domain}
+		s.items[domain] = c
+	}
+	c.SANs, c.Status, c.RequestedAt, c.UpdatedAt, c.Execution = sans, certstore.StatusPending, now, now, ""
+	c.Generation++
+	c.Version++
+	cp := *c
+	return &cp, true, nil
+}
+
+func (s *fakeStore) SetExecution(_ context.Context, domain string, generation int64, arn string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.write(fmt.Sprintf("SetExecution %s %d", domain, generation))
+	c, ok := s.items[domain]
+	if !ok {
+		return certstore.ErrNotFound
+	}
+	if c.Generation != generation {
+		return fmt.Errorf("set execution: %w", certstore.ErrStale)
+	}
+	c.Execution = arn
+	return nil
+}
+
+func (s *fakeStore) Get(_ context.Context, domain string) (*certstore.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.items[domain]
+	if !ok {
+		return nil, fmt.Errorf("get certificate %q: %w", domain, certstore.ErrNotFound)
+	}
+	cp := *c
+	return &cp, nil
+}
+
+// List pages by domain; its cursors are "after:<domain>".
+func (s *fakeStore) List(_ context.Context, status certstore.Status, limit int, cursor string) ([]certstore.Certificate, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	after := ""
+	if cursor != "" {
+		var ok bool
+		if _, err := fmt.Sscanf(cursor, "after:%s", &after); err != nil {
+			return nil, "", fmt.Errorf("list: %w", certstore.ErrBadCursor)
+		}
+		_, ok = s.items[after]
+		if !ok {
+			return nil, "", fmt.Errorf("list: %w", certstore.ErrBadCursor)
+		}
+	}
+	var names []string
+	for n, c := range s.items {
+		if c.Status == status && n > after {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	next := ""
+	if len(names) > limit {
+		names = names[:limit]
+		next = "after:" + names[limit-1]
+	}
+	out := make([]certstore.Certificate, 0, len(names))
+	for _, n := range names {
+		out = append(out, *s.items[n])
+	}
+	return out, next, nil
+}
+
+func (s *fakeStore) Retire(_ context.Context, domain string) (*certstore.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.items[domain]
+	if !ok {
+		return nil, fmt.Errorf("retire %q: %w", domain, certstore.ErrNotFound)
+	}
+	s.write("Retire " + domain)
+	prev := *c
+	c.Status = certstore.StatusRetired
+	c.Execution = ""
+	c.Key = certstore.SealedKey{}
+	return &prev, nil
+}
+
+// fakeStarter records started executions by name.
+type fakeStarter struct {
+	t        testing.TB
+	readOnly bool
+	err      error
+
+	mu      sync.Mutex
+	started map[string]json.RawMessage
+}
+
+func (f *fakeStarter) Start(_ context.Context, name string, input any) (string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.readOnly {
+		f.t.Errorf("unexpected StartExecution %s", name)
+	}
+	if f.err != nil {
+		return "", false, f.err
+	}
+	if f.started == nil {
+		f.started = map[string]json.RawMessage{}
+	}
+	arn := "arn:aws:states:us-east-1:123456789012:execution:certflow-issuance:" + name
+	if _, ok := f.started[name]; ok {
+		return arn, true, nil
+	}
+	b, err := json.Marshal(input)
+	if err != nil {
+		return "", false, err
+	}
+	f.started[name] = b
+	return arn, false, nil
+}
+
+// fakeStopper records stopped execution ARNs.
+type fakeStopper struct {
+	t        testing.TB
+	readOnly bool
+	err      error
+
+	mu      sync.Mutex
+	stopped []string
+}
+
+func (f *fakeStopper) StopExecution(_ context.Context, in *sfn.StopExecutionInput, _ ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.readOnly {
+		f.t.Errorf("unexpected StopExecution %s", aws.ToString(in.ExecutionArn))
+	}
+	f.stopped = append(f.stopped, aws.ToString(in.ExecutionArn))
+	return &sfn.StopExecutionOutput{}, f.err
+}
+
+// fakeRevoker records revoked certificates.
+type fakeRevoker struct {
+	t        testing.TB
+	readOnly bool
+	err      error
+
+	mu      sync.Mutex
+	revoked []string
+}
+
+func (f *fakeRevoker) Revoke(_ context.Context, certPEM []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.readOnly {
+		f.t.Errorf("unexpected Revoke")
+	}
+	if f.err != nil {
+		return f.err
+	}
+	f.revoked = append(f.revoked, string(certPEM))
+	return nil
+}
+
+var errBoom = errors.New("dynamodb: connection reset by peer at 10.0.0.7:443 (secret detail)")
+
+// loadEvent reads an events/ fixture.
+func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
+	if err != nil {
+		t.Fatalf("read fixture: %v", err)
+	}
+	var req events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		t.Fatalf("decode fixture %s: %v", name, err)
+	}
+	if req.Version != "2.0" || req.RequestContext.HTTP.Method == "" || req.RequestContext.Stage != "$default" {
+		t.Fatalf("fixture %s is not an HTTP API payload 2.0 event", name)
+	}
+	return req
+}
+
+// errorCode returns the error code and reason of an error answer.
+func errorCode(t testing.TB, body string) (code, reason string) {
+	t.Helper()
+	var doc struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Reason  string `json:"reason"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatalf("error body %q is not JSON: %v", body, err)
+	}
+	if doc.Error.Message == "" {
+		t.Errorf("error body %q has no message", body)
+	}
+	return doc.Error.Code, doc.Error.Reason
+}

@@ -1,0 +1,260 @@
+package certstore
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func TestCertificateItemRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		cert Certificate
+	}{
+		{"pending", Certificate{Domain: "a.example", SANs: []string{"a.example"}, Status: StatusPending, Version: 1, Generation: 1, RequestedAt: t0, UpdatedAt: t0}},
+		{"active", Certificate{Domain: "a.example", SANs: []string{"a.example", "www.a.example"}, Status: StatusActive, Version: 7, Generation: 2,
+			CertPEM: "-----BEGIN CERTIFICATE-----", Key: SealedKey{Wrapped: []byte{1, 2}, Ciphertext: []byte{3, 4}}, KeyType: "ec256",
+			NotBefore: t0, NotAfter: t0.Add(90 * 24 * time.Hour), Serial: "0abc", Issuer: "Pebble", ARICertID: "aaa.bbb", RenewAt: t0.Add(60 * 24 * time.Hour),
+			Execution: "arn:aws:states:us-east-1:000000000000:execution:x:y", RequestedAt: t0, UpdatedAt: t0}},
+		{"failed", Certificate{Domain: "b.example", Status: StatusFailed, Version: 3, Generation: 1, FailureCount: 2, FirstFailureAt: t0,
+			LastErrorCode: "rate_limited", LastErrorMessage: "slow down", NextAttemptAt: t0.Add(time.Hour), UnpauseURL: "https://ca/unpause", QuarantineReason: ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			item := certificateItem(&tt.cert)
+			got, err := certificateFromItem(item)
+			if err != nil {
+				t.Fatalf("certificateFromItem() error = %v", err)
+			}
+			if !reflect.DeepEqual(*got, tt.cert) {
+				t.Errorf("round trip = %+v, want %+v", *got, tt.cert)
+			}
+			if pk := item[attrPK].(*types.AttributeValueMemberS).Value; pk != "DOMAIN#"+tt.cert.Domain {
+				t.Errorf("pk = %q, want %q", pk, "DOMAIN#"+tt.cert.Domain)
+			}
+			_, hasShard := item[attrShard]
+			if hasShard != (tt.cert.Status == StatusActive) {
+				t.Errorf("shard present = %v, want only while active", hasShard)
+			}
+		})
+	}
+}
+
+func TestTimeFormat(t *testing.T) {
+	in := time.Date(2026, 3, 1, 13, 4, 5, 999_000_000, time.FixedZone("x", 3600))
+	if got, want := FormatTime(in), "2026-03-01T12:04:05Z"; got != want {
+		t.Errorf("FormatTime(%v) = %q, want %q", in, got, want)
+	}
+}
+
+func TestTimerItem(t *testing.T) {
+	tm := Timer{Domain: "a.example", Serial: "0abc", ARICertID: "x.y", RenewAt: t0}
+	item := timerItem(tm)
+	if got := item[attrExpiresAt].(*types.AttributeValueMemberN).Value; got != "1772366400" {
+		t.Errorf("expiresAt = %s, want %d", got, t0.Unix())
+	}
+	got, err := TimerFromItem(item)
+	if err != nil || got != tm {
+		t.Errorf("TimerFromItem() = %+v, %v, want %+v", got, err, tm)
+	}
+}
+
+func TestWildcardParent(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"a.b.example", "*.b.example"},
+		{"www.shop.example.co.uk", "*.shop.example.co.uk"},
+		{"b.example", ""},
+		{"example", ""},
+		{"*.b.example", ""},
+	}
+	for _, tt := range tests {
+		if got := WildcardParent(tt.in); got != tt.want {
+			t.Errorf("WildcardParent(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestShards(t *testing.T) {
+	shards := Shards()
+	if len(shards) != 16 || shards[0] != "00" || shards[15] != "15" {
+		t.Fatalf("Shards() = %v, want 00..15", shards)
+	}
+	for _, d := range []string{"a.example", "b.example", "xn--bcher-kva.example"} {
+		got := ShardOf(d)
+		if len(got) != 2 || got < "00" || got > "15" || got != ShardOf(d) {
+			t.Errorf("ShardOf(%q) = %q, want a stable shard in 00..15", d, got)
+		}
+	}
+}
+
+func TestSaveIssuedInput(t *testing.T) {
+	s := New(nil, "tbl")
+	in := Issued{Domain: "a.example", SANs: []string{"a.example", "www.a.example", "www.a.example"}, CertPEM: "PEM",
+		Key: SealedKey{Wrapped: []byte{1}, Ciphertext: []byte{2}}, NotBefore: t0, NotAfter: t0.Add(time.Hour), Serial: "0ABC", RenewAt: t0.Add(30 * time.Minute)}
+	input, err := s.saveIssuedInput(in, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(input.TransactItems) != 3 {
+		t.Fatalf("transaction has %d items, want 3 (cert, timer, one alias)", len(input.TransactItems))
+	}
+	u := input.TransactItems[0].Update
+	cond := aws.ToString(u.ConditionExpression)
+	for _, want := range []string{"attribute_exists(#pk)", "#status <> ", "attribute_not_exists(#notBefore) OR #notBefore <= ", "attribute_not_exists(#serial) OR #serial <> "} {
+		if !strings.Contains(cond, want) {
+			t.Errorf("condition %q lacks %q", cond, want)
+		}
+	}
+	if u.ReturnValuesOnConditionCheckFailure != types.ReturnValuesOnConditionCheckFailureAllOld {
+		t.Error("condition failure does not return the old item")
+	}
+	update := aws.ToString(u.UpdateExpression)
+	for _, want := range []string{"REMOVE ", "#failureCount", "ADD #version"} {
+		if !strings.Contains(update, want) {
+			t.Errorf("update %q lacks %q", update, want)
+		}
+	}
+	var serialValue string
+	for _, v := range u.ExpressionAttributeValues {
+		if s, ok := v.(*types.AttributeValueMemberS); ok && strings.EqualFold(s.Value, "0abc") {
+			serialValue = s.Value
+		}
+	}
+	if serialValue != "0abc" {
+		t.Errorf("serial stored as %q, want lower case 0abc", serialValue)
+	}
+	timer := input.TransactItems[1].Put.Item
+	if timer[attrSK].(*types.AttributeValueMemberS).Value != skTimer {
+		t.Error("second action is not the timer")
+	}
+	alias := input.TransactItems[2].Put.Item
+	if alias[attrPK].(*types.AttributeValueMemberS).Value != "DOMAIN#www.a.example" || alias[attrDomain].(*types.AttributeValueMemberS).Value != "a.example" {
+		t.Errorf("alias item = %v", alias)
+	}
+}
+
+func TestIssuedValidate(t *testing.T) {
+	ok := Issued{Domain: "a.example", CertPEM: "PEM", Key: SealedKey{Wrapped: []byte{1}, Ciphertext: []byte{2}},
+		NotBefore: t0, NotAfter: t0, Serial: "01", RenewAt: t0}
+	tests := []struct {
+		name   string
+		mutate func(*Issued)
+	}{
+		{"no domain", func(i *Issued) { i.Domain = "" }},
+		{"private key in PEM", func(i *Issued) { i.CertPEM += "-----BEGIN EC PRIVATE KEY-----" }},
+		{"no key", func(i *Issued) { i.Key = SealedKey{} }},
+		{"no serial", func(i *Issued) { i.Serial = "" }},
+		{"no renewAt", func(i *Issued) { i.RenewAt = time.Time{} }},
+	}
+	if err := ok.validate(); err != nil {
+		t.Fatalf("validate(valid) = %v", err)
+	}
+	for _, tt := range tests {
+		in := ok
+		tt.mutate(&in)
+		if err := in.validate(); err == nil {
+			t.Errorf("validate(%s) = nil, want an error", tt.name)
+		}
+	}
+}
+
+func TestClassifySaveConflict(t *testing.T) {
+	s := New(nil, "tbl")
+	in := Issued{Domain: "a.example", Serial: "0ABC", NotBefore: t0}
+	tests := []struct {
+		name string
+		old  map[string]types.AttributeValue
+		want error
+	}{
+		{"missing", nil, ErrNotFound},
+		{"retired", map[string]types.AttributeValue{attrStatus: avS("retired"), attrSerial: avS("0abc")}, ErrRetired},
+		{"same serial", map[string]types.AttributeValue{attrStatus: avS("active"), attrSerial: avS("0abc")}, nil},
+		{"newer stored", map[string]types.AttributeValue{attrStatus: avS("active"), attrSerial: avS("0def"), attrNotBefore: avT(t0.Add(time.Hour))}, ErrStale},
+	}
+	for _, tt := range tests {
+		if err := s.classifySaveConflict(in, tt.old); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+			t.Errorf("classifySaveConflict(%s) = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestTransactionFailure(t *testing.T) {
+	old := map[string]types.AttributeValue{attrStatus: avS("active")}
+	tests := []struct {
+		name                   string
+		reasons                []types.CancellationReason
+		wantOld                bool
+		wantCond, wantConflict bool
+	}{
+		{"condition on cert", []types.CancellationReason{{Code: aws.String("ConditionalCheckFailed"), Item: old}, {Code: aws.String("None")}}, true, true, false},
+		{"conflict", []types.CancellationReason{{Code: aws.String("TransactionConflict")}, {Code: aws.String("None")}}, false, false, true},
+		{"condition elsewhere", []types.CancellationReason{{Code: aws.String("None")}, {Code: aws.String("ConditionalCheckFailed")}}, false, false, false},
+	}
+	for _, tt := range tests {
+		err := error(&types.TransactionCanceledException{CancellationReasons: tt.reasons})
+		gotOld, cond, conflict := transactionFailure(err, 0)
+		if (gotOld != nil) != tt.wantOld || cond != tt.wantCond || conflict != tt.wantConflict {
+			t.Errorf("transactionFailure(%s) = %v, %v, %v, want old %v, %v, %v", tt.name, gotOld, cond, conflict, tt.wantOld, tt.wantCond, tt.wantConflict)
+		}
+	}
+}
+
+func TestRecordFailureInput(t *testing.T) {
+	s := New(nil, "tbl")
+	tests := []struct {
+		from       Status
+		wantStatus bool // sets status failed
+		wantRenew  bool // moves renewAt
+	}{
+		{StatusFailed, true, false},
+		{StatusActive, false, true},
+	}
+	for _, tt := range tests {
+		in := s.recordFailureInput("a.example", tt.from, failureDetail(), t0.Add(time.Hour), t0)
+		update := aws.ToString(in.UpdateExpression)
+		if got := strings.Contains(update, "#status = "); got != tt.wantStatus {
+			t.Errorf("recordFailureInput(%s) sets status = %v, want %v (%s)", tt.from, got, tt.wantStatus, update)
+		}
+		if got := strings.Contains(update, "#renewAt = "); got != tt.wantRenew {
+			t.Errorf("recordFailureInput(%s) moves renewAt = %v, want %v (%s)", tt.from, got, tt.wantRenew, update)
+		}
+		for _, want := range []string{"ADD #failureCount", "if_not_exists(#firstFailureAt", "#unpauseURL = "} {
+			if !strings.Contains(update, want) {
+				t.Errorf("recordFailureInput(%s) update %q lacks %q", tt.from, update, want)
+			}
+		}
+	}
+}
+
+func TestCursor(t *testing.T) {
+	lek := map[string]types.AttributeValue{attrPK: avS("DOMAIN#b.example"), attrSK: avS("CERT"), attrStatus: avS("active"), attrDomain: avS("b.example")}
+	cur, err := encodeCursor(lek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := func(k map[string]string) bool {
+		return k[attrStatus] == "active" && k[attrPK] == domainPK(k[attrDomain])
+	}
+	names := []string{attrPK, attrSK, attrStatus, attrDomain}
+	got, err := decodeCursor(cur, valid, names...)
+	if err != nil || !reflect.DeepEqual(got, lek) {
+		t.Errorf("decodeCursor(encodeCursor(k)) = %v, %v, want %v", got, err, lek)
+	}
+	other, _ := encodeCursor(map[string]types.AttributeValue{attrPK: avS("DOMAIN#b.example"), attrSK: avS("CERT"), attrStatus: avS("failed"), attrDomain: avS("b.example")})
+	extra, _ := encodeCursor(map[string]types.AttributeValue{attrPK: avS("DOMAIN#b.example"), attrSK: avS("CERT"), attrStatus: avS("active"), attrDomain: avS("b.example"), "x": avS("y")})
+	for _, bad := range []string{"!!!", "bm90IGpzb24", other, extra} {
+		if _, err := decodeCursor(bad, valid, names...); !errors.Is(err, ErrBadCursor) {
+			t.Errorf("decodeCursor(%q) error = %v, want ErrBadCursor", bad, err)
+		}
+	}
+	if got, err := decodeCursor("", valid, names...); got != nil || err != nil {
+		t.Errorf("decodeCursor(\"\") = %v, %v, want nil, nil", got, err)
+	}
+}

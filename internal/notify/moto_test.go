@@ -1,0 +1,124 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// startMoto starts moto_server on a free loopback port and returns its URL.
+// The test is skipped when moto_server is not installed.
+// TODO(lead): switch to offline.Start once internal/offline builds.
+func startMoto(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		t.Skip("moto_server not installed")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start moto_server: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url + "/moto-api/")
+		if err == nil {
+			resp.Body.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("moto_server did not answer on %s: %v", url, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestPublishMoto(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	url := startMoto(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		BaseEndpoint: aws.String(url),
+	}
+	eb := eventbridge.NewFromConfig(cfg)
+	sq := sqs.NewFromConfig(cfg)
+
+	const bus = "certflow-test"
+	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(bus)}); err != nil {
+		t.Fatalf("CreateEventBus: %v", err)
+	}
+	q, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("certflow-events")})
+	if err != nil {
+		t.Fatalf("CreateQueue: %v", err)
+	}
+	attrs, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatalf("GetQueueAttributes: %v", err)
+	}
+	pattern, _ := json.Marshal(map[string][]string{"source": {Source}})
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("to-sqs"), EventBusName: aws.String(bus), EventPattern: aws.String(string(pattern))}); err != nil {
+		t.Fatalf("PutRule: %v", err)
+	}
+	if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("to-sqs"), EventBusName: aws.String(bus),
+		Targets: []ebtypes.Target{{Id: aws.String("q"), Arn: aws.String(attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)])}}}); err != nil {
+		t.Fatalf("PutTargets: %v", err)
+	}
+
+	notAfter := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
+	err = New(eb, bus, Source).Publish(ctx, Event{Type: TypeIssued, Domain: "blog.customer.example", Serial: "0abc", NotAfter: notAfter})
+	if err != nil {
+		t.Fatalf("Publish() error: %v", err)
+	}
+
+	var msgs []sqstypes.Message
+	for i := 0; i < 10 && len(msgs) == 0; i++ {
+		out, err := sq.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, WaitTimeSeconds: 1, MaxNumberOfMessages: 10})
+		if err != nil {
+			t.Fatalf("ReceiveMessage: %v", err)
+		}
+		msgs = out.Messages
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("received %d messages, want 1", len(msgs))
+	}
+	var got struct {
+		Source     string `json:"source"`
+		DetailType string `json:"detail-type"`
+		Detail     Detail `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(aws.ToString(msgs[0].Body)), &got); err != nil {
+		t.Fatalf("message body %q: %v", aws.ToString(msgs[0].Body), err)
+	}
+	want := Detail{Domain: "blog.customer.example", Serial: "0abc", NotAfter: "2026-09-01T00:00:00Z"}
+	if got.Source != Source || got.DetailType != TypeIssued || got.Detail != want {
+		t.Errorf("event = %+v, want source %q, detail-type %q, detail %+v", got, Source, TypeIssued, want)
+	}
+}

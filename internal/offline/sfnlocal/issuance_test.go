@@ -1,0 +1,362 @@
+package sfnlocal
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/certflow/certflow/internal/failure"
+)
+
+// pricePerTransition is the Standard workflow price: $0.025 per 1,000 state
+// transitions.
+const pricePerTransition = 0.025 / 1000
+
+// TestIssuanceStateMachine runs the real definition under the local runtime
+// with fake functions answering through the local Lambda Invoke API, one
+// subtest per path, and checks that together they visit every state.
+func TestIssuanceStateMachine(t *testing.T) {
+	s := startStack(t)
+	request := func(domain string) map[string]any {
+		return map[string]any{"domain": domain, "sans": []string{domain, "www." + domain}, "reason": "request"}
+	}
+	ran := 0
+	run := func(name string, f func(t *testing.T)) {
+		t.Run(name, func(t *testing.T) {
+			ran++
+			s.fns.reset()
+			f(t)
+		})
+	}
+
+	run("new certificate", func(t *testing.T) {
+		ex := s.run(t, request("a.example"))
+		assertStatus(t, ex, types.ExecutionStatusSucceeded)
+		wantStates(t, ex, "Preflight", "IsARIRenewal", "TakeOrderToken", "OrderTokenGranted", "Issue", "Notify", "CertificateIssued")
+		out := ex.output(t)
+		if out["status"] != "issued" || out["domain"] != "a.example" {
+			t.Errorf("output = %v, want status issued for a.example", out)
+		}
+		assertJSON(t, s.fns.callsOf(fnPreflight)[0], `{"domain":"a.example","sans":["a.example","www.a.example"]}`)
+		assertJSON(t, s.fns.callsOf(fnOrderBudget)[0], `{}`)
+		var issue issueInput
+		mustUnmarshal(t, s.fns.callsOf(fnIssue)[0], &issue)
+		if issue.Domain != "a.example" || len(issue.Sans) != 2 || issue.Replaces != "" {
+			t.Errorf("issue input = %+v, want a.example with 2 SANs and no replaces", issue)
+		}
+		assertJSON(t, s.fns.callsOf(fnOutcome)[0], `{"action":"issued","domain":"a.example","certificate":{"domain":"a.example","serial":"0a1b2c","notBefore":"2026-11-21T16:00:00Z","notAfter":"2027-02-19T16:00:00Z","renewAt":"2027-01-20T16:00:00Z","renewed":false}}`)
+
+		transitions := len(ex.entered())
+		t.Logf("state transitions per new certificate: %d; Standard workflow cost per 10,000 issuances: $%.2f", transitions, float64(transitions*10000)*pricePerTransition)
+	})
+
+	run("ARI renewal skips the order budget", func(t *testing.T) {
+		in := request("renew.example")
+		in["reason"], in["replaces"], in["replacesSerial"] = "renewal", "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", "87c1d5"
+		ex := s.run(t, in)
+		assertStatus(t, ex, types.ExecutionStatusSucceeded)
+		wantStates(t, ex, "Preflight", "IsARIRenewal", "Issue", "Notify", "CertificateIssued")
+		var issue issueInput
+		mustUnmarshal(t, s.fns.callsOf(fnIssue)[0], &issue)
+		if issue.Replaces != "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE" || issue.ReplacesSerial != "87c1d5" {
+			t.Errorf("issue input = %+v, want replaces and replacesSerial of the input", issue)
+		}
+		transitions := len(ex.entered())
+		t.Logf("state transitions per ARI renewal: %d; cost per 10,000 renewals: $%.2f", transitions, float64(transitions*10000)*pricePerTransition)
+	})
+
+	run("transient error is retried", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			issue := f.issue
+			f.issue = func(n int, in issueInput) (issueOutput, error) {
+				if n == 1 {
+					return issueOutput{}, &failure.TransientError{Message: "badNonce"}
+				}
+				return issue(n, in)
+			}
+		})
+		ex := s.run(t, request("transient.example"))
+		assertStatus(t, ex, types.ExecutionStatusSucceeded)
+		if got := len(s.fns.callsOf(fnIssue)); got != 2 {
+			t.Errorf("issue calls = %d, want 2", got)
+		}
+		if slices.Contains(ex.entered(), "RecordFailure") {
+			t.Error("a retried transient error was recorded as a failure")
+		}
+		failed := lambdaFailures(ex)
+		if len(failed) != 1 || aws.ToString(failed[0].Error) != "TransientError" {
+			t.Fatalf("LambdaFunctionFailed events = %v, want one TransientError", failed)
+		}
+		d := failure.ParseCause("TransientError", causeJSON(aws.ToString(failed[0].Cause)))
+		if d.Code != failure.CodeTransient || d.Message != "badNonce" {
+			t.Errorf("history Cause detail = %+v, want transient badNonce", d)
+		}
+	})
+
+	run("rate limit waits for Retry-After", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			issue := f.issue
+			f.issue = func(n int, in issueInput) (issueOutput, error) {
+				if n == 1 {
+					return issueOutput{}, &failure.RateLimitedError{Message: "too many new orders", RetryAfter: 90 * time.Second}
+				}
+				return issue(n, in)
+			}
+		})
+		ex := s.run(t, request("ratelimited.example"))
+		assertStatus(t, ex, types.ExecutionStatusSucceeded)
+		waits := ex.inputsOf(t, "WaitRetryAfter")
+		if len(waits) != 1 {
+			t.Fatalf("WaitRetryAfter entered %d times, want 1", len(waits))
+		}
+		if got := number(waits[0], "rateLimit", "retryAfterSeconds"); got != 90 {
+			t.Errorf("WaitRetryAfter waited %v s, want the CA's Retry-After of 90 s", got)
+		}
+		if got := len(s.fns.callsOf(fnOrderBudget)); got != 2 {
+			t.Errorf("order budget calls = %d, want 2 (the retried new order takes a token again)", got)
+		}
+		if slices.Contains(ex.entered(), "RecordFailure") {
+			t.Error("a rate limit was counted as a failure")
+		}
+	})
+
+	run("domain not pointed is quarantined without an order", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			f.preflight = func(int, preflightInput) (preflightOutput, error) {
+				return preflightOutput{}, &failure.DomainNotPointedError{Message: "resolves to 127.0.0.2"}
+			}
+		})
+		ex := s.run(t, request("elsewhere.example"))
+		assertQuarantined(t, ex, failure.CodeDomainNotPointed)
+		if got := len(s.fns.callsOf(fnPreflight)); got != 6 {
+			t.Errorf("preflight calls = %d, want MaxConsecutiveFailures = 6", got)
+		}
+		if got := len(s.fns.callsOf(fnIssue)) + len(s.fns.callsOf(fnOrderBudget)); got != 0 {
+			t.Errorf("issue and order budget calls = %d, want 0", got)
+		}
+	})
+
+	run("challenge failures back off and quarantine", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			f.issue = func(int, issueInput) (issueOutput, error) {
+				return issueOutput{}, &failure.ChallengeFailedError{Message: "connection refused"}
+			}
+		})
+		ex := s.run(t, request("unreachable.example"))
+		assertQuarantined(t, ex, failure.CodeChallengeFailed)
+		issues := len(s.fns.callsOf(fnIssue))
+		if issues != 6 {
+			t.Errorf("issue calls = %d, want MaxConsecutiveFailures = 6", issues)
+		}
+		// Attempt k+1 starts waitSeconds after attempt k (plus the time the
+		// steps take, which only spreads attempts further apart).
+		var waits []int64
+		for _, in := range ex.inputsOf(t, "WaitBeforeRetry") {
+			waits = append(waits, int64(number(in, "failure", "waitSeconds")))
+		}
+		if want := []int64{1200, 2400, 4800, 9600, 19200}; !slices.Equal(waits, want) {
+			t.Errorf("backoff waits = %v, want %v", waits, want)
+		}
+		attempts := []int64{0}
+		for _, w := range waits {
+			attempts = append(attempts, attempts[len(attempts)-1]+w)
+		}
+		if len(attempts) != issues {
+			t.Fatalf("%d attempt times for %d issue calls", len(attempts), issues)
+		}
+		for i, start := range attempts {
+			n := 0
+			for _, a := range attempts[i:] {
+				if a < start+3600 {
+					n++
+				}
+			}
+			if n > 3 {
+				t.Errorf("%d issue attempts within the hour from %d s (attempts at %v), want at most 3", n, start, attempts)
+			}
+		}
+	})
+
+	run("failing for too long is quarantined", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			f.ageStep = 300000
+			f.preflight = func(int, preflightInput) (preflightOutput, error) {
+				return preflightOutput{}, &failure.TransientError{Message: "resolver timeout"}
+			}
+		})
+		ex := s.run(t, request("flaky.example"))
+		assertQuarantined(t, ex, failure.CodeTransient)
+		if got := len(ex.inputsOf(t, "WaitBeforeRetry")); got != 1 {
+			t.Errorf("WaitBeforeRetry entered %d times, want 1 (quarantined when the failure age passed 259200 s)", got)
+		}
+	})
+
+	run("account paused quarantines at once with the unpause link", func(t *testing.T) {
+		const link = "https://acme.example/sfe/v1/unpause?jwt=abc"
+		s.fns.set(func(f *fakeFunctions) {
+			f.issue = func(int, issueInput) (issueOutput, error) {
+				return issueOutput{}, &failure.AccountPausedError{Message: "paused for this hostname", UnpauseURL: link}
+			}
+		})
+		ex := s.run(t, request("paused.example"))
+		out := assertQuarantined(t, ex, failure.CodeAccountPaused)
+		if got := len(s.fns.callsOf(fnIssue)); got != 1 {
+			t.Errorf("issue calls = %d, want 1", got)
+		}
+		if f, _ := out["failure"].(map[string]any); f["unpauseURL"] != link {
+			t.Errorf("output failure = %v, want unpauseURL %q", out["failure"], link)
+		}
+	})
+
+	run("domain rejected is quarantined without retries", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			f.issue = func(int, issueInput) (issueOutput, error) {
+				return issueOutput{}, &failure.DomainRejectedError{Message: "rejectedIdentifier"}
+			}
+		})
+		ex := s.run(t, request("blocked.example"))
+		assertQuarantined(t, ex, failure.CodeDomainRejected)
+		if got := len(s.fns.callsOf(fnIssue)); got != 1 {
+			t.Errorf("issue calls = %d, want 1", got)
+		}
+	})
+
+	run("CAA forbidding the CA is quarantined without retries", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			f.preflight = func(int, preflightInput) (preflightOutput, error) {
+				return preflightOutput{}, &failure.CAAForbiddenError{Message: `0 issue "other-ca.example"`}
+			}
+		})
+		ex := s.run(t, request("caa.example"))
+		assertQuarantined(t, ex, failure.CodeCAAForbidden)
+		if got := len(s.fns.callsOf(fnPreflight)); got != 1 {
+			t.Errorf("preflight calls = %d, want 1", got)
+		}
+		if got := len(s.fns.callsOf(fnIssue)); got != 0 {
+			t.Errorf("issue calls = %d, want 0", got)
+		}
+	})
+
+	run("empty order budget waits for a token", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			f.budget = func(n int) (budgetOutput, error) {
+				if n <= 2 {
+					return budgetOutput{Granted: false, WaitSeconds: 37}, nil
+				}
+				return budgetOutput{Granted: true}, nil
+			}
+		})
+		ex := s.run(t, request("budget.example"))
+		assertStatus(t, ex, types.ExecutionStatusSucceeded)
+		waits := ex.inputsOf(t, "WaitForOrderBudget")
+		if len(waits) != 2 {
+			t.Fatalf("WaitForOrderBudget entered %d times, want 2", len(waits))
+		}
+		if got := number(waits[0], "orderBudget", "waitSeconds"); got != 37 {
+			t.Errorf("WaitForOrderBudget waited %v s, want 37", got)
+		}
+		seq := s.fns.sequence()
+		want := []string{fnPreflight, fnOrderBudget, fnOrderBudget, fnOrderBudget, fnIssue, fnOutcome}
+		if !slices.Equal(seq, want) {
+			t.Errorf("calls = %v, want %v", seq, want)
+		}
+	})
+
+	if ran < 11 {
+		t.Logf("state coverage not checked: only %d paths ran", ran)
+		return
+	}
+	all := definitionStates(t, s.def)
+	visited := maps.Clone(s.visited)
+	if !maps.Equal(all, visited) {
+		var missing []string
+		for name := range all {
+			if !visited[name] {
+				missing = append(missing, name)
+			}
+		}
+		sort.Strings(missing)
+		t.Errorf("states never visited: %v", missing)
+	}
+}
+
+func assertStatus(t *testing.T, ex *execution, want types.ExecutionStatus) {
+	t.Helper()
+	if ex.describe.Status != want {
+		t.Fatalf("execution status = %s (error %q, cause %q), want %s; states %v", ex.describe.Status,
+			aws.ToString(ex.describe.Error), aws.ToString(ex.describe.Cause), want, ex.entered())
+	}
+}
+
+func assertQuarantined(t *testing.T, ex *execution, reason string) map[string]any {
+	t.Helper()
+	assertStatus(t, ex, types.ExecutionStatusSucceeded)
+	out := ex.output(t)
+	if out["status"] != "quarantined" || out["reason"] != reason {
+		t.Errorf("output = %v, want status quarantined, reason %s", out, reason)
+	}
+	q := ex.inputsOf(t, "Quarantine")
+	if len(q) != 1 {
+		t.Fatalf("Quarantine entered %d times, want 1", len(q))
+	}
+	return out
+}
+
+func wantStates(t *testing.T, ex *execution, want ...string) {
+	t.Helper()
+	if got := ex.entered(); !slices.Equal(got, want) {
+		t.Errorf("states = %v, want %v", got, want)
+	}
+}
+
+func lambdaFailures(ex *execution) []*types.LambdaFunctionFailedEventDetails {
+	var out []*types.LambdaFunctionFailedEventDetails
+	for _, ev := range ex.events {
+		if ev.Type == types.HistoryEventTypeLambdaFunctionFailed {
+			out = append(out, ev.LambdaFunctionFailedEventDetails)
+		}
+	}
+	return out
+}
+
+// causeJSON returns a history Cause as the JSON string value a Catch puts
+// into $.error.Cause.
+func causeJSON(cause string) json.RawMessage {
+	b, _ := json.Marshal(cause)
+	return b
+}
+
+func number(m map[string]any, path ...string) float64 {
+	var v any = m
+	for _, p := range path {
+		obj, _ := v.(map[string]any)
+		v = obj[p]
+	}
+	f, _ := v.(float64)
+	return f
+}
+
+func mustUnmarshal(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("unmarshal %s: %v", b, err)
+	}
+}
+
+func assertJSON(t *testing.T, got json.RawMessage, want string) {
+	t.Helper()
+	var g, w any
+	mustUnmarshal(t, got, &g)
+	mustUnmarshal(t, []byte(want), &w)
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if string(gb) != string(wb) {
+		t.Errorf("payload = %s, want %s", gb, wb)
+	}
+}

@@ -1,0 +1,341 @@
+package renewal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/certflow/certflow/internal/ari"
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/metrics"
+)
+
+// Sweeper defaults; the zero value of each Sweeper field means these.
+const (
+	DefaultPageSize       = 100
+	DefaultMaxStarts      = 1000
+	DefaultMaxARIChecks   = 10000
+	DefaultARIConcurrency = 8
+	DefaultRotation       = time.Hour
+	DefaultDeadlineMargin = 30 * time.Second
+)
+
+// ariHorizon bounds the ARI re-check query: renewAt <= now+ariHorizon covers
+// every active certificate (public certificates live at most 398 days).
+const ariHorizon = 400 * 24 * time.Hour
+
+// Due lists active certificates of a shard whose renewAt is at or before
+// now, earliest first, from the ByRenewal index (a Query, never a Scan).
+// *certstore.Store implements it.
+type Due interface {
+	DueForRenewal(ctx context.Context, shard string, now time.Time, limit int, cursor string) ([]certstore.Renewal, string, error)
+}
+
+// Mover moves an active certificate's renewal (its renewAt and its timer)
+// to renewAt; certstore.ErrStale means the certificate changed meanwhile.
+// *certstore.Store implements it.
+type Mover interface {
+	MoveTimer(ctx context.Context, domain, serial string, renewAt time.Time) error
+}
+
+// Expiry finds the active certificate that expires first after now, or
+// certstore.ErrNotFound. *certstore.Store implements it.
+type Expiry interface {
+	MinNotAfter(ctx context.Context, now time.Time) (certstore.Expiry, error)
+}
+
+// Emitter writes a CloudWatch metric. *metrics.Emitter implements it.
+type Emitter interface {
+	Emit(name string, value float64, unit string, dims map[string]string) error
+}
+
+var (
+	_ Due     = (*certstore.Store)(nil)
+	_ Mover   = (*certstore.Store)(nil)
+	_ Expiry  = (*certstore.Store)(nil)
+	_ Emitter = (*metrics.Emitter)(nil)
+)
+
+// Summary is what a sweeper run did; it is the function's result.
+type Summary struct {
+	Started        int    `json:"started"`
+	AlreadyStarted int    `json:"alreadyStarted"`
+	Failed         int    `json:"failed"`
+	ARIShard       string `json:"ariShard,omitempty"`
+	ARIChecked     int    `json:"ariChecked"`
+	Moved          int    `json:"moved"`
+	// MinDaysToExpiry is absent when no active certificate exists.
+	MinDaysToExpiry *float64 `json:"minDaysToExpiry,omitempty"`
+	// Truncated is set when a cap or the deadline stopped the run early.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Sweeper is the scheduled safety net of renewals. Each run:
+//
+//  1. emits MinDaysToExpiry (days until the first active certificate
+//     expires) from the ByExpiry index;
+//  2. queries every shard of the ByRenewal index for certificates whose
+//     renewAt has passed and starts their renewals exactly as Trigger does
+//     (same execution name, so a renewal the timer already started is not
+//     started twice), then leases them;
+//  3. asks the CA's ARI again about one shard, chosen by rotation (run time
+//     / Rotation mod 16, so an hourly schedule visits every shard every 16
+//     hours), and moves a renewal earlier when the CA's window now starts
+//     before the stored renewAt (a mass revocation, for example).
+//
+// Work is bounded: MaxStarts starts and MaxARIChecks ARI requests per run,
+// pages of PageSize, and nothing new is begun within DeadlineMargin of the
+// context's deadline. The ARI pass walks its shard in renewAt order, so with
+// more than MaxARIChecks certificates in a shard (about 160,000 in total with
+// the defaults) only the earliest renewals of the shard are re-checked.
+//
+// The zero value of each optional field means the documented default.
+type Sweeper struct {
+	Due     Due     // required
+	Starter Starter // required
+	Leaser  Leaser  // required
+	// ARI and Mover enable the ARI re-check; nil ARI skips it.
+	ARI   ari.RenewalInfo
+	Mover Mover
+	// Expiry and Metrics enable the MinDaysToExpiry metric.
+	Expiry  Expiry
+	Metrics Emitter
+
+	Lease          time.Duration // DefaultLease
+	PageSize       int           // DefaultPageSize
+	MaxStarts      int           // DefaultMaxStarts
+	MaxARIChecks   int           // DefaultMaxARIChecks
+	ARIConcurrency int           // DefaultARIConcurrency
+	Rotation       time.Duration // DefaultRotation: the schedule's period
+	DeadlineMargin time.Duration // DefaultDeadlineMargin
+
+	Now    func() time.Time // time.Now
+	Rand   func() float64   // math/rand/v2.Float64
+	Logger *slog.Logger     // slog.Default()
+}
+
+// Handle runs one sweep. The event (a scheduled EventBridge event, or {})
+// carries nothing the sweep needs. Failures of single domains are logged
+// and counted; an error is returned when a whole step failed (an index
+// query, the expiry metric), after the other steps ran.
+func (s *Sweeper) Handle(ctx context.Context, _ events.EventBridgeEvent) (Summary, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	t := now().UTC().Truncate(time.Second)
+	var sum Summary
+	var errs []error
+	if err := s.expiry(ctx, t, &sum); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.startDue(ctx, t, &sum); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.recheckARI(ctx, t, &sum); err != nil {
+		errs = append(errs, err)
+	}
+	s.logger().InfoContext(ctx, "sweep finished", slog.Int("started", sum.Started), slog.Int("alreadyStarted", sum.AlreadyStarted),
+		slog.Int("failed", sum.Failed), slog.Int("ariChecked", sum.ARIChecked), slog.Int("moved", sum.Moved), slog.Bool("truncated", sum.Truncated))
+	if err := errors.Join(errs...); err != nil {
+		return sum, fmt.Errorf("sweep: %w", err)
+	}
+	return sum, nil
+}
+
+func (s *Sweeper) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// nearDeadline reports whether too little time is left to begin more work.
+func (s *Sweeper) nearDeadline(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < orDefault(s.DeadlineMargin, DefaultDeadlineMargin)
+}
+
+func (s *Sweeper) expiry(ctx context.Context, now time.Time, sum *Summary) error {
+	if s.Expiry == nil {
+		return nil
+	}
+	first, err := s.Expiry.MinNotAfter(ctx, now)
+	if errors.Is(err, certstore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("min days to expiry: %w", err)
+	}
+	days := math.Round(first.NotAfter.Sub(now).Hours()/24*100) / 100
+	sum.MinDaysToExpiry = &days
+	if s.Metrics != nil {
+		if err := s.Metrics.Emit(metrics.MinDaysToExpiry, days, metrics.UnitNone, nil); err != nil {
+			return fmt.Errorf("min days to expiry: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Sweeper) startDue(ctx context.Context, now time.Time, sum *Summary) error {
+	st := starter{start: s.Starter, lease: s.Leaser, dur: s.Lease}
+	maxStarts := orDefault(s.MaxStarts, DefaultMaxStarts)
+	var errs []error
+	for _, shard := range certstore.Shards() {
+		cursor := ""
+		for {
+			if s.nearDeadline(ctx) || sum.Started+sum.AlreadyStarted+sum.Failed >= maxStarts {
+				sum.Truncated = true
+				return errors.Join(errs...)
+			}
+			rows, next, err := s.Due.DueForRenewal(ctx, shard, now, orDefault(s.PageSize, DefaultPageSize), cursor)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("renewals due in shard %s: %w", shard, err))
+				break
+			}
+			for _, r := range rows {
+				if sum.Started+sum.AlreadyStarted+sum.Failed >= maxStarts || s.nearDeadline(ctx) {
+					sum.Truncated = true
+					return errors.Join(errs...)
+				}
+				started, err := st.startOne(ctx, due{Domain: r.Domain, SANs: r.SANs, Serial: r.Serial, ARICertID: r.ARICertID, RenewAt: r.RenewAt}, now)
+				switch {
+				case err != nil:
+					sum.Failed++
+					s.logger().ErrorContext(ctx, "sweeper could not start a renewal", slog.String("domain", r.Domain), slog.String("error", err.Error()))
+				case started:
+					sum.Started++
+					s.logger().InfoContext(ctx, "renewal started by sweeper", slog.String("domain", r.Domain),
+						slog.String("serial", r.Serial), slog.Time("renewAt", r.RenewAt))
+				default:
+					sum.AlreadyStarted++
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ARIShard returns the shard whose ARI windows a run at now re-checks.
+func ARIShard(now time.Time, rotation time.Duration) string {
+	shards := certstore.Shards()
+	slot := now.Unix() / int64(orDefault(rotation, DefaultRotation)/time.Second)
+	return shards[int(slot%int64(len(shards)))]
+}
+
+func (s *Sweeper) recheckARI(ctx context.Context, now time.Time, sum *Summary) error {
+	if s.ARI == nil || s.Mover == nil {
+		return nil
+	}
+	shard := ARIShard(now, s.Rotation)
+	sum.ARIShard = shard
+	maxChecks := orDefault(s.MaxARIChecks, DefaultMaxARIChecks)
+	var (
+		launched       int
+		checked, moved atomic.Int64
+		unsupported    atomic.Bool
+		once           sync.Once
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(orDefault(s.ARIConcurrency, DefaultARIConcurrency))
+	cursor := ""
+	var queryErr error
+pages:
+	for {
+		if s.nearDeadline(ctx) || unsupported.Load() {
+			sum.Truncated = sum.Truncated || !unsupported.Load()
+			break
+		}
+		rows, next, err := s.Due.DueForRenewal(ctx, shard, now.Add(ariHorizon), orDefault(s.PageSize, DefaultPageSize), cursor)
+		if err != nil {
+			queryErr = fmt.Errorf("ARI re-check of shard %s: %w", shard, err)
+			break
+		}
+		for _, r := range rows {
+			if !r.RenewAt.After(now) || r.ARICertID == "" {
+				continue // due now (started above) or unknown to ARI
+			}
+			if launched >= maxChecks || s.nearDeadline(ctx) || unsupported.Load() {
+				sum.Truncated = sum.Truncated || !unsupported.Load()
+				break pages
+			}
+			launched++
+			g.Go(func() error {
+				if unsupported.Load() {
+					return nil
+				}
+				checked.Add(1)
+				m, err := s.recheckOne(gctx, r, now)
+				if errors.Is(err, ari.ErrUnsupported) {
+					once.Do(func() { s.logger().InfoContext(ctx, "the CA has no ARI, re-check skipped") })
+					unsupported.Store(true)
+					return nil
+				}
+				if err != nil {
+					s.logger().WarnContext(ctx, "ARI re-check failed", slog.String("domain", r.Domain), slog.String("error", err.Error()))
+				}
+				if m {
+					moved.Add(1)
+				}
+				return nil
+			})
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	_ = g.Wait() // recheckOne logs its own failures and returns nil
+	sum.ARIChecked = int(checked.Load())
+	sum.Moved = int(moved.Load())
+	return queryErr
+}
+
+// recheckOne asks ARI about r and moves its renewal earlier when the CA's
+// window now starts before the stored renewAt. Renewals are never moved
+// later here: the stored time was already clamped when it was issued.
+func (s *Sweeper) recheckOne(ctx context.Context, r certstore.Renewal, now time.Time) (moved bool, err error) {
+	w, _, err := s.ARI.Get(ctx, r.ARICertID)
+	if err != nil {
+		return false, err
+	}
+	if !w.Start.Before(r.RenewAt) {
+		return false, nil
+	}
+	at := ari.RenewAt(w, now, s.Rand).UTC().Truncate(time.Second)
+	if !at.Before(r.RenewAt) {
+		return false, nil
+	}
+	err = s.Mover.MoveTimer(ctx, r.Domain, r.Serial, at)
+	if errors.Is(err, certstore.ErrStale) || errors.Is(err, certstore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	s.logger().InfoContext(ctx, "renewal moved earlier by the CA's renewal information", slog.String("domain", r.Domain),
+		slog.Time("from", r.RenewAt), slog.Time("to", at), slog.String("explanationURL", w.ExplanationURL))
+	return true, nil
+}

@@ -1,0 +1,295 @@
+package renewal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/certflow/certflow/internal/ari"
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/metrics"
+)
+
+func sweeperEvent(t *testing.T) events.EventBridgeEvent {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", "sweeper.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.EventBridgeEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatalf("decode sweeper.json: %v", err)
+	}
+	if ev.DetailType != "Scheduled Event" || ev.Source != "aws.events" {
+		t.Fatalf("sweeper.json = %+v, want a scheduled event", ev)
+	}
+	return ev
+}
+
+func renewal(domain string, renewAt time.Time) certstore.Renewal {
+	return certstore.Renewal{Domain: domain, SANs: []string{domain}, Serial: "aa" + domain[:1], ARICertID: "aki." + domain,
+		RenewAt: renewAt, NotAfter: renewAt.Add(30 * 24 * time.Hour)}
+}
+
+func TestSweeperStartsDueRenewals(t *testing.T) {
+	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	shards := certstore.Shards()
+	due := &fakeDue{rows: map[string][]certstore.Renewal{
+		shards[0]: {renewal("a.example", now.Add(-time.Hour)), renewal("b.example", now.Add(-time.Minute)), renewal("later.example", now.Add(time.Hour))},
+		shards[7]: {renewal("c.example", now), renewal("d.example", now.Add(-48*time.Hour)), renewal("e.example", now.Add(-time.Second))},
+	}}
+	// c was started by its timer already; d cannot be started.
+	st := &fakeStarter{
+		existing: map[string]bool{execution.RenewName("c.example", "aac", now): true},
+		fail:     map[string]error{"d.example": errors.New("throttled")},
+	}
+	ls := &fakeLeaser{}
+	s := &Sweeper{Due: due, Starter: st, Leaser: ls, PageSize: 2, Now: func() time.Time { return now }, Logger: discardLogger()}
+	sum, err := s.Handle(context.Background(), sweeperEvent(t))
+	if err != nil {
+		t.Fatalf("Handle() error = %v", err)
+	}
+	want := Summary{Started: 3, AlreadyStarted: 1, Failed: 1}
+	if sum != want {
+		t.Errorf("Handle() = %+v, want %+v", sum, want)
+	}
+	for _, c := range st.calls {
+		var r certstore.Renewal
+		for _, rows := range due.rows {
+			for _, x := range rows {
+				if x.Domain == c.Input.Domain {
+					r = x
+				}
+			}
+		}
+		if wantName := execution.RenewName(r.Domain, r.Serial, r.RenewAt); c.Name != wantName {
+			t.Errorf("execution for %s named %q, want %q (the trigger's name)", r.Domain, c.Name, wantName)
+		}
+		if c.Input.Replaces != r.ARICertID || c.Input.ReplacesSerial != r.Serial || c.Input.Reason != ReasonRenewal {
+			t.Errorf("execution input for %s = %+v", r.Domain, c.Input)
+		}
+	}
+	if len(ls.calls) != 4 {
+		t.Errorf("leased %d renewals, want 4 (started and already started)", len(ls.calls))
+	}
+	for _, l := range ls.calls {
+		if !l.New.Equal(now.Add(DefaultLease)) {
+			t.Errorf("lease of %s to %v, want %v", l.Domain, l.New, now.Add(DefaultLease))
+		}
+	}
+}
+
+func TestSweeperBounds(t *testing.T) {
+	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	rows := map[string][]certstore.Renewal{}
+	for i, shard := range certstore.Shards() {
+		for j := range 5 {
+			rows[shard] = append(rows[shard], renewal(fmt.Sprintf("d%02d-%d.example", i, j), now.Add(-time.Duration(j+1)*time.Minute)))
+		}
+	}
+	tests := []struct {
+		name      string
+		maxStarts int
+		ctx       func() (context.Context, context.CancelFunc)
+		wantStart int
+		truncated bool
+	}{
+		{"all", 0, func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, 80, false},
+		{"capped", 7, func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, 7, true},
+		{"deadline too close", 0, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 10*time.Second)
+		}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			st := &fakeStarter{}
+			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: st, Leaser: &fakeLeaser{}, MaxStarts: tt.maxStarts,
+				Now: func() time.Time { return now }, Logger: discardLogger()}
+			sum, err := s.Handle(ctx, events.EventBridgeEvent{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Started != tt.wantStart || sum.Truncated != tt.truncated {
+				t.Errorf("Handle() = %+v, want %d started, truncated %v", sum, tt.wantStart, tt.truncated)
+			}
+		})
+	}
+}
+
+func TestSweeperQueryFailureStillRunsOtherShards(t *testing.T) {
+	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	shards := certstore.Shards()
+	due := &fakeDue{
+		rows: map[string][]certstore.Renewal{shards[3]: {renewal("a.example", now.Add(-time.Hour))}},
+		fail: map[string]error{shards[1]: errors.New("throttled")},
+	}
+	s := &Sweeper{Due: due, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, Now: func() time.Time { return now }, Logger: discardLogger()}
+	sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
+	if err == nil {
+		t.Fatalf("Handle() error = nil, want the query failure")
+	}
+	if sum.Started != 1 {
+		t.Errorf("Handle() started %d, want 1", sum.Started)
+	}
+}
+
+func TestARIShardRotates(t *testing.T) {
+	base := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	seen := map[string]bool{}
+	for h := range 16 {
+		seen[ARIShard(base.Add(time.Duration(h)*time.Hour+17*time.Minute), 0)] = true
+	}
+	if len(seen) != 16 {
+		t.Errorf("ARIShard over 16 hours visited %d shards, want 16", len(seen))
+	}
+	if a, b := ARIShard(base, time.Hour), ARIShard(base.Add(16*time.Hour), time.Hour); a != b {
+		t.Errorf("ARIShard(%v) = %s, ARIShard(+16h) = %s, want equal", base, a, b)
+	}
+}
+
+func TestSweeperARIRecheck(t *testing.T) {
+	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	shard := ARIShard(now, 0)
+	day := 24 * time.Hour
+	rows := map[string][]certstore.Renewal{shard: {
+		renewal("moved.example", now.Add(20*day)),
+		renewal("unchanged.example", now.Add(10*day)),
+		renewal("revoked.example", now.Add(30*day)),
+		renewal("due.example", now.Add(-time.Hour)),
+		{Domain: "noari.example", Serial: "ff", RenewAt: now.Add(5 * day)},
+	}}
+	tests := []struct {
+		name      string
+		ari       *fakeARI
+		moverErr  error
+		wantMoves []move
+		wantAsked int
+		wantErr   bool
+	}{
+		{
+			name: "earlier window moves the renewal, later window does not",
+			ari: &fakeARI{windows: map[string]ari.Window{
+				"aki.moved.example":     {Start: now.Add(4 * day), End: now.Add(6 * day)},
+				"aki.unchanged.example": {Start: now.Add(11 * day), End: now.Add(13 * day)},
+				"aki.revoked.example":   {Start: now.Add(-2 * day), End: now.Add(-day), ExplanationURL: "https://ca.example/incident"},
+			}},
+			wantMoves: []move{
+				{"moved.example", "aam", now.Add(5 * day)},
+				{"revoked.example", "aar", now},
+			},
+			wantAsked: 3,
+		},
+		{name: "CA without ARI", ari: &fakeARI{err: ari.ErrUnsupported}, wantAsked: 1},
+		{name: "ARI failures are logged, not fatal", ari: &fakeARI{err: errors.New("503")}, wantAsked: 3},
+		{
+			name:      "stale move is fine",
+			ari:       &fakeARI{windows: map[string]ari.Window{"aki.moved.example": {Start: now.Add(4 * day), End: now.Add(6 * day)}}},
+			moverErr:  certstore.ErrStale,
+			wantAsked: 3,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mv := &fakeMover{err: tt.moverErr}
+			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, ARI: tt.ari, Mover: mv,
+				ARIConcurrency: 1, PageSize: 2, Now: func() time.Time { return now }, Rand: func() float64 { return 0.5 }, Logger: discardLogger()}
+			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Handle() error = %v, want error %v", err, tt.wantErr)
+			}
+			if len(tt.ari.asked) != tt.wantAsked {
+				t.Errorf("asked ARI about %v, want %d certificates", tt.ari.asked, tt.wantAsked)
+			}
+			got := map[string]move{}
+			for _, m := range mv.calls {
+				got[m.Domain] = m
+			}
+			if len(got) != len(tt.wantMoves) || sum.Moved != len(tt.wantMoves) {
+				t.Fatalf("moves = %+v (summary %d), want %+v", mv.calls, sum.Moved, tt.wantMoves)
+			}
+			for _, w := range tt.wantMoves {
+				if g := got[w.Domain]; g.Serial != w.Serial || !g.RenewAt.Equal(w.RenewAt) {
+					t.Errorf("move of %s = %+v, want %+v", w.Domain, g, w)
+				}
+			}
+			if sum.ARIShard != shard {
+				t.Errorf("ARIShard = %q, want %q", sum.ARIShard, shard)
+			}
+		})
+	}
+}
+
+func TestSweeperARICap(t *testing.T) {
+	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	shard := ARIShard(now, 0)
+	var rows []certstore.Renewal
+	for i := range 10 {
+		rows = append(rows, renewal(fmt.Sprintf("r%d.example", i), now.Add(time.Duration(i+1)*time.Hour)))
+	}
+	a := &fakeARI{err: errors.New("down")}
+	s := &Sweeper{Due: &fakeDue{rows: map[string][]certstore.Renewal{shard: rows}}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{},
+		ARI: a, Mover: &fakeMover{}, MaxARIChecks: 4, PageSize: 3, Now: func() time.Time { return now }, Logger: discardLogger()}
+	sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.ARIChecked != 4 || len(a.asked) != 4 || !sum.Truncated {
+		t.Errorf("Handle() = %+v with %d ARI requests, want 4 checked and truncated", sum, len(a.asked))
+	}
+}
+
+func TestSweeperMinDaysToExpiry(t *testing.T) {
+	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		expiry   fakeExpiry
+		wantDays *float64
+		wantErr  bool
+	}{
+		{"first expiry in 12.5 days", fakeExpiry{e: certstore.Expiry{Domain: "a.example", NotAfter: now.Add(300 * time.Hour)}}, ptr(12.5), false},
+		{"no active certificates", fakeExpiry{err: fmt.Errorf("find: %w", certstore.ErrNotFound)}, nil, false},
+		{"query failure", fakeExpiry{err: errors.New("throttled")}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			em := &fakeEmitter{}
+			s := &Sweeper{Due: &fakeDue{}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, Expiry: tt.expiry, Metrics: em,
+				Now: func() time.Time { return now }, Logger: discardLogger()}
+			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Handle() error = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantDays == nil {
+				if sum.MinDaysToExpiry != nil || len(em.got) != 0 {
+					t.Errorf("Handle() minDaysToExpiry = %v, metrics %v; want none", sum.MinDaysToExpiry, em.got)
+				}
+				return
+			}
+			if sum.MinDaysToExpiry == nil || *sum.MinDaysToExpiry != *tt.wantDays {
+				t.Fatalf("Handle() minDaysToExpiry = %v, want %v", sum.MinDaysToExpiry, *tt.wantDays)
+			}
+			want := emitted{metrics.MinDaysToExpiry, *tt.wantDays, metrics.UnitNone}
+			if len(em.got) != 1 || em.got[0] != want {
+				t.Errorf("emitted %+v, want [%+v]", em.got, want)
+			}
+			b, _ := json.Marshal(sum)
+			var m map[string]any
+			_ = json.Unmarshal(b, &m)
+			if m["minDaysToExpiry"] != 12.5 || m["started"] != 0.0 || m["moved"] != 0.0 {
+				t.Errorf("summary JSON = %s", b)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,150 @@
+package renewal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/certflow/certflow/internal/certstore"
+)
+
+// The stream record fields that mark a deletion by DynamoDB's TTL.
+const (
+	ttlIdentityType      = "Service"
+	ttlIdentityPrincipal = "dynamodb.amazonaws.com"
+	timerSortKey         = "TIMER"
+)
+
+// Getter reads a domain's certificate item; a missing domain is an error
+// wrapping certstore.ErrNotFound. *certstore.Store implements it.
+type Getter interface {
+	Get(ctx context.Context, domain string) (*certstore.Certificate, error)
+}
+
+var _ Getter = (*certstore.Store)(nil)
+
+// Trigger handles the table's DynamoDB stream: a renewal timer deleted by
+// TTL starts the renewal of the certificate it was set for.
+type Trigger struct {
+	// Certificates reads certificate items.
+	Certificates Getter
+	// Starter starts state machine executions.
+	Starter Starter
+	// Leaser pushes renewAt while the renewal runs.
+	Leaser Leaser
+	// Lease is how far renewAt is pushed; zero means DefaultLease.
+	Lease time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives one record per skipped or failed record; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Handle processes a batch of stream records. Only REMOVE records of timer
+// items deleted by TTL (userIdentity Service / dynamodb.amazonaws.com) act;
+// the event source mapping filters the same way, this is the second check.
+// A timer deleted by the platform or by quarantine renews nothing.
+//
+// Failures of single records are reported in BatchItemFailures by sequence
+// number, so Lambda retries from the first failed record; starting an
+// execution is idempotent by name, so records retried after a success are
+// harmless. Handle itself never returns an error.
+func (t *Trigger) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	resp := events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}
+	for i := range ev.Records {
+		rec := &ev.Records[i]
+		if err := t.handleRecord(ctx, rec); err != nil {
+			t.logger().ErrorContext(ctx, "renewal trigger record failed",
+				slog.String("sequenceNumber", rec.Change.SequenceNumber), slog.String("error", err.Error()))
+			resp.BatchItemFailures = append(resp.BatchItemFailures,
+				events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
+		}
+	}
+	return resp, nil
+}
+
+func (t *Trigger) logger() *slog.Logger {
+	if t.Logger != nil {
+		return t.Logger
+	}
+	return slog.Default()
+}
+
+// IsTTLTimerRemoval reports whether rec is the deletion of a renewal timer
+// by DynamoDB's TTL.
+func IsTTLTimerRemoval(rec *events.DynamoDBEventRecord) bool {
+	if rec.EventName != string(events.DynamoDBOperationTypeRemove) {
+		return false
+	}
+	if rec.UserIdentity == nil || rec.UserIdentity.Type != ttlIdentityType || rec.UserIdentity.PrincipalID != ttlIdentityPrincipal {
+		return false
+	}
+	sk, ok := rec.Change.Keys["sk"]
+	return ok && sk.DataType() == events.DataTypeString && sk.String() == timerSortKey
+}
+
+func (t *Trigger) handleRecord(ctx context.Context, rec *events.DynamoDBEventRecord) error {
+	log := t.logger()
+	if !IsTTLTimerRemoval(rec) {
+		log.DebugContext(ctx, "stream record is not a timer expiry, skipped",
+			slog.String("eventName", rec.EventName), slog.String("sequenceNumber", rec.Change.SequenceNumber))
+		return nil
+	}
+	timer, err := timerFromImage(rec.Change.OldImage)
+	if err != nil {
+		// Retrying cannot repair the image: record it once and move on.
+		log.ErrorContext(ctx, "unreadable timer image, skipped",
+			slog.String("sequenceNumber", rec.Change.SequenceNumber), slog.String("error", err.Error()))
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("renew %q: %w", timer.Domain, err)
+	}
+	cert, err := t.Certificates.Get(ctx, timer.Domain)
+	if errors.Is(err, certstore.ErrNotFound) {
+		log.InfoContext(ctx, "timer of a missing domain, skipped", slog.String("domain", timer.Domain))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("renew %q: %w", timer.Domain, err)
+	}
+	if reason := skipReason(cert, timer.Serial); reason != "" {
+		log.InfoContext(ctx, "timer expired, renewal not needed", slog.String("domain", timer.Domain),
+			slog.String("serial", timer.Serial), slog.String("reason", reason))
+		return nil
+	}
+	now := time.Now
+	if t.Now != nil {
+		now = t.Now
+	}
+	d := due{Domain: timer.Domain, SANs: cert.SANs, Serial: timer.Serial, ARICertID: timer.ARICertID, RenewAt: timer.RenewAt}
+	if d.ARICertID == "" {
+		d.ARICertID = cert.ARICertID
+	}
+	started, err := starter{start: t.Starter, lease: t.Leaser, dur: t.Lease}.startOne(ctx, d, now())
+	if err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "renewal started by timer", slog.String("domain", d.Domain), slog.String("serial", d.Serial),
+		slog.Time("renewAt", d.RenewAt), slog.Bool("alreadyStarted", !started))
+	return nil
+}
+
+// skipReason says why cert needs no renewal of serial, or "" if it does.
+func skipReason(cert *certstore.Certificate, serial string) string {
+	switch {
+	case cert.Status == certstore.StatusRetired:
+		return "retired"
+	case cert.Status == certstore.StatusQuarantined:
+		return "quarantined"
+	case !strings.EqualFold(cert.Serial, serial):
+		return "already renewed"
+	}
+	return ""
+}
