@@ -131,3 +131,18 @@ test: tools lint ## Install the tools, lint, and run every test (unit and offlin
 .PHONY: fuzz
 fuzz: ## Fuzz domain name normalisation for a minute
 	$(GO) test -run '^$$' -fuzz FuzzNormalize -fuzztime 60s ./internal/domain
+
+# ---------------------------------------------------------------- offline
+
+.PHONY: run
+run: tools ## Run the whole system offline in the foreground (API on http://127.0.0.1:8080); Ctrl-C stops it
+	$(GO) run ./cmd/certflow-local run $(RUN_FLAGS)
+
+.PHONY: demo
+demo: tools ## The main job end to end offline: issue, quarantine, TLS handshake via /sni, TTL renewal
+	$(GO) build -o $(CACHE)/certflow-local ./cmd/certflow-local
+	$(CACHE)/certflow-local demo $(DEMO_FLAGS)
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps the tool cache)
+	rm -rf bin .aws-sam

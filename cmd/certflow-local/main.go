@@ -54,12 +54,12 @@ func usage() {
 
 // runFlags are the flags of `run` (and of the system the demo starts).
 type runFlags struct {
-	ports     system.Ports
-	validity  time.Duration
-	wait      time.Duration
-	sweep     time.Duration
-	logFile   string
-	maxFail   string
+	ports    system.Ports
+	validity time.Duration
+	wait     time.Duration
+	sweep    time.Duration
+	logFile  string
+	maxFail  string
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {

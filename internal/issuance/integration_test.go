@@ -56,7 +56,6 @@ type world struct {
 	store    *certstore.Store
 	roots    *x509.CertPool
 	served   atomic.Int64 // HTTP-01 requests answered 200 by the Responder
-	tableErr error
 	closers  []func()
 }
 
@@ -72,6 +71,17 @@ func TestMain(m *testing.M) {
 	legolog.Logger = stdlog.New(io.Discard, "", 0)
 	if os.Getenv("CERTFLOW_LEGO_LOG") == "1" {
 		legolog.Logger = stdlog.New(os.Stderr, "lego ", stdlog.Lmicroseconds)
+	}
+	// The offline stack's processes inherit this environment: keep
+	// DynamoDB Local's telemetry and moto's credential lookup (the
+	// instance metadata service) off the network.
+	for k, v := range map[string]string{
+		"DDB_LOCAL_TELEMETRY":       "0",
+		"AWS_EC2_METADATA_DISABLED": "true",
+		"AWS_ACCESS_KEY_ID":         "test",
+		"AWS_SECRET_ACCESS_KEY":     "test",
+	} {
+		_ = os.Setenv(k, v)
 	}
 	code := m.Run()
 	if theWorld != nil {
@@ -89,9 +99,6 @@ func getWorld(t *testing.T) *world {
 	worldOnce.Do(func() { theWorld, worldErr = startWorld() })
 	if worldErr != nil {
 		t.Fatalf("offline stack: %v", worldErr)
-	}
-	if theWorld.tableErr != nil {
-		t.Logf("TEMPORARY: stack.CreateTable failed (%v); using a bare pk/sk table", theWorld.tableErr)
 	}
 	return theWorld
 }
@@ -118,12 +125,8 @@ func startWorld() (*world, error) {
 	}
 	w.dynamo = dynamodb.NewFromConfig(awsCfg)
 	if w.table, err = stack.CreateTable(ctx); err != nil {
-		// TEMPORARY: template.yaml does not parse yet; use the key schema.
-		w.tableErr = err
-		if w.table, err = createBareTable(ctx, w.dynamo); err != nil {
-			w.close()
-			return nil, err
-		}
+		w.close()
+		return nil, err
 	}
 	w.sealer = envelope.New(kms.NewFromConfig(awsCfg), stack.KMSKeyID)
 	w.accounts = account.New(w.dynamo, w.table, w.sealer, nil)
@@ -559,21 +562,4 @@ func pct(d []time.Duration, p int) time.Duration {
 	i := (len(s)*p+99)/100 - 1
 	i = max(0, min(i, len(s)-1))
 	return s[i].Round(time.Millisecond)
-}
-
-func createBareTable(ctx context.Context, db *dynamodb.Client) (string, error) {
-	name := "certflow-bare"
-	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   aws.String(name),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS},
-		},
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
-		},
-	})
-	return name, err
 }

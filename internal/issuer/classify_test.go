@@ -217,3 +217,25 @@ func TestReplacesRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestClassifySolverErrors classifies the errors of this package's own
+// resolver the way those of lego's are.
+func TestClassifySolverErrors(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{authzErrors{"a.example": fmt.Errorf("[a.example] invalid authorization: %w", problem(403, "unauthorized", "404"))}, "ChallengeFailedError"},
+		{authzErrors{"a.example": fmt.Errorf("[a.example] invalid challenge: %w", problem(400, "dns", "NXDOMAIN"))}, "ChallengeFailedError"},
+		{authzErrors{"a.example": errors.New("invalid authorization")}, "ChallengeFailedError"},
+		{authzErrors{"a.example": errors.New("[a.example] the server didn't respond to our request (status=pending): time limit exceeded")}, "TransientError"},
+		{authzErrors{"a.example": fmt.Errorf("[a.example] poll authorization: %w", &acme.NonceError{ProblemDetails: problem(400, "badNonce", "x")})}, "TransientError"},
+	}
+	for _, tt := range tests {
+		f, ok := failure.Find(Classify(tt.err, now))
+		if !ok || failure.TypeName(f) != tt.want {
+			t.Errorf("Classify(%v) = %v, want %s", tt.err, f, tt.want)
+		}
+	}
+}

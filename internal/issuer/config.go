@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-acme/lego/v4/certcrypto"
 	"github.com/go-acme/lego/v4/challenge"
-	"github.com/go-acme/lego/v4/lego"
 )
 
 // Environment variables read by ConfigFromEnv.
@@ -29,8 +28,8 @@ const (
 
 // Directory URLs selected by the names CERTFLOW_ACME_DIRECTORY accepts.
 const (
-	DirectoryProduction = lego.LEDirectoryProduction
-	DirectoryStaging    = lego.LEDirectoryStaging
+	DirectoryProduction = "https://acme-v02.api.letsencrypt.org/directory"
+	DirectoryStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
 )
 
 // Key type names used in configuration and on certificate items.

@@ -83,9 +83,11 @@ type RenewalInfo struct {
 }
 
 // Issuer talks to one ACME directory with one account. It is built once per
-// cold start and is safe for concurrent use. lego does not take contexts:
-// Obtain and Revoke check ctx before starting and are bounded by the HTTP
-// timeout of each request.
+// cold start and is safe for concurrent use. It uses lego's ACME core,
+// certifier and challenge types, with its own resolver (solve.go) that
+// validates the names of an order in parallel and polls early. lego does not
+// take contexts: Obtain and Revoke check ctx before starting and are bounded
+// by the HTTP timeout of each request.
 type Issuer struct {
 	cfg       Config
 	core      *api.Core

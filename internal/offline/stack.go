@@ -27,6 +27,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 )
 
+// KMSKeyAlias names the offline KMS key.
+const KMSKeyAlias = "alias/certflow-offline"
+
 // Region is the region every offline client uses.
 const Region = "us-east-1"
 
@@ -118,24 +121,49 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}()
 	if opts.DynamoDB {
-		if err := s.startDynamoDB(ctx, opts.Ports.DynamoDB); err != nil {
+		if err := s.retry(opts.Ports.DynamoDB == 0, func() error { return s.startDynamoDB(ctx, opts.Ports.DynamoDB) }); err != nil {
 			return nil, err
 		}
 	}
 	if opts.Moto {
-		if err := s.startMoto(ctx, opts.Ports.Moto); err != nil {
+		if err := s.retry(opts.Ports.Moto == 0, func() error { return s.startMoto(ctx, opts.Ports.Moto) }); err != nil {
 			return nil, err
 		}
 	}
 	if opts.Pebble {
-		if err := s.startChallTestSrv(ctx, opts.Ports); err != nil {
+		if err := s.retry(opts.Ports.DNS == 0, func() error { return s.startChallTestSrv(ctx, opts.Ports) }); err != nil {
 			return nil, err
 		}
-		if err := s.startPebble(ctx, opts); err != nil {
+		if err := s.retry(opts.Ports.Pebble == 0, func() error { return s.startPebble(ctx, opts) }); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// retry starts a part again when its free port was taken between being
+// found and being bound (tests of several packages start stacks at once).
+func (s *Stack) retry(freePorts bool, start func() error) error {
+	attempts := 1
+	if freePorts {
+		attempts = 3
+	}
+	var err error
+	for range attempts {
+		if err = start(); err == nil {
+			return nil
+		}
+		s.mu.Lock()
+		if n := len(s.procs); n > 0 {
+			last := s.procs[n-1]
+			s.procs = s.procs[:n-1]
+			s.mu.Unlock()
+			last.stop(2 * time.Second)
+		} else {
+			s.mu.Unlock()
+		}
+	}
+	return err
 }
 
 // Close stops every process of the stack and removes its scratch folder.
@@ -228,7 +256,7 @@ func (s *Stack) startDynamoDB(ctx context.Context, port int) error {
 	if err := os.MkdirAll(dbDir, 0o755); err != nil {
 		return err
 	}
-	p, err := startProcess("DynamoDB Local", s.logs, nil, s.Tools.DynamoDBDir, s.Tools.Java,
+	p, err := startProcess("DynamoDB Local", s.logs, []string{"DDB_LOCAL_TELEMETRY=0"}, s.Tools.DynamoDBDir, s.Tools.Java,
 		"-Djava.library.path="+filepath.Join(s.Tools.DynamoDBDir, "DynamoDBLocal_lib"),
 		"-Xmx512m",
 		"-jar", filepath.Join(s.Tools.DynamoDBDir, "DynamoDBLocal.jar"),
@@ -252,7 +280,10 @@ func (s *Stack) startMoto(ctx context.Context, port int) error {
 	if err != nil {
 		return err
 	}
-	p, err := startProcess("moto_server", s.logs, nil, s.Dir, s.Tools.MotoServer, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	// Dummy credentials and no instance metadata: moto must never look for
+	// credentials off this machine.
+	env := []string{"AWS_EC2_METADATA_DISABLED=true", "AWS_ACCESS_KEY_ID=offline", "AWS_SECRET_ACCESS_KEY=offline", "AWS_DEFAULT_REGION=" + Region}
+	p, err := startProcess("moto_server", s.logs, env, s.Dir, s.Tools.MotoServer, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	if err != nil {
 		return err
 	}
@@ -274,6 +305,10 @@ func (s *Stack) startMoto(ctx context.Context, port int) error {
 		return fmt.Errorf("create the offline KMS key in moto: %w", err)
 	}
 	s.KMSKeyID = aws.ToString(out.KeyMetadata.KeyId)
+	// A stable name for env.json and `sam local invoke`.
+	if _, err := kms.NewFromConfig(cfg).CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(KMSKeyAlias), TargetKeyId: out.KeyMetadata.KeyId}); err != nil {
+		return fmt.Errorf("alias the offline KMS key: %w", err)
+	}
 	return nil
 }
 

@@ -220,7 +220,6 @@ func (s *System) setEnv(setenv func(k, v string) error) error {
 		"CERTFLOW_DNS01_PROVIDER":   "challtestsrv",
 		"CERTFLOW_CHALLTESTSRV_URL": st.ChallSrvURL,
 		"CERTFLOW_DNS_RESOLVER":     st.DNSAddr,
-		"CERTFLOW_DNS01_RESOLVERS":  st.DNSAddr,
 		"CERTFLOW_EDGE_ADDRESSES":   offline.EdgeAddress + ",::1",
 		"CERTFLOW_CAA_IDENTITIES":   "",
 		"CERTFLOW_ORDER_BUDGET":     "300/3h",

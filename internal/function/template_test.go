@@ -1,0 +1,271 @@
+package function
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	cfndynamodb "github.com/awslabs/goformation/v7/cloudformation/dynamodb"
+	"github.com/awslabs/goformation/v7/intrinsics"
+)
+
+// The deployable artifact, checked by reading template.yaml through
+// goformation's intrinsic processor: what is promised in the README is what
+// `sam deploy` creates.
+
+type templateDoc struct {
+	Resources map[string]struct {
+		Type       string
+		Metadata   map[string]any
+		Properties json.RawMessage
+	}
+	Globals struct {
+		Function struct {
+			Runtime       string
+			Architectures []string
+			Handler       string
+		}
+	}
+}
+
+type functionProps struct {
+	Runtime       string
+	Architectures []string
+	Handler       string
+	Policies      json.RawMessage
+	Events        map[string]struct {
+		Type       string
+		Properties map[string]any
+	}
+}
+
+func readTemplate(t *testing.T) (templateDoc, []byte) {
+	t.Helper()
+	data, err := os.ReadFile("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	processed, err := intrinsics.ProcessYAML(data, nil)
+	if err != nil {
+		t.Fatalf("goformation: %v", err)
+	}
+	var doc templateDoc
+	if err := json.Unmarshal(processed, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc, processed
+}
+
+// folders maps logical IDs to functions/<folder>, as the Makefile does.
+var folderOf = regexp.MustCompile(`(?m)^FN_(\w+)\s*:=\s*(\S+)`)
+
+func TestTemplateFunctions(t *testing.T) {
+	doc, _ := readTemplate(t)
+	makefile, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	folders := map[string]string{}
+	for _, m := range folderOf.FindAllStringSubmatch(string(makefile), -1) {
+		folders[m[1]] = m[2]
+	}
+	fixtures, _ := filepath.Glob("../../events/*.json")
+	builders := Builders()
+	seen := 0
+	for id, r := range doc.Resources {
+		if r.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		seen++
+		t.Run(id, func(t *testing.T) {
+			var p functionProps
+			if err := json.Unmarshal(r.Properties, &p); err != nil {
+				t.Fatal(err)
+			}
+			if got := first(p.Runtime, doc.Globals.Function.Runtime); got != "provided.al2023" {
+				t.Errorf("runtime = %q, want provided.al2023", got)
+			}
+			arch := p.Architectures
+			if len(arch) == 0 {
+				arch = doc.Globals.Function.Architectures
+			}
+			if len(arch) != 1 || arch[0] != "arm64" {
+				t.Errorf("architectures = %v, want [arm64]", arch)
+			}
+			if got := first(p.Handler, doc.Globals.Function.Handler); got != "bootstrap" {
+				t.Errorf("handler = %q, want bootstrap", got)
+			}
+			if r.Metadata["BuildMethod"] != "makefile" {
+				t.Errorf("Metadata.BuildMethod = %v, want makefile", r.Metadata["BuildMethod"])
+			}
+			folder, ok := folders[id]
+			if !ok {
+				t.Fatalf("Makefile has no FN_%s (so no build-%s target)", id, id)
+			}
+			if _, err := os.Stat(filepath.Join("../../functions", folder, "main.go")); err != nil {
+				t.Errorf("functions/%s/main.go: %v", folder, err)
+			}
+			if _, ok := builders[id]; !ok {
+				t.Errorf("no builder in internal/function for %s", id)
+			}
+			var events []string
+			for _, f := range fixtures {
+				if b := filepath.Base(f); strings.HasPrefix(b, folder+".json") || strings.HasPrefix(b, folder+"-") {
+					events = append(events, b)
+				}
+			}
+			if len(events) == 0 {
+				t.Errorf("no event in events/ for %s (want events/%s.json or events/%s-*.json)", id, folder, folder)
+			}
+		})
+	}
+	if seen != len(builders) {
+		t.Errorf("template has %d functions, internal/function builds %d", seen, len(builders))
+	}
+}
+
+// TestTemplatePoliciesLeastPrivilege: no IAM statement grants a "*" action.
+func TestTemplatePoliciesLeastPrivilege(t *testing.T) {
+	_, processed := readTemplate(t)
+	var doc any
+	if err := json.Unmarshal(processed, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, c := range v {
+				if k == "Action" {
+					for _, a := range asStrings(c) {
+						if a == "*" || strings.HasSuffix(a, ":*") {
+							t.Errorf("%s: action %q grants everything", path, a)
+						}
+					}
+				}
+				walk(path+"."+k, c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(path, c)
+			}
+		}
+	}
+	walk("template", doc)
+}
+
+func TestTemplateStreamMapping(t *testing.T) {
+	doc, _ := readTemplate(t)
+	var p functionProps
+	if err := json.Unmarshal(doc.Resources["RenewalTriggerFunction"].Properties, &p); err != nil {
+		t.Fatal(err)
+	}
+	var stream map[string]any
+	for _, e := range p.Events {
+		if e.Type == "DynamoDB" {
+			stream = e.Properties
+		}
+	}
+	if stream == nil {
+		t.Fatal("RenewalTriggerFunction has no DynamoDB stream event")
+	}
+	if got := asStrings(stream["FunctionResponseTypes"]); len(got) != 1 || got[0] != "ReportBatchItemFailures" {
+		t.Errorf("FunctionResponseTypes = %v, want [ReportBatchItemFailures]", got)
+	}
+	if stream["BisectBatchOnFunctionError"] != true {
+		t.Error("BisectBatchOnFunctionError is not true")
+	}
+	if n, ok := stream["MaximumRetryAttempts"].(float64); !ok || n < 1 || n > 100 {
+		t.Errorf("MaximumRetryAttempts = %v, want bounded", stream["MaximumRetryAttempts"])
+	}
+	onFailure, _ := stream["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)
+	if onFailure["Type"] != "SQS" {
+		t.Errorf("OnFailure = %v, want an SQS destination", onFailure)
+	}
+	filters, _ := stream["FilterCriteria"].(map[string]any)["Filters"].([]any)
+	if len(filters) != 1 {
+		t.Fatalf("FilterCriteria.Filters = %v, want one filter", filters)
+	}
+	var pattern struct {
+		EventName    []string `json:"eventName"`
+		UserIdentity struct {
+			Type        []string `json:"type"`
+			PrincipalID []string `json:"principalId"`
+		} `json:"userIdentity"`
+		DynamoDB struct {
+			Keys struct {
+				SK struct {
+					S []string `json:"S"`
+				} `json:"sk"`
+			} `json:"Keys"`
+		} `json:"dynamodb"`
+	}
+	if err := json.Unmarshal([]byte(filters[0].(map[string]any)["Pattern"].(string)), &pattern); err != nil {
+		t.Fatalf("filter pattern: %v", err)
+	}
+	if strings.Join(pattern.EventName, ",") != "REMOVE" ||
+		strings.Join(pattern.UserIdentity.Type, ",") != "Service" ||
+		strings.Join(pattern.UserIdentity.PrincipalID, ",") != "dynamodb.amazonaws.com" ||
+		strings.Join(pattern.DynamoDB.Keys.SK.S, ",") != "TIMER" {
+		t.Errorf("filter pattern = %+v, want TTL REMOVEs of TIMER items only", pattern)
+	}
+}
+
+func TestTemplateTable(t *testing.T) {
+	doc, _ := readTemplate(t)
+	raw, _ := json.Marshal(map[string]any{"Type": "AWS::DynamoDB::Table", "Properties": doc.Resources["CertificatesTable"].Properties})
+	var table cfndynamodb.Table
+	if err := json.Unmarshal(raw, &table); err != nil {
+		t.Fatal(err)
+	}
+	if table.TimeToLiveSpecification == nil || !table.TimeToLiveSpecification.Enabled || *table.TimeToLiveSpecification.AttributeName != "expiresAt" {
+		t.Error("table TTL on expiresAt is not enabled")
+	}
+	if table.StreamSpecification == nil || table.StreamSpecification.StreamViewType != "NEW_AND_OLD_IMAGES" {
+		t.Error("table stream is not NEW_AND_OLD_IMAGES")
+	}
+	if table.PointInTimeRecoverySpecification == nil || table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled == nil || !*table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled {
+		t.Error("point-in-time recovery is not enabled")
+	}
+	if table.SSESpecification == nil || !table.SSESpecification.SSEEnabled {
+		t.Error("server-side encryption is not enabled")
+	}
+	var indexes []string
+	for _, g := range table.GlobalSecondaryIndexes {
+		indexes = append(indexes, g.IndexName)
+	}
+	sort.Strings(indexes)
+	if strings.Join(indexes, ",") != "ByExpiry,ByRenewal,ByStatus" {
+		t.Errorf("indexes = %v", indexes)
+	}
+	if _, err := os.Stat("../../statemachine/issuance.asl.json"); err != nil {
+		t.Errorf("state machine definition: %v", err)
+	}
+}
+
+func asStrings(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
