@@ -256,7 +256,7 @@ func (s *Stack) startDynamoDB(ctx context.Context, port int) error {
 	if err := os.MkdirAll(dbDir, 0o755); err != nil {
 		return err
 	}
-	p, err := startProcess("DynamoDB Local", s.logs, []string{"DDB_LOCAL_TELEMETRY=0"}, s.Tools.DynamoDBDir, s.Tools.Java,
+	p, err := startProcess("DynamoDB Local", s.logs, nil, s.Tools.DynamoDBDir, s.Tools.Java,
 		"-Djava.library.path="+filepath.Join(s.Tools.DynamoDBDir, "DynamoDBLocal_lib"),
 		"-Xmx512m",
 		"-jar", filepath.Join(s.Tools.DynamoDBDir, "DynamoDBLocal.jar"),
