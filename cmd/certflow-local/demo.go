@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"github.com/certflow/certflow/certclient"
 	"github.com/certflow/certflow/internal/offline"
 	"github.com/certflow/certflow/internal/offline/system"
+	"github.com/certflow/certflow/internal/renewal"
 )
 
 // The demo's custom domains; elsewhere.customer.example points away from the
@@ -144,7 +146,7 @@ func demo(ctx context.Context, args []string) error {
 		return withLog(err, logPath)
 	}
 	done("renewed: serial %s -> %s, not after %s -> %s", final[blog].Serial, renewed.Serial, final[blog].NotAfter, renewed.NotAfter)
-	names, err := renewalExecutions(ctx, sfnClient)
+	names, err := renewalExecutions(ctx, sfnClient, blog)
 	if err != nil {
 		return err
 	}
@@ -186,7 +188,7 @@ func startChild(f runFlags, logPath string) (*child, error) {
 	}
 	p := f.ports
 	args := []string{"run", "-log", logPath,
-		"-validity", f.validity.String(), "-wait", f.wait.String(), "-sweep", f.sweep.String(),
+		"-validity", f.validity.String(), "-wait", f.wait.String(), "-sweep", f.sweep.String(), "-sweep-grace", f.grace.String(),
 		fmt.Sprint("-api-port=", p.API), fmt.Sprint("-dynamodb-port=", p.DynamoDB), fmt.Sprint("-lambda-port=", p.Lambda),
 		fmt.Sprint("-sfn-port=", p.SFN), fmt.Sprint("-moto-port=", p.Moto), fmt.Sprint("-pebble-port=", p.Pebble),
 		fmt.Sprint("-pebble-management-port=", p.PebbleManagement), fmt.Sprint("-dns-port=", p.DNS),
@@ -398,19 +400,40 @@ func issueInvocations(ctx context.Context, c *sfn.Client, domain string) (int, e
 	return n, nil
 }
 
-func renewalExecutions(ctx context.Context, c *sfn.Client) ([]string, error) {
-	list, err := c.ListExecutions(ctx, &sfn.ListExecutionsInput{StateMachineArn: aws.String(stateMachineARN()), MaxResults: 100})
+// renewalExecutions lists domain's renewal executions with what started
+// them; the demo's renewal must have been started by the TTL timer (the
+// sweeper only rescues renewals whose timer is late).
+func renewalExecutions(ctx context.Context, c *sfn.Client, domain string) ([]string, error) {
+	list, err := c.ListExecutions(ctx, &sfn.ListExecutionsInput{StateMachineArn: aws.String(stateMachineARN()), MaxResults: 1000})
 	if err != nil {
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
 	var names []string
+	byTimer := false
 	for _, e := range list.Executions {
-		if n := aws.ToString(e.Name); strings.HasPrefix(n, "renew-") {
-			names = append(names, fmt.Sprintf("%s (%s)", n, e.Status))
+		n := aws.ToString(e.Name)
+		if !strings.HasPrefix(n, "renew-") {
+			continue
 		}
+		d, err := c.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: e.ExecutionArn})
+		if err != nil {
+			return nil, fmt.Errorf("describe execution %s: %w", n, err)
+		}
+		var in renewal.Input
+		if err := json.Unmarshal([]byte(aws.ToString(d.Input)), &in); err != nil {
+			return nil, fmt.Errorf("execution %s input: %w", n, err)
+		}
+		if in.Domain != domain {
+			continue
+		}
+		byTimer = byTimer || in.StartedBy == renewal.StartedByTimer
+		names = append(names, fmt.Sprintf("%s (%s, started by the %s)", n, e.Status, in.StartedBy))
 	}
 	if len(names) == 0 {
-		return nil, errors.New("no renewal execution was started")
+		return nil, fmt.Errorf("no renewal execution of %s was started", domain)
+	}
+	if !byTimer {
+		return nil, fmt.Errorf("no renewal of %s was started by its TTL timer: %s", domain, strings.Join(names, ", "))
 	}
 	return names, nil
 }
@@ -456,7 +479,7 @@ func handshake(ctx context.Context, api string, pebbleMgmtPort int, name string)
 	}
 	defer conn.Close()
 	leaf := conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
-	return fmt.Sprintf("%x", leaf.SerialNumber), leaf.NotAfter, nil
+	return hex.EncodeToString(leaf.SerialNumber.Bytes()), leaf.NotAfter, nil
 }
 
 func pebbleRoots(ctx context.Context, port int) (*x509.CertPool, error) {

@@ -58,6 +58,7 @@ type runFlags struct {
 	validity time.Duration
 	wait     time.Duration
 	sweep    time.Duration
+	grace    time.Duration
 	logFile  string
 	maxFail  string
 }
@@ -79,6 +80,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.validity, "validity", 5*time.Minute, "lifetime of offline certificates (short, so renewals happen within minutes)")
 	fs.DurationVar(&f.wait, "wait", 2*time.Second, "every Wait state and Retry interval lasts this long offline (0: real waits)")
 	fs.DurationVar(&f.sweep, "sweep", time.Minute, "how often the sweeper runs")
+	fs.DurationVar(&f.grace, "sweep-grace", 30*time.Second, "how long past its renewal time a certificate is left to its TTL timer before the sweeper renews it")
 	fs.StringVar(&f.logFile, "log", "", "write engine and function logs to this file instead of stdout")
 	fs.StringVar(&f.maxFail, "max-failures", "", "override MaxConsecutiveFailures of template.yaml")
 }
@@ -89,6 +91,7 @@ func (f *runFlags) config(logs io.Writer) system.Config {
 		CertificateValidity: f.validity,
 		WaitOverride:        f.wait,
 		SweepEvery:          f.sweep,
+		SweepGrace:          f.grace,
 		Logs:                logs,
 		FunctionLogger:      slog.New(slog.NewJSONHandler(logs, nil)),
 	}
@@ -126,6 +129,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("  %-30s %s\n", "state machine", sys.StateMachineARN)
 	fmt.Printf("  %-30s %s\n", "table", sys.Table)
+	fmt.Printf("  %-30s %s\n", "timers table", sys.TimerTable)
 	fmt.Printf("  %-30s %s\n", "events (copy of the bus)", sys.EventsQueueURL)
 	fmt.Println("certflow-local: Ctrl-C stops everything")
 	<-ctx.Done()

@@ -262,10 +262,7 @@ func (s *Store) MoveTimer(ctx context.Context, domain, serial string, renewAt ti
 			ExpressionAttributeNames:  e.Names(),
 			ExpressionAttributeValues: e.Values(),
 		}},
-		{Put: &types.Put{
-			TableName: aws.String(s.table),
-			Item:      timerItem(Timer{Domain: domain, Serial: serial, ARICertID: cur.ARICertID, RenewAt: renewAt}),
-		}},
+		s.putTimer(Timer{Domain: domain, Serial: serial, ARICertID: cur.ARICertID, RenewAt: renewAt}),
 	}})
 	if _, condFailed, _ := transactionFailure(err, 0); condFailed {
 		return fmt.Errorf("move timer of %q: serial %s is no longer the active certificate: %w", domain, serial, ErrStale)

@@ -114,10 +114,7 @@ func (s *Store) saveIssuedInput(in Issued, now time.Time) (*dynamodb.TransactWri
 			ExpressionAttributeValues:           e.Values(),
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}},
-		{Put: &types.Put{
-			TableName: aws.String(s.table),
-			Item:      timerItem(Timer{Domain: in.Domain, Serial: serial, ARICertID: in.ARICertID, RenewAt: in.RenewAt}),
-		}},
+		s.putTimer(Timer{Domain: in.Domain, Serial: serial, ARICertID: in.ARICertID, RenewAt: in.RenewAt}),
 	}
 	for _, san := range aliases {
 		items = append(items, types.TransactWriteItem{Put: &types.Put{

@@ -224,7 +224,7 @@ func (s *Store) Quarantine(ctx context.Context, domain, reasonCode, message, unp
 			ExpressionAttributeValues:           e.Values(),
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}},
-		{Delete: &types.Delete{TableName: aws.String(s.table), Key: key(domain, skTimer)}},
+		s.deleteTimer(domain),
 	}}
 	for attempt := 1; ; attempt++ {
 		_, err := s.client.TransactWriteItems(ctx, input)
@@ -274,7 +274,7 @@ func (s *Store) Retire(ctx context.Context, domain string) (*Certificate, error)
 					ExpressionAttributeNames:  e.Names(),
 					ExpressionAttributeValues: e.Values(),
 				}},
-				{Delete: &types.Delete{TableName: aws.String(s.table), Key: key(domain, skTimer)}},
+				s.deleteTimer(domain),
 			}})
 			if _, condFailed, conflict := transactionFailure(err, 0); condFailed || conflict {
 				continue

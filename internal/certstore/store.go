@@ -46,11 +46,13 @@ var (
 // change of the item.
 const maxAttempts = 5
 
-// Store reads and writes certificate, timer and alias items of the certflow
-// table. It is safe for concurrent use.
+// Store reads and writes the certificate and alias items of the certflow
+// table and the renewal timers of the timers table. It is safe for
+// concurrent use.
 type Store struct {
 	client DynamoDB
 	table  string
+	timers string
 	now    func() time.Time
 }
 
@@ -63,9 +65,21 @@ func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
 }
 
+// WithTimerTable keeps renewal timers in their own table (template.yaml's
+// RenewalTimersTable): a table whose only attributes are its keys, with TTL
+// and a stream, so the stream carries timer deletions and nothing else.
+// Without it, timers live in the certificate table.
+func WithTimerTable(name string) Option {
+	return func(s *Store) {
+		if name != "" {
+			s.timers = name
+		}
+	}
+}
+
 // New returns a Store over table.
 func New(client DynamoDB, table string, opts ...Option) *Store {
-	s := &Store{client: client, table: table, now: time.Now}
+	s := &Store{client: client, table: table, timers: table, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -103,7 +117,7 @@ func (s *Store) get(ctx context.Context, domain string, consistent bool) (*Certi
 // ErrNotFound.
 func (s *Store) GetTimer(ctx context.Context, domain string) (Timer, error) {
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
+		TableName:      aws.String(s.timers),
 		Key:            key(domain, skTimer),
 		ConsistentRead: aws.Bool(true),
 	})
@@ -260,4 +274,15 @@ func transactionFailure(err error, checked ...int) (old map[string]types.Attribu
 func statusOf(item map[string]types.AttributeValue) Status {
 	r := &itemReader{item: item}
 	return Status(r.s(attrStatus))
+}
+
+// putTimer is the transaction item that replaces domain's renewal timer.
+func (s *Store) putTimer(t Timer) types.TransactWriteItem {
+	return types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.timers), Item: timerItem(t)}}
+}
+
+// deleteTimer is the transaction item that removes domain's renewal timer,
+// so that nothing renews it.
+func (s *Store) deleteTimer(domain string) types.TransactWriteItem {
+	return types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.timers), Key: key(domain, skTimer)}}
 }

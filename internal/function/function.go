@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/certflow/certflow/internal/awsconfig"
+	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/logging"
 )
@@ -24,6 +25,7 @@ import (
 // Environment variables shared by several functions.
 const (
 	EnvTable           = "CERTFLOW_TABLE"
+	EnvTimerTable      = "CERTFLOW_TIMER_TABLE"
 	EnvKMSKeyID        = "CERTFLOW_KMS_KEY_ID"
 	EnvStateMachineARN = "CERTFLOW_STATE_MACHINE_ARN"
 	EnvEventBus        = "CERTFLOW_EVENT_BUS"
@@ -50,6 +52,21 @@ func Run(name string, build Builder) {
 		os.Exit(1)
 	}
 	lambda.Start(h)
+}
+
+// certificateStore returns the store over the certificate table and the
+// timers table, and the certificate table's name for the packages that keep
+// their own items in it (challenges, ACME account, order budget).
+func certificateStore(dynamo certstore.DynamoDB) (*certstore.Store, string, error) {
+	table, err := requireEnv(EnvTable, "the name of the certflow table")
+	if err != nil {
+		return nil, "", err
+	}
+	timers, err := requireEnv(EnvTimerTable, "the name of the renewal timers table")
+	if err != nil {
+		return nil, "", err
+	}
+	return certstore.New(dynamo, table, certstore.WithTimerTable(timers)), table, nil
 }
 
 func requireEnv(name, want string) (string, error) {

@@ -2,11 +2,8 @@ package function
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
@@ -15,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/certflow/certflow/internal/ari"
-	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/http01"
 	"github.com/certflow/certflow/internal/issuer"
@@ -26,10 +22,26 @@ import (
 // ariTimeout bounds one ARI request of the sweeper.
 const ariTimeout = 10 * time.Second
 
+// EnvSweepGrace is how long after its renewal time a certificate is left to
+// its timer before the sweeper renews it (a Go duration, default 1h).
+const EnvSweepGrace = "CERTFLOW_SWEEP_GRACE"
+
+func durationEnv(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s = %q: want a positive Go duration such as 1h", name, v)
+	}
+	return d, nil
+}
+
 // RenewalTrigger builds the stream handler that starts renewals when
 // DynamoDB TTL deletes a renewal timer.
 func RenewalTrigger(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) {
-	table, err := requireEnv(EnvTable, "the name of the certflow table")
+	store, _, err := certificateStore(dynamodb.NewFromConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +49,6 @@ func RenewalTrigger(_ context.Context, cfg aws.Config, logger *slog.Logger) (any
 	if err != nil {
 		return nil, err
 	}
-	store := certstore.New(dynamodb.NewFromConfig(cfg), table)
 	t := &renewal.Trigger{
 		Certificates: store,
 		Starter:      execution.New(sfn.NewFromConfig(cfg), smARN),
@@ -50,7 +61,7 @@ func RenewalTrigger(_ context.Context, cfg aws.Config, logger *slog.Logger) (any
 // Sweeper builds the scheduled backstop: overdue renewals, ARI re-checks,
 // the minimum days-to-expiry metric.
 func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) {
-	table, err := requireEnv(EnvTable, "the name of the certflow table")
+	store, _, err := certificateStore(dynamodb.NewFromConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +73,15 @@ func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error
 	if err != nil {
 		return nil, err
 	}
-	httpClient, err := caClient(acme.CARoots)
+	acme.HTTPTimeout = ariTimeout
+	httpClient, err := issuer.NewHTTPClient(acme)
 	if err != nil {
 		return nil, err
 	}
-	store := certstore.New(dynamodb.NewFromConfig(cfg), table)
+	grace, err := durationEnv(EnvSweepGrace, renewal.DefaultGrace)
+	if err != nil {
+		return nil, err
+	}
 	s := &renewal.Sweeper{
 		Due:     store,
 		Starter: execution.New(sfn.NewFromConfig(cfg), smARN),
@@ -75,6 +90,7 @@ func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error
 		Mover:   store,
 		Expiry:  store,
 		Metrics: metrics.New(os.Stdout, metrics.Namespace, nil),
+		Grace:   grace,
 		Logger:  logger,
 	}
 	return s.Handle, nil
@@ -87,25 +103,4 @@ func Challenge(_ context.Context, cfg aws.Config, _ *slog.Logger) (any, error) {
 		return nil, err
 	}
 	return http01.NewResponder(dynamodb.NewFromConfig(cfg), table).Handle, nil
-}
-
-// caClient returns the HTTP client for the CA, trusting the system roots
-// and the PEM file rootsFile when set (Pebble's root offline).
-func caClient(rootsFile string) (*http.Client, error) {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if rootsFile != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		pemBytes, err := os.ReadFile(rootsFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA roots: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("read CA roots %q: no PEM certificate found", rootsFile)
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: transport, Timeout: ariTimeout}, nil
 }

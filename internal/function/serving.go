@@ -35,7 +35,8 @@ const reasonCessationOfOperation = 5
 // built on first use (issuer.Lazy), so an unreachable CA fails an
 // invocation, not the cold start.
 func Issue(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) {
-	table, err := requireEnv(EnvTable, "the name of the certflow table")
+	dynamo := dynamodb.NewFromConfig(cfg)
+	store, table, err := certificateStore(dynamo)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +58,6 @@ func Issue(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) 
 	// lego logs its progress through its own standard logger; keep it JSON.
 	legolog.Logger = slog.NewLogLogger(logger.Handler(), slog.LevelInfo)
 
-	dynamo := dynamodb.NewFromConfig(cfg)
 	sealer := envelope.New(kms.NewFromConfig(cfg), keyID)
 	acme.HTTP01 = http01.NewProvider(dynamo, table)
 	caClient, err := issuer.NewHTTPClient(acme)
@@ -68,7 +68,7 @@ func Issue(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) 
 		issuer.NewLazy(acme, account.New(dynamo, table, sealer, nil)),
 		sealer,
 		&ari.Scheduler{Info: ari.New(caClient, acme.DirectoryURL), Logger: logger},
-		certstore.New(dynamo, table),
+		store,
 		issuer.KeyTypeName(acme.KeyType),
 		logger,
 	)
@@ -80,7 +80,8 @@ func Issue(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) 
 
 // API builds the certificates API (request, read, list, retire).
 func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) {
-	table, err := requireEnv(EnvTable, "the name of the certflow table")
+	dynamo := dynamodb.NewFromConfig(cfg)
+	store, table, err := certificateStore(dynamo)
 	if err != nil {
 		return nil, err
 	}
@@ -88,9 +89,7 @@ func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) {
 	if _, err := execution.ExecutionARN(smARN, "check"); err != nil {
 		return nil, fmt.Errorf("%s = %q: want the ARN of the issuance state machine", EnvStateMachineARN, smARN)
 	}
-	dynamo := dynamodb.NewFromConfig(cfg)
 	sfnClient := sfn.NewFromConfig(cfg)
-	store := certstore.New(dynamo, table)
 	c := api.Config{
 		Requester:  store,
 		Executions: store,

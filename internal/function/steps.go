@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/certflow/certflow/internal/budget"
-	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/logging"
 	"github.com/certflow/certflow/internal/metrics"
@@ -64,7 +63,7 @@ func OrderBudget(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, e
 
 // Outcome builds the step recording failures, quarantines and issuances.
 func Outcome(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) {
-	table, err := requireEnv(EnvTable, "the name of the certflow table")
+	store, _, err := certificateStore(dynamodb.NewFromConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +71,6 @@ func Outcome(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error
 	if err != nil {
 		return nil, err
 	}
-	store := certstore.New(dynamodb.NewFromConfig(cfg), table)
 	pub := notify.New(eventbridge.NewFromConfig(cfg), bus, notify.Source)
 	h := outcome.New(store, store, pub, metrics.New(os.Stdout, metrics.Namespace, nil), nil)
 	return func(ctx context.Context, in outcome.Input) (any, error) {

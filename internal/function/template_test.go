@@ -176,6 +176,12 @@ func TestTemplateStreamMapping(t *testing.T) {
 	if got := asStrings(stream["FunctionResponseTypes"]); len(got) != 1 || got[0] != "ReportBatchItemFailures" {
 		t.Errorf("FunctionResponseTypes = %v, want [ReportBatchItemFailures]", got)
 	}
+	var getAtt struct {
+		GetAtt string `json:"Fn::GetAtt"`
+	}
+	if src := unprocessedStream(t); json.Unmarshal([]byte(src), &getAtt) != nil || getAtt.GetAtt != "RenewalTimersTable.StreamArn" {
+		t.Errorf("Stream = %s, want the stream of RenewalTimersTable", src)
+	}
 	if stream["BisectBatchOnFunctionError"] != true {
 		t.Error("BisectBatchOnFunctionError is not true")
 	}
@@ -215,32 +221,90 @@ func TestTemplateStreamMapping(t *testing.T) {
 	}
 }
 
-func TestTemplateTable(t *testing.T) {
-	doc, _ := readTemplate(t)
-	raw, _ := json.Marshal(map[string]any{"Type": "AWS::DynamoDB::Table", "Properties": doc.Resources["CertificatesTable"].Properties})
-	var table cfndynamodb.Table
-	if err := json.Unmarshal(raw, &table); err != nil {
+// unprocessedStream returns the renewal trigger's Stream property with its
+// intrinsic function as written (goformation resolves GetAtt to null).
+func unprocessedStream(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../../template.yaml")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if table.TimeToLiveSpecification == nil || !table.TimeToLiveSpecification.Enabled || *table.TimeToLiveSpecification.AttributeName != "expiresAt" {
-		t.Error("table TTL on expiresAt is not enabled")
+	raw, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if table.StreamSpecification == nil || table.StreamSpecification.StreamViewType != "NEW_AND_OLD_IMAGES" {
-		t.Error("table stream is not NEW_AND_OLD_IMAGES")
+	var doc struct {
+		Resources map[string]struct {
+			Properties struct {
+				Events map[string]struct {
+					Type       string
+					Properties struct{ Stream json.RawMessage }
+				}
+			}
+		}
 	}
-	if table.PointInTimeRecoverySpecification == nil || table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled == nil || !*table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled {
-		t.Error("point-in-time recovery is not enabled")
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
 	}
-	if table.SSESpecification == nil || !table.SSESpecification.SSEEnabled {
-		t.Error("server-side encryption is not enabled")
+	for _, e := range doc.Resources["RenewalTriggerFunction"].Properties.Events {
+		if e.Type == "DynamoDB" {
+			return string(e.Properties.Stream)
+		}
 	}
-	var indexes []string
-	for _, g := range table.GlobalSecondaryIndexes {
-		indexes = append(indexes, g.IndexName)
+	return ""
+}
+
+func readTable(t *testing.T, logicalID string) cfndynamodb.Table {
+	t.Helper()
+	doc, _ := readTemplate(t)
+	raw, _ := json.Marshal(map[string]any{"Type": "AWS::DynamoDB::Table", "Properties": doc.Resources[logicalID].Properties})
+	var table cfndynamodb.Table
+	if err := json.Unmarshal(raw, &table); err != nil {
+		t.Fatalf("%s: %v", logicalID, err)
 	}
-	sort.Strings(indexes)
-	if strings.Join(indexes, ",") != "ByExpiry,ByRenewal,ByStatus" {
-		t.Errorf("indexes = %v", indexes)
+	return table
+}
+
+func TestTemplateTables(t *testing.T) {
+	tests := []struct {
+		logicalID string
+		stream    string // stream view type; empty: no stream
+		indexes   string
+		keysOnly  bool // no attribute but the keys (DynamoDB Local's TTL needs it)
+	}{
+		{logicalID: "CertificatesTable", indexes: "ByExpiry,ByRenewal,ByStatus"},
+		{logicalID: "RenewalTimersTable", stream: "OLD_IMAGE", keysOnly: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.logicalID, func(t *testing.T) {
+			table := readTable(t, tt.logicalID)
+			if table.TimeToLiveSpecification == nil || !table.TimeToLiveSpecification.Enabled || *table.TimeToLiveSpecification.AttributeName != "expiresAt" {
+				t.Error("TTL on expiresAt is not enabled")
+			}
+			switch {
+			case tt.stream == "" && table.StreamSpecification != nil:
+				t.Errorf("stream %s, want none (certificate items stay out of streams)", table.StreamSpecification.StreamViewType)
+			case tt.stream != "" && (table.StreamSpecification == nil || table.StreamSpecification.StreamViewType != tt.stream):
+				t.Errorf("stream is not %s", tt.stream)
+			}
+			if table.PointInTimeRecoverySpecification == nil || table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled == nil || !*table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled {
+				t.Error("point-in-time recovery is not enabled")
+			}
+			if table.SSESpecification == nil || !table.SSESpecification.SSEEnabled {
+				t.Error("server-side encryption is not enabled")
+			}
+			var indexes []string
+			for _, g := range table.GlobalSecondaryIndexes {
+				indexes = append(indexes, g.IndexName)
+			}
+			sort.Strings(indexes)
+			if strings.Join(indexes, ",") != tt.indexes {
+				t.Errorf("indexes = %v, want %s", indexes, tt.indexes)
+			}
+			if tt.keysOnly && len(table.AttributeDefinitions) != len(table.KeySchema) {
+				t.Errorf("%d attribute definitions, want only the %d keys", len(table.AttributeDefinitions), len(table.KeySchema))
+			}
+		})
 	}
 	if _, err := os.Stat("../../statemachine/issuance.asl.json"); err != nil {
 		t.Errorf("state machine definition: %v", err)

@@ -23,7 +23,7 @@ func TestStack(t *testing.T) {
 	}
 	defer s.Close()
 
-	name, err := s.CreateTable(ctx)
+	tables, err := s.CreateTables(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,22 +31,31 @@ func TestStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := dynamodb.NewFromConfig(cfg).DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := len(desc.Table.GlobalSecondaryIndexes); got != 3 {
-		t.Errorf("table has %d GSIs, want 3 (from template.yaml)", got)
-	}
-	if desc.Table.LatestStreamArn == nil {
-		t.Error("table has no stream")
-	}
-	ttl, err := dynamodb.NewFromConfig(cfg).DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := aws.ToString(ttl.TimeToLiveDescription.AttributeName); got != "expiresAt" {
-		t.Errorf("TTL attribute = %q, want expiresAt", got)
+	for _, tt := range []struct {
+		name   string
+		gsis   int
+		stream bool
+	}{
+		{tables.Certificates, 3, false},
+		{tables.Timers, 0, true},
+	} {
+		desc, err := dynamodb.NewFromConfig(cfg).DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(tt.name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(desc.Table.GlobalSecondaryIndexes); got != tt.gsis {
+			t.Errorf("%s has %d GSIs, want %d (from template.yaml)", tt.name, got, tt.gsis)
+		}
+		if got := desc.Table.LatestStreamArn != nil; got != tt.stream {
+			t.Errorf("%s has a stream: %v, want %v", tt.name, got, tt.stream)
+		}
+		ttl, err := dynamodb.NewFromConfig(cfg).DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(tt.name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := aws.ToString(ttl.TimeToLiveDescription.AttributeName); got != "expiresAt" {
+			t.Errorf("%s TTL attribute = %q, want expiresAt", tt.name, got)
+		}
 	}
 
 	if _, err := kms.NewFromConfig(cfg).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(s.KMSKeyID)}); err != nil {

@@ -15,20 +15,25 @@ import (
 	"github.com/awslabs/goformation/v7/intrinsics"
 )
 
-// TableLogicalID is the table resource in template.yaml.
-const TableLogicalID = "CertificatesTable"
+// Logical IDs of the tables in template.yaml.
+const (
+	// TableLogicalID is the certificate table.
+	TableLogicalID = "CertificatesTable"
+	// TimersLogicalID is the renewal timers table.
+	TimersLogicalID = "RenewalTimersTable"
+)
 
-// TableFromTemplate reads the table definition of template.yaml and returns
-// the CreateTable input and the TTL attribute, so the local table is the one
-// deployed to AWS.
-func TableFromTemplate(templatePath, tableName string) (*dynamodb.CreateTableInput, string, error) {
-	raw, err := TemplateResource(templatePath, TableLogicalID)
+// TableFromTemplate reads the definition of the table logicalID in
+// template.yaml and returns the CreateTable input and the TTL attribute, so
+// the local table is the one deployed to AWS.
+func TableFromTemplate(templatePath, logicalID, tableName string) (*dynamodb.CreateTableInput, string, error) {
+	raw, err := TemplateResource(templatePath, logicalID)
 	if err != nil {
 		return nil, "", err
 	}
 	var t cfndynamodb.Table
 	if err := json.Unmarshal(raw, &t); err != nil {
-		return nil, "", fmt.Errorf("%s in %s: %w", TableLogicalID, templatePath, err)
+		return nil, "", fmt.Errorf("%s in %s: %w", logicalID, templatePath, err)
 	}
 	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(tableName),
@@ -74,36 +79,60 @@ func keySchema(ks []cfndynamodb.Table_KeySchema) []ddbtypes.KeySchemaElement {
 	return out
 }
 
-// CreateTable creates the certflow table from template.yaml in DynamoDB Local
-// (with TTL enabled as in the template) and returns its name: "certflow", or
-// "certflow-N" when that exists already.
+// Tables names the tables of an offline stack.
+type Tables struct {
+	Certificates string
+	Timers       string
+}
+
+// CreateTable creates the certificate table from template.yaml in DynamoDB
+// Local (with TTL enabled as in the template) and returns its name:
+// "certflow", or "certflow-N" when that exists already. Renewal timers then
+// live in the same table (certstore's default).
 func (s *Stack) CreateTable(ctx context.Context) (string, error) {
+	t, err := s.createTables(ctx, false)
+	return t.Certificates, err
+}
+
+// CreateTables creates the certificate table and the renewal timers table
+// from template.yaml, named "certflow" and "certflow-timers" (or with a
+// "-N" suffix when those exist already).
+func (s *Stack) CreateTables(ctx context.Context) (Tables, error) {
+	return s.createTables(ctx, true)
+}
+
+func (s *Stack) createTables(ctx context.Context, timers bool) (Tables, error) {
 	if s.DynamoDBEndpoint == "" {
-		return "", errNotStarted
+		return Tables{}, errNotStarted
 	}
 	cfg, err := s.AWSConfig(ctx)
 	if err != nil {
-		return "", err
+		return Tables{}, err
 	}
 	client := dynamodb.NewFromConfig(cfg)
 	for i := 0; ; i++ {
-		name := "certflow"
+		suffix := ""
 		if i > 0 {
-			name = fmt.Sprintf("certflow-%d", i)
+			suffix = fmt.Sprintf("-%d", i)
 		}
-		err := CreateTable(ctx, client, s.Tools.TemplatePath(), name)
+		t := Tables{Certificates: "certflow" + suffix}
+		err := CreateTable(ctx, client, s.Tools.TemplatePath(), TableLogicalID, t.Certificates)
 		var inUse *ddbtypes.ResourceInUseException
 		if errors.As(err, &inUse) && i < 100 {
 			continue
 		}
-		return name, err
+		if err != nil || !timers {
+			return t, err
+		}
+		t.Timers = "certflow-timers" + suffix
+		return t, CreateTable(ctx, client, s.Tools.TemplatePath(), TimersLogicalID, t.Timers)
 	}
 }
 
-// CreateTable creates table name from the template's definition, waits until
-// it is active and enables TTL.
-func CreateTable(ctx context.Context, client *dynamodb.Client, templatePath, name string) error {
-	in, ttl, err := TableFromTemplate(templatePath, name)
+// CreateTable creates table name from the template's definition of the
+// table logicalID, waits until it is active and enables TTL.
+func CreateTable(ctx context.Context, client *dynamodb.Client, templatePath, logicalID, name string) error {
+	in, ttl, err := TableFromTemplate(templatePath, logicalID, name)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,13 @@ const DefaultLease = 6 * time.Hour
 // ReasonRenewal is the execution input's reason for a renewal.
 const ReasonRenewal = "renewal"
 
+// What started a renewal, in the execution input's startedBy: the expired
+// timer (the normal path) or the sweeper (a timer late or lost).
+const (
+	StartedByTimer   = "timer"
+	StartedBySweeper = "sweeper"
+)
+
 // Input is the issuance state machine's execution input for a renewal
 // (docs/ARCHITECTURE.md, "Execution input").
 type Input struct {
@@ -28,6 +35,7 @@ type Input struct {
 	Replaces       string   `json:"replaces,omitempty"` // ARI certificate ID of the certificate replaced
 	ReplacesSerial string   `json:"replacesSerial"`
 	Reason         string   `json:"reason"`
+	StartedBy      string   `json:"startedBy"` // StartedByTimer or StartedBySweeper
 }
 
 // Starter starts a state machine execution; an execution of the same name
@@ -70,7 +78,8 @@ type starter struct {
 
 // startOne starts the renewal of d and leases it until now+lease. It
 // reports whether this call started the execution (false when it existed).
-func (s starter) startOne(ctx context.Context, d due, now time.Time) (started bool, err error) {
+// by is recorded in the execution input.
+func (s starter) startOne(ctx context.Context, d due, now time.Time, by string) (started bool, err error) {
 	serial := strings.ToLower(d.Serial)
 	name := execution.RenewName(d.Domain, serial, d.RenewAt)
 	sans := d.SANs
@@ -83,6 +92,7 @@ func (s starter) startOne(ctx context.Context, d due, now time.Time) (started bo
 		Replaces:       d.ARICertID,
 		ReplacesSerial: serial,
 		Reason:         ReasonRenewal,
+		StartedBy:      by,
 	})
 	if err != nil {
 		return false, fmt.Errorf("start renewal of %q: %w", d.Domain, err)

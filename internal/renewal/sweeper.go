@@ -1,11 +1,14 @@
 package renewal
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +29,7 @@ const (
 	DefaultARIConcurrency = 8
 	DefaultRotation       = time.Hour
 	DefaultDeadlineMargin = 30 * time.Second
+	DefaultGrace          = time.Hour
 )
 
 // ariHorizon bounds the ARI re-check query: renewAt <= now+ariHorizon covers
@@ -83,13 +87,16 @@ type Summary struct {
 //  1. emits MinDaysToExpiry (days until the first active certificate
 //     expires) from the ByExpiry index;
 //  2. queries every shard of the ByRenewal index for certificates whose
-//     renewAt has passed and starts their renewals exactly as Trigger does
-//     (same execution name, so a renewal the timer already started is not
-//     started twice), then leases them;
+//     renewAt passed more than Grace ago (the timer had its chance) and
+//     starts their renewals exactly as Trigger does (same execution name,
+//     so a renewal the timer already started is not started twice), then
+//     leases them; each is logged and counted as rescued, since it means
+//     a TTL deletion ran late or a stream record was lost;
 //  3. asks the CA's ARI again about one shard, chosen by rotation (run time
 //     / Rotation mod 16, so an hourly schedule visits every shard every 16
-//     hours), and moves a renewal earlier when the CA's window now starts
-//     before the stored renewAt (a mass revocation, for example).
+//     hours, or the shard the event's detail names), and moves a renewal
+//     earlier when the CA's window now ends before the stored renewAt (a
+//     mass revocation, for example).
 //
 // Work is bounded: MaxStarts starts and MaxARIChecks ARI requests per run,
 // pages of PageSize, and nothing new is begun within DeadlineMargin of the
@@ -116,22 +123,57 @@ type Sweeper struct {
 	ARIConcurrency int           // DefaultARIConcurrency
 	Rotation       time.Duration // DefaultRotation: the schedule's period
 	DeadlineMargin time.Duration // DefaultDeadlineMargin
+	// Grace is how long after its renewAt a certificate is left to its
+	// timer before the sweeper starts the renewal (DefaultGrace).
+	Grace time.Duration
 
 	Now    func() time.Time // time.Now
 	Rand   func() float64   // math/rand/v2.Float64
 	Logger *slog.Logger     // slog.Default()
 }
 
-// Handle runs one sweep. The event (a scheduled EventBridge event, or {})
-// carries nothing the sweep needs. Failures of single domains are logged
+// Detail is what an invocation of the sweeper may ask for in its event's
+// detail; the scheduled event's detail is {}.
+type Detail struct {
+	// ARIShard re-checks this shard ("00".."15") instead of the one of the
+	// rotation: after a CA announces a mass revocation, invoking the sweeper
+	// once per shard re-asks ARI about every certificate at once.
+	ARIShard string `json:"ariShard,omitempty"`
+}
+
+func requestedARIShard(detail []byte) (string, error) {
+	if len(detail) == 0 {
+		return "", nil
+	}
+	var d Detail
+	dec := json.NewDecoder(bytes.NewReader(detail))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return "", fmt.Errorf("sweeper event detail %s: want {} or {\"ariShard\": \"00\"..\"15\"}: %w", detail, err)
+	}
+	if d.ARIShard != "" && !slices.Contains(certstore.Shards(), d.ARIShard) {
+		return "", fmt.Errorf("sweeper event detail: ariShard %q is not a shard (\"00\"..\"15\")", d.ARIShard)
+	}
+	return d.ARIShard, nil
+}
+
+// Handle runs one sweep. The event is the scheduled EventBridge event; its
+// detail may name the shard to re-check with ARI (Detail). Failures of single domains are logged
 // and counted; an error is returned when a whole step failed (an index
 // query, the expiry metric), after the other steps ran.
-func (s *Sweeper) Handle(ctx context.Context, _ events.EventBridgeEvent) (Summary, error) {
+func (s *Sweeper) Handle(ctx context.Context, ev events.EventBridgeEvent) (Summary, error) {
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
 	}
 	t := now().UTC().Truncate(time.Second)
+	ariShard, err := requestedARIShard(ev.Detail)
+	if err != nil {
+		return Summary{}, err
+	}
+	if ariShard == "" {
+		ariShard = ARIShard(t, s.Rotation)
+	}
 	var sum Summary
 	var errs []error
 	if err := s.expiry(ctx, t, &sum); err != nil {
@@ -140,7 +182,7 @@ func (s *Sweeper) Handle(ctx context.Context, _ events.EventBridgeEvent) (Summar
 	if err := s.startDue(ctx, t, &sum); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.recheckARI(ctx, t, &sum); err != nil {
+	if err := s.recheckARI(ctx, t, ariShard, &sum); err != nil {
 		errs = append(errs, err)
 	}
 	s.logger().InfoContext(ctx, "sweep finished", slog.Int("started", sum.Started), slog.Int("alreadyStarted", sum.AlreadyStarted),
@@ -206,7 +248,7 @@ func (s *Sweeper) startDue(ctx context.Context, now time.Time, sum *Summary) err
 				sum.Truncated = true
 				return errors.Join(errs...)
 			}
-			rows, next, err := s.Due.DueForRenewal(ctx, shard, now, orDefault(s.PageSize, DefaultPageSize), cursor)
+			rows, next, err := s.Due.DueForRenewal(ctx, shard, now.Add(-orDefault(s.Grace, DefaultGrace)), orDefault(s.PageSize, DefaultPageSize), cursor)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("renewals due in shard %s: %w", shard, err))
 				break
@@ -216,7 +258,7 @@ func (s *Sweeper) startDue(ctx context.Context, now time.Time, sum *Summary) err
 					sum.Truncated = true
 					return errors.Join(errs...)
 				}
-				started, err := st.startOne(ctx, due{Domain: r.Domain, SANs: r.SANs, Serial: r.Serial, ARICertID: r.ARICertID, RenewAt: r.RenewAt}, now)
+				started, err := st.startOne(ctx, due{Domain: r.Domain, SANs: r.SANs, Serial: r.Serial, ARICertID: r.ARICertID, RenewAt: r.RenewAt}, now, StartedBySweeper)
 				switch {
 				case err != nil:
 					sum.Failed++
@@ -245,11 +287,10 @@ func ARIShard(now time.Time, rotation time.Duration) string {
 	return shards[int(slot%int64(len(shards)))]
 }
 
-func (s *Sweeper) recheckARI(ctx context.Context, now time.Time, sum *Summary) error {
+func (s *Sweeper) recheckARI(ctx context.Context, now time.Time, shard string, sum *Summary) error {
 	if s.ARI == nil || s.Mover == nil {
 		return nil
 	}
-	shard := ARIShard(now, s.Rotation)
 	sum.ARIShard = shard
 	maxChecks := orDefault(s.MaxARIChecks, DefaultMaxARIChecks)
 	var (
@@ -314,14 +355,16 @@ pages:
 }
 
 // recheckOne asks ARI about r and moves its renewal earlier when the CA's
-// window now starts before the stored renewAt. Renewals are never moved
-// later here: the stored time was already clamped when it was issued.
+// window now ends before the stored renewAt. A renewal inside the window
+// stays where it is (it was chosen at random in it; re-drawing would only
+// drift renewals towards the window's start and cost writes), and is never
+// moved later here: the stored time was already clamped when it was issued.
 func (s *Sweeper) recheckOne(ctx context.Context, r certstore.Renewal, now time.Time) (moved bool, err error) {
 	w, _, err := s.ARI.Get(ctx, r.ARICertID)
 	if err != nil {
 		return false, err
 	}
-	if !w.Start.Before(r.RenewAt) {
+	if !w.End.Before(r.RenewAt) {
 		return false, nil
 	}
 	at := ari.RenewAt(w, now, s.Rand).UTC().Truncate(time.Second)

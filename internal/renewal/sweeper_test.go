@@ -41,14 +41,18 @@ func renewal(domain string, renewAt time.Time) certstore.Renewal {
 
 func TestSweeperStartsDueRenewals(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	// Renewals overdue by more than the grace are the sweeper's; within the
+	// grace they are left to their timers.
+	overdue := now.Add(-DefaultGrace)
 	shards := certstore.Shards()
 	due := &fakeDue{rows: map[string][]certstore.Renewal{
-		shards[0]: {renewal("a.example", now.Add(-time.Hour)), renewal("b.example", now.Add(-time.Minute)), renewal("later.example", now.Add(time.Hour))},
-		shards[7]: {renewal("c.example", now), renewal("d.example", now.Add(-48*time.Hour)), renewal("e.example", now.Add(-time.Second))},
+		shards[0]: {renewal("a.example", overdue.Add(-time.Hour)), renewal("b.example", overdue.Add(-time.Minute)),
+			renewal("timer.example", overdue.Add(time.Minute)), renewal("later.example", now.Add(time.Hour))},
+		shards[7]: {renewal("c.example", overdue), renewal("d.example", overdue.Add(-48*time.Hour)), renewal("e.example", overdue.Add(-time.Second))},
 	}}
 	// c was started by its timer already; d cannot be started.
 	st := &fakeStarter{
-		existing: map[string]bool{execution.RenewName("c.example", "aac", now): true},
+		existing: map[string]bool{execution.RenewName("c.example", "aac", overdue): true},
 		fail:     map[string]error{"d.example": errors.New("throttled")},
 	}
 	ls := &fakeLeaser{}
@@ -73,7 +77,7 @@ func TestSweeperStartsDueRenewals(t *testing.T) {
 		if wantName := execution.RenewName(r.Domain, r.Serial, r.RenewAt); c.Name != wantName {
 			t.Errorf("execution for %s named %q, want %q (the trigger's name)", r.Domain, c.Name, wantName)
 		}
-		if c.Input.Replaces != r.ARICertID || c.Input.ReplacesSerial != r.Serial || c.Input.Reason != ReasonRenewal {
+		if c.Input.Replaces != r.ARICertID || c.Input.ReplacesSerial != r.Serial || c.Input.Reason != ReasonRenewal || c.Input.StartedBy != StartedBySweeper {
 			t.Errorf("execution input for %s = %+v", r.Domain, c.Input)
 		}
 	}
@@ -113,7 +117,7 @@ func TestSweeperBounds(t *testing.T) {
 			ctx, cancel := tt.ctx()
 			defer cancel()
 			st := &fakeStarter{}
-			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: st, Leaser: &fakeLeaser{}, MaxStarts: tt.maxStarts,
+			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: st, Leaser: &fakeLeaser{}, MaxStarts: tt.maxStarts, Grace: time.Second,
 				Now: func() time.Time { return now }, Logger: discardLogger()}
 			sum, err := s.Handle(ctx, events.EventBridgeEvent{})
 			if err != nil {
@@ -165,6 +169,7 @@ func TestSweeperARIRecheck(t *testing.T) {
 		renewal("moved.example", now.Add(20*day)),
 		renewal("unchanged.example", now.Add(10*day)),
 		renewal("revoked.example", now.Add(30*day)),
+		renewal("inside.example", now.Add(8*day+12*time.Hour)),
 		renewal("due.example", now.Add(-time.Hour)),
 		{Domain: "noari.example", Serial: "ff", RenewAt: now.Add(5 * day)},
 	}}
@@ -177,25 +182,26 @@ func TestSweeperARIRecheck(t *testing.T) {
 		wantErr   bool
 	}{
 		{
-			name: "earlier window moves the renewal, later window does not",
+			name: "earlier window moves the renewal; later window, or one the renewal is inside, does not",
 			ari: &fakeARI{windows: map[string]ari.Window{
 				"aki.moved.example":     {Start: now.Add(4 * day), End: now.Add(6 * day)},
 				"aki.unchanged.example": {Start: now.Add(11 * day), End: now.Add(13 * day)},
 				"aki.revoked.example":   {Start: now.Add(-2 * day), End: now.Add(-day), ExplanationURL: "https://ca.example/incident"},
+				"aki.inside.example":    {Start: now.Add(7 * day), End: now.Add(9 * day)},
 			}},
 			wantMoves: []move{
 				{"moved.example", "aam", now.Add(5 * day)},
 				{"revoked.example", "aar", now},
 			},
-			wantAsked: 3,
+			wantAsked: 4,
 		},
 		{name: "CA without ARI", ari: &fakeARI{err: ari.ErrUnsupported}, wantAsked: 1},
-		{name: "ARI failures are logged, not fatal", ari: &fakeARI{err: errors.New("503")}, wantAsked: 3},
+		{name: "ARI failures are logged, not fatal", ari: &fakeARI{err: errors.New("503")}, wantAsked: 4},
 		{
 			name:      "stale move is fine",
 			ari:       &fakeARI{windows: map[string]ari.Window{"aki.moved.example": {Start: now.Add(4 * day), End: now.Add(6 * day)}}},
 			moverErr:  certstore.ErrStale,
-			wantAsked: 3,
+			wantAsked: 4,
 		},
 	}
 	for _, tt := range tests {
@@ -293,3 +299,38 @@ func TestSweeperMinDaysToExpiry(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestSweeperDetail(t *testing.T) {
+	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		detail    string
+		wantShard string
+		wantErr   bool
+	}{
+		{detail: ``, wantShard: ARIShard(now, DefaultRotation)},
+		{detail: `{}`, wantShard: ARIShard(now, DefaultRotation)},
+		{detail: `{"ariShard": "07"}`, wantShard: "07"},
+		{detail: `{"ariShard": "16"}`, wantErr: true},
+		{detail: `{"ariShard": "7"}`, wantErr: true},
+		{detail: `{"shard": "07"}`, wantErr: true},
+		{detail: `[]`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.detail, func(t *testing.T) {
+			due := &fakeDue{rows: map[string][]certstore.Renewal{"07": {renewal("a.example", now.Add(-48*time.Hour))}}}
+			st := &fakeStarter{}
+			s := &Sweeper{Due: due, Starter: st, Leaser: &fakeLeaser{}, ARI: &fakeARI{}, Mover: &fakeMover{},
+				Now: func() time.Time { return now }, Logger: discardLogger()}
+			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{Detail: json.RawMessage(tt.detail)})
+			if tt.wantErr {
+				if err == nil || len(st.calls) != 0 || due.queries != 0 {
+					t.Errorf("Handle() = %+v, %v after %d starts and %d queries; want an error and nothing done", sum, err, len(st.calls), due.queries)
+				}
+				return
+			}
+			if err != nil || sum.ARIShard != tt.wantShard {
+				t.Errorf("Handle() = %+v, %v; want ARI shard %s", sum, err, tt.wantShard)
+			}
+		})
+	}
+}

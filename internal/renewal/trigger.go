@@ -127,7 +127,7 @@ func (t *Trigger) handleRecord(ctx context.Context, rec *events.DynamoDBEventRec
 	if d.ARICertID == "" {
 		d.ARICertID = cert.ARICertID
 	}
-	started, err := starter{start: t.Starter, lease: t.Leaser, dur: t.Lease}.startOne(ctx, d, now())
+	started, err := starter{start: t.Starter, lease: t.Leaser, dur: t.Lease}.startOne(ctx, d, now(), StartedByTimer)
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func TestFixtureShape(t *testing.T) {
 		t.Fatalf("renewal-trigger.json has %d records, want 1", len(ev.Records))
 	}
 	r := ev.Records[0]
-	if r.EventName != "REMOVE" || r.EventSource != "aws:dynamodb" || r.Change.StreamViewType != "NEW_AND_OLD_IMAGES" ||
+	if r.EventName != "REMOVE" || r.EventSource != "aws:dynamodb" || r.Change.StreamViewType != "OLD_IMAGE" ||
 		r.UserIdentity == nil || r.Change.SequenceNumber != fixtureSeq || r.Change.ApproximateCreationDateTime.IsZero() {
 		t.Fatalf("renewal-trigger.json record = %+v, want a TTL REMOVE", r)
 	}
@@ -76,7 +76,7 @@ func TestTriggerHandle(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 	wantName := execution.RenewName(fixtureDomain, fixtureSerial, fixtureRenewAt)
 	wantInput := Input{Domain: fixtureDomain, SANs: []string{fixtureDomain, "www.shop.example.com"}, Replaces: fixtureARI,
-		ReplacesSerial: fixtureSerial, Reason: "renewal"}
+		ReplacesSerial: fixtureSerial, Reason: "renewal", StartedBy: StartedByTimer}
 	boom := errors.New("boom")
 	tests := []struct {
 		name        string
@@ -147,7 +147,7 @@ func TestTriggerHandle(t *testing.T) {
 				}
 				in := st.calls[0].Input
 				if in.Domain != wantInput.Domain || !slices.Equal(in.SANs, wantInput.SANs) || in.Replaces != wantInput.Replaces ||
-					in.ReplacesSerial != wantInput.ReplacesSerial || in.Reason != wantInput.Reason {
+					in.ReplacesSerial != wantInput.ReplacesSerial || in.Reason != wantInput.Reason || in.StartedBy != wantInput.StartedBy {
 					t.Errorf("execution input = %+v, want %+v", in, wantInput)
 				}
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -93,12 +92,6 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts DynamoDB Local and moto")
 	}
-	// Known issue (open in issue 4): this direct runner setup sees no TTL
-	// REMOVE on the table created from template.yaml, while the full offline
-	// system (make demo, in CI) renews through TTL on the same engines.
-	if os.Getenv("CERTFLOW_TTL_TEST") == "" {
-		t.Skip("known issue: set CERTFLOW_TTL_TEST=1")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	if _, err := offline.FindTools(""); err != nil {
@@ -114,13 +107,11 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := dynamodb.NewFromConfig(cfg)
-	table, err := stack.CreateTable(ctx)
+	tables, err := stack.CreateTables(ctx)
 	if err != nil {
-		// The template is being written alongside; the stream and TTL are
-		// what this test needs, so it falls back to the base table.
-		t.Logf("stack.CreateTable: %v; creating the base table with stream and TTL instead", err)
-		table = createBaseTable(ctx, t, db)
+		t.Fatal(err)
 	}
+	table, timers := tables.Certificates, tables.Timers
 	streams := dynamodbstreams.NewFromConfig(cfg)
 	sq := sqs.NewFromConfig(cfg)
 	mapping, err := streamrunner.FromTemplate(filepath.Join("..", "..", "..", "template.yaml"), "RenewalTriggerFunction")
@@ -128,13 +119,9 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	store := certstore.New(db, table)
+	store := certstore.New(db, table, certstore.WithTimerTable(timers))
 
 	t.Run("TTL removal starts one renewal", func(t *testing.T) {
-		// Known issue (open in issue 4): on the table created from
-		// template.yaml, this direct runner setup sees no TTL REMOVE while
-		// the full offline system (make demo) renews through TTL. Run with
-		// CERTFLOW_TTL_TEST=1 while investigating.
 		starter := &recordingStarter{}
 		trig := &renewal.Trigger{Certificates: store, Starter: starter, Leaser: store, Logger: logger}
 		var mu sync.Mutex
@@ -145,7 +132,7 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 			mu.Unlock()
 			return trig.Handle(ctx, ev)
 		}
-		r := streamrunner.New(streams, table, mapping, handler, streamrunner.Options{Logger: logger, StartingPosition: streamrunner.TrimHorizon})
+		r := streamrunner.New(streams, timers, mapping, handler, streamrunner.Options{Logger: logger, StartingPosition: streamrunner.TrimHorizon})
 		if err := r.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -155,13 +142,13 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 		renewAt := time.Now().UTC().Add(3 * time.Second).Truncate(time.Second)
 		putActive(ctx, t, db, table, "ttl.example", "0a01", renewAt)
 		putActive(ctx, t, db, table, "user.example", "0b02", renewAt)
-		putTimer(ctx, t, db, table, "user.example", "0b02", time.Now().Add(time.Hour))
-		if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(table),
+		putTimer(ctx, t, db, timers, "user.example", "0b02", time.Now().Add(time.Hour))
+		if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(timers),
 			Key: map[string]ddbtypes.AttributeValue{"pk": s("DOMAIN#user.example"), "sk": s("TIMER")}}); err != nil {
 			t.Fatal(err)
 		}
 		written := time.Now()
-		putTimer(ctx, t, db, table, "ttl.example", "0a01", renewAt)
+		putTimer(ctx, t, db, timers, "ttl.example", "0a01", renewAt)
 
 		for len(starter.snapshot()) == 0 && ctx.Err() == nil {
 			time.Sleep(100 * time.Millisecond)
@@ -211,14 +198,14 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 		failing := func(_ context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 			return events.DynamoDBEventResponse{}, errors.New("always failing")
 		}
-		r := streamrunner.New(streams, table, m, failing, streamrunner.Options{Logger: logger, RetryBackoff: 10 * time.Millisecond,
+		r := streamrunner.New(streams, timers, m, failing, streamrunner.Options{Logger: logger, RetryBackoff: 10 * time.Millisecond,
 			FunctionARN: "arn:aws:lambda:us-east-1:000000000000:function:renewal-trigger",
 			Sink:        streamrunner.NewSQSSink(sq, aws.ToString(q.QueueUrl))})
 		if err := r.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		putTimer(ctx, t, db, table, "fail.example", "0c03", time.Now().Add(-time.Minute))
+		putTimer(ctx, t, db, timers, "fail.example", "0c03", time.Now().Add(-time.Minute))
 		for ctx.Err() == nil {
 			out, err := sq.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, WaitTimeSeconds: 1})
 			if err != nil {
@@ -240,30 +227,4 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 		}
 		t.Fatal("no on-failure record arrived")
 	})
-}
-
-func createBaseTable(ctx context.Context, t *testing.T, db *dynamodb.Client) string {
-	t.Helper()
-	name := "certflow-base"
-	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   aws.String(name),
-		BillingMode: ddbtypes.BillingModePayPerRequest,
-		AttributeDefinitions: []ddbtypes.AttributeDefinition{
-			{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: ddbtypes.ScalarAttributeTypeS},
-		},
-		KeySchema: []ddbtypes.KeySchemaElement{
-			{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: ddbtypes.KeyTypeRange},
-		},
-		StreamSpecification: &ddbtypes.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: ddbtypes.StreamViewTypeNewAndOldImages},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{TableName: aws.String(name),
-		TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{AttributeName: aws.String("expiresAt"), Enabled: aws.Bool(true)}}); err != nil {
-		t.Fatal(err)
-	}
-	return name
 }

@@ -61,7 +61,7 @@ func TestFromProjectTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.ReportBatchItemFailures || len(m.Filters) == 0 || m.StreamResource != "CertificatesTable" || m.OnFailureDestination == "" {
+	if !m.ReportBatchItemFailures || len(m.Filters) == 0 || m.StreamResource != "RenewalTimersTable" || m.OnFailureDestination == "" {
 		t.Errorf("FromTemplate(RenewalTriggerFunction) = %+v", m)
 	}
 	for _, tt := range []struct {

@@ -76,11 +76,18 @@ type Config struct {
 	WaitOverride time.Duration
 	// SweepEvery is how often the sweeper runs (the template says hourly).
 	SweepEvery time.Duration
+	// SweepGrace is how long after its renewal time a certificate is left
+	// to its TTL timer before the sweeper renews it (default 30s offline,
+	// 1h in AWS).
+	SweepGrace time.Duration
 	// Params overrides template parameters (e.g. MaxConsecutiveFailures).
 	Params map[string]string
 	// Logs receives the offline engines' output; FunctionLogger the functions'.
 	Logs           io.Writer
 	FunctionLogger *slog.Logger
+	// ConfigureAWS, if set, adjusts the AWS configuration every function is
+	// built with (for example to meter DynamoDB capacity).
+	ConfigureAWS func(*aws.Config)
 	// Setenv sets the functions' environment (default os.Setenv): the
 	// variables template.yaml gives them, pointed at the offline stack.
 	Setenv func(key, value string) error
@@ -89,7 +96,8 @@ type Config struct {
 // System is a running offline certflow.
 type System struct {
 	Stack             *offline.Stack
-	Table             string
+	Table             string // the certificate table
+	TimerTable        string // the renewal timers table, whose stream triggers renewals
 	APIURL            string
 	LambdaURL         string
 	SFNURL            string
@@ -133,9 +141,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err := stack.Tools.NodeReady(); err != nil {
 		return nil, err
 	}
-	if s.Table, err = stack.CreateTable(ctx); err != nil {
+	tables, err := stack.CreateTables(ctx)
+	if err != nil {
 		return nil, err
 	}
+	s.Table, s.TimerTable = tables.Certificates, tables.Timers
 
 	// The local Lambda and Step Functions endpoints, known before any
 	// function is built, since functions build their clients once.
@@ -159,7 +169,14 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err := s.createMessaging(ctx, awsCfg); err != nil {
 		return nil, err
 	}
-	if err := s.setEnv(cfg.Setenv); err != nil {
+	fnCfg := awsCfg.Copy()
+	if cfg.ConfigureAWS != nil {
+		cfg.ConfigureAWS(&fnCfg)
+	}
+	if cfg.SweepGrace <= 0 {
+		cfg.SweepGrace = 30 * time.Second
+	}
+	if err := s.setEnv(cfg.Setenv, cfg.SweepGrace); err != nil {
 		return nil, err
 	}
 
@@ -174,7 +191,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		if !ok {
 			return nil, fmt.Errorf("template function %s has no builder in internal/function", id)
 		}
-		h, err := build(ctx, awsCfg, logger.With("function", id))
+		h, err := build(ctx, fnCfg, logger.With("function", id))
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", id, err)
 		}
@@ -207,10 +224,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	return s, nil
 }
 
-func (s *System) setEnv(setenv func(k, v string) error) error {
+func (s *System) setEnv(setenv func(k, v string) error, sweepGrace time.Duration) error {
 	st := s.Stack
 	env := map[string]string{
 		function.EnvTable:           s.Table,
+		function.EnvTimerTable:      s.TimerTable,
 		function.EnvKMSKeyID:        st.KMSKeyID,
 		function.EnvStateMachineARN: s.StateMachineARN,
 		function.EnvEventBus:        EventBus,
@@ -223,6 +241,7 @@ func (s *System) setEnv(setenv func(k, v string) error) error {
 		"CERTFLOW_EDGE_ADDRESSES":   offline.EdgeAddress + ",::1",
 		"CERTFLOW_CAA_IDENTITIES":   "",
 		"CERTFLOW_ORDER_BUDGET":     "300/3h",
+		function.EnvSweepGrace:      sweepGrace.String(),
 	}
 	for _, kv := range st.Env() {
 		k, v, _ := cut(kv)
@@ -297,7 +316,12 @@ func (s *System) startStreams(ctx context.Context, cfg aws.Config, logger *slog.
 		err := invokeJSON(ctx, h, ev, &resp)
 		return resp, err
 	}
-	s.streams = streamrunner.New(dynamodbstreams.NewFromConfig(cfg), s.Table, m, invoke, streamrunner.Options{
+	// The mapping's stream is the one template.yaml names.
+	table, ok := map[string]string{offline.TableLogicalID: s.Table, offline.TimersLogicalID: s.TimerTable}[m.StreamResource]
+	if !ok {
+		return fmt.Errorf("%s reads the stream of %q, which is not a table of the offline stack", renewalTriggerID, m.StreamResource)
+	}
+	s.streams = streamrunner.New(dynamodbstreams.NewFromConfig(cfg), table, m, invoke, streamrunner.Options{
 		StartingPosition: streamrunner.TrimHorizon,
 		FunctionARN:      lambdaapi.FunctionARN(renewalTriggerID),
 		Sink:             streamrunner.NewSQSSink(sqs.NewFromConfig(cfg), s.OnFailureQueueURL),

@@ -3,12 +3,13 @@ package system
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/certflow/certflow/certclient"
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/internal/offline/capacity"
+	"github.com/certflow/certflow/internal/offline/sfnlocal"
+	"github.com/certflow/certflow/internal/renewal"
 )
 
 type doc struct {
@@ -32,16 +42,25 @@ type doc struct {
 // (with the template's filter) triggers the real handler; the state machine
 // renews with ARI replaces; a newer certificate is stored. The TTL record is
 // delivered a second time and still one execution runs. A timer deleted by
-// the platform renews nothing, and the sweeper catches it once overdue.
+// the platform renews nothing until the sweeper catches it once overdue. An
+// ARI window that Pebble moves earlier moves the timer, which then renews.
+// The DynamoDB capacity of one renewal is measured on the way.
 func TestRenewalEndToEnd(t *testing.T) {
-	if testing.Short() || os.Getenv("CERTFLOW_E2E") == "" {
-		t.Skip("offline end-to-end renewal test: set CERTFLOW_E2E=1 (make demo covers the same path in CI)")
+	if testing.Short() {
+		t.Skip("starts the whole offline system")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	if _, err := offline.FindTools(""); err != nil {
+		t.Skipf("offline tools missing (make tools): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
+	const grace = 3 * time.Second
+	var meter capacity.Meter
 	sys, err := Start(ctx, Config{
 		CertificateValidity: time.Minute,
 		WaitOverride:        100 * time.Millisecond,
+		SweepGrace:          grace, // and no scheduled sweeps: the test runs the sweeper itself
+		ConfigureAWS:        meter.Add,
 		Setenv:              func(k, v string) error { t.Setenv(k, v); return nil },
 		FunctionLogger:      slog.New(slog.DiscardHandler),
 		Logs:                io.Discard,
@@ -54,33 +73,40 @@ func TestRenewalEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := dynamodb.NewFromConfig(cfg)
+	db := dynamodb.NewFromConfig(cfg) // not metered: the test's own reads
 	sfnClient := sfn.NewFromConfig(cfg)
 
-	const name = "renew.customer.example"
+	const name, lost, ariName = "renew.customer.example", "lost.customer.example", "ari.customer.example"
 	post(ctx, t, sys.APIURL, name)
+	post(ctx, t, sys.APIURL, lost)
 	first := waitFor(ctx, t, sys.APIURL, name, func(d doc) bool { return d.Status == "active" })
-	t.Logf("issued serial %s, renewal at %s, not after %s", first.Serial, first.RenewAt, first.NotAfter)
-
-	// Capture the timer now: the TTL deletion is about to remove it.
-	timer, err := db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(sys.Table), ConsistentRead: aws.Bool(true),
-		Key: map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "DOMAIN#" + name}, "sk": &ddbtypes.AttributeValueMemberS{Value: "TIMER"}},
-	})
-	if err != nil || timer.Item == nil {
-		t.Fatalf("timer item: %v (found: %v)", err, timer != nil && timer.Item != nil)
+	lostFirst := waitFor(ctx, t, sys.APIURL, lost, func(d doc) bool { return d.Status == "active" })
+	// A timer deleted by the platform renews nothing.
+	if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(sys.TimerTable), Key: timerKey(lost)}); err != nil {
+		t.Fatal(err)
 	}
+	t.Logf("issued serial %s, renewal at %s, not after %s", first.Serial, first.RenewAt, first.NotAfter)
+	// Capture the timer now: the TTL deletion is about to remove it.
+	timer := timerItem(ctx, t, db, sys.TimerTable, name)
+	meter.Reset()
 
-	second := waitFor(ctx, t, sys.APIURL, name, func(d doc) bool { return d.Status == "active" && d.Serial != first.Serial })
+	want := execution.RenewName(name, first.Serial, parseTime(t, first.RenewAt))
+	second := waitForStored(ctx, t, db, sys.Table, name, first.Serial)
+	waitSucceeded(ctx, t, sfnClient, want)
 	if second.NotAfter <= first.NotAfter {
 		t.Errorf("renewed not-after %s is not later than %s", second.NotAfter, first.NotAfter)
 	}
-	t.Logf("renewed: serial %s -> %s", first.Serial, second.Serial)
+	t.Logf("renewed by TTL: serial %s -> %s", first.Serial, second.Serial)
+	usage := meter.Usage()
+	total := capacity.Total(usage)
+	t.Logf("DynamoDB capacity of one renewal (all functions; %d calls, %.1f RRU, %.1f WRU):\n%s", total.Calls, total.Read, total.Write, capacity.Format(usage))
+	if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, name); len(by) != 1 || by[want] != renewal.StartedByTimer {
+		t.Errorf("renewal executions of %s = %v, want only %s started by the timer", name, by, want)
+	}
 
 	// Deliver the same TTL REMOVE record again: the derived execution name
 	// makes it a no-op.
-	before := renewals(ctx, t, sfnClient, sys.StateMachineARN)
-	record := ttlRemove(t, timer.Item)
+	record := ttlRemove(t, timer)
 	var resp events.DynamoDBEventResponse
 	if err := invokeJSON(ctx, sys.handlers[renewalTriggerID], events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{record}}, &resp); err != nil {
 		t.Fatal(err)
@@ -88,32 +114,188 @@ func TestRenewalEndToEnd(t *testing.T) {
 	if len(resp.BatchItemFailures) != 0 {
 		t.Errorf("redelivery reported failures: %+v", resp.BatchItemFailures)
 	}
-	if after := renewals(ctx, t, sfnClient, sys.StateMachineARN); len(after) != len(before) {
-		t.Errorf("redelivered record started another execution: %v -> %v", before, after)
+	if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, name); len(by) != 1 {
+		t.Errorf("redelivered record started another execution: %v", by)
 	}
 
-	// A timer deleted by the platform renews nothing ...
-	current := waitFor(ctx, t, sys.APIURL, name, func(d doc) bool { return d.Status == "active" })
-	if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: aws.String(sys.Table),
-		Key:       map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "DOMAIN#" + name}, "sk": &ddbtypes.AttributeValueMemberS{Value: "TIMER"}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	renewAt, _ := time.Parse(time.RFC3339, current.RenewAt)
-	time.Sleep(time.Until(renewAt) + 8*time.Second)
-	if d := get(ctx, t, sys.APIURL, name); d.Serial != current.Serial {
-		t.Fatalf("a timer deleted by the platform renewed %s (serial %s -> %s)", name, current.Serial, d.Serial)
+	// The lost timer: nothing renews it past its renewal time ...
+	lostAt := parseTime(t, lostFirst.RenewAt)
+	time.Sleep(time.Until(lostAt) + grace + 2*time.Second)
+	if d := get(ctx, t, sys.APIURL, lost); d.Serial != lostFirst.Serial {
+		t.Fatalf("a timer deleted by the platform renewed %s (serial %s -> %s)", lost, lostFirst.Serial, d.Serial)
 	}
 	// ... until the sweeper finds the overdue renewal on the ByRenewal index.
-	var summary map[string]any
-	if err := invokeJSON(ctx, sys.handlers[sweeperID], events.EventBridgeEvent{DetailType: "Scheduled Event", Source: "aws.events", Time: time.Now().UTC(), Detail: json.RawMessage(`{}`)}, &summary); err != nil {
+	if sum := sweep(ctx, t, sys, `{}`); sum.Started < 1 {
+		t.Fatalf("sweeper started nothing: %+v", sum)
+	}
+	waitFor(ctx, t, sys.APIURL, lost, func(d doc) bool { return d.Status == "active" && d.Serial != lostFirst.Serial })
+	if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, lost); by[execution.RenewName(lost, lostFirst.Serial, lostAt)] != renewal.StartedBySweeper {
+		t.Errorf("renewal executions of %s = %v, want the lost timer's renewal started by the sweeper", lost, by)
+	}
+
+	t.Run("ARI window moved earlier moves the timer", func(t *testing.T) {
+		post(ctx, t, sys.APIURL, ariName)
+		issued := waitFor(ctx, t, sys.APIURL, ariName, func(d doc) bool { return d.Status == "active" })
+		stored := parseTime(t, issued.RenewAt)
+		start := time.Now().Add(4 * time.Second).Truncate(time.Second)
+		if !start.Add(2 * time.Second).Before(stored) {
+			t.Fatalf("stored renewal %s is too soon to move earlier", issued.RenewAt)
+		}
+		if err := sys.Stack.SetPebbleRenewalInfo(ctx, leafPEM(ctx, t, sys.APIURL, ariName), start, start.Add(2*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		sum := sweep(ctx, t, sys, `{"ariShard": "`+certstore.ShardOf(ariName)+`"}`)
+		moved := get(ctx, t, sys.APIURL, ariName)
+		at := parseTime(t, moved.RenewAt)
+		if sum.Moved < 1 || at.Before(start) || at.After(start.Add(2*time.Second)) {
+			t.Fatalf("after the sweep %+v renewAt is %s, want inside the new window [%s, +2s]", sum, moved.RenewAt, start.Format(time.RFC3339))
+		}
+		if tm, ok := timerItemIfAny(ctx, t, db, sys.TimerTable, ariName); ok && tm["renewAt"].(*ddbtypes.AttributeValueMemberS).Value != moved.RenewAt {
+			t.Errorf("timer renewAt = %v, want %s", tm["renewAt"], moved.RenewAt)
+		}
+		// The moved timer expires and renews, long before the old time.
+		renewed := waitFor(ctx, t, sys.APIURL, ariName, func(d doc) bool { return d.Serial != issued.Serial && d.Status == "active" })
+		if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, ariName); by[execution.RenewName(ariName, issued.Serial, at)] != renewal.StartedByTimer {
+			t.Errorf("renewal executions of %s: %v, want one started by the moved timer", ariName, by)
+		}
+		t.Logf("ARI: renewal moved from %s to %s, renewed to serial %s", issued.RenewAt, moved.RenewAt, renewed.Serial)
+	})
+}
+
+func timerKey(name string) map[string]ddbtypes.AttributeValue {
+	return map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "DOMAIN#" + name}, "sk": &ddbtypes.AttributeValueMemberS{Value: "TIMER"}}
+}
+
+// waitForStored polls the certificate item (not the API, whose reads
+// would be metered) until its serial is no longer old.
+func waitForStored(ctx context.Context, t *testing.T, db *dynamodb.Client, table, name, old string) doc {
+	t.Helper()
+	key := timerKey(name)
+	key["sk"] = &ddbtypes.AttributeValueMemberS{Value: "CERT"}
+	for {
+		out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: key, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		str := func(k string) string {
+			if v, ok := out.Item[k].(*ddbtypes.AttributeValueMemberS); ok {
+				return v.Value
+			}
+			return ""
+		}
+		if d := (doc{Status: str("status"), Serial: str("serial"), NotAfter: str("notAfter"), RenewAt: str("renewAt")}); d.Serial != old && d.Status == "active" {
+			return d
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s was not renewed", name)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// waitSucceeded waits until the execution called name has succeeded.
+func waitSucceeded(ctx context.Context, t *testing.T, c *sfn.Client, name string) {
+	t.Helper()
+	arn, err := execution.ExecutionARN(sfnlocal.ARN(StateMachine), name)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if summary["started"].(float64) < 1 {
-		t.Fatalf("sweeper started nothing: %v", summary)
+	for {
+		out, err := c.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+		if err == nil && out.Status == sfntypes.ExecutionStatusSucceeded {
+			return
+		}
+		if err == nil && out.Status != sfntypes.ExecutionStatusRunning {
+			t.Fatalf("execution %s ended %s", name, out.Status)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("execution %s did not succeed: %v", name, err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	waitFor(ctx, t, sys.APIURL, name, func(d doc) bool { return d.Status == "active" && d.Serial != current.Serial })
+}
+
+func parseTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func timerItem(ctx context.Context, t *testing.T, db *dynamodb.Client, table, name string) map[string]ddbtypes.AttributeValue {
+	t.Helper()
+	item, ok := timerItemIfAny(ctx, t, db, table, name)
+	if !ok {
+		t.Fatalf("no timer item for %s", name)
+	}
+	return item
+}
+
+func timerItemIfAny(ctx context.Context, t *testing.T, db *dynamodb.Client, table, name string) (map[string]ddbtypes.AttributeValue, bool) {
+	t.Helper()
+	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(table), ConsistentRead: aws.Bool(true), Key: timerKey(name),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item, out.Item != nil
+}
+
+// leafPEM fetches name's certificate from the delivery endpoint.
+func leafPEM(ctx context.Context, t *testing.T, api, name string) string {
+	t.Helper()
+	c, err := certclient.New(certclient.Config{BaseURL: api})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := c.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}))
+}
+
+func sweep(ctx context.Context, t *testing.T, sys *System, detail string) renewal.Summary {
+	t.Helper()
+	var sum renewal.Summary
+	ev := events.EventBridgeEvent{DetailType: "Scheduled Event", Source: "aws.events", Time: time.Now().UTC(), Detail: json.RawMessage(detail)}
+	if err := invokeJSON(ctx, sys.handlers[sweeperID], ev, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// startedBy maps the names of domain's renewal executions to what started
+// them (the input's startedBy).
+func startedBy(ctx context.Context, t *testing.T, c *sfn.Client, arn, domain string) map[string]string {
+	t.Helper()
+	out, err := c.ListExecutions(ctx, &sfn.ListExecutionsInput{StateMachineArn: aws.String(arn), MaxResults: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]string{}
+	for _, e := range out.Executions {
+		if !strings.HasPrefix(aws.ToString(e.Name), "renew-") {
+			continue
+		}
+		d, err := c.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: e.ExecutionArn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in renewal.Input
+		if err := json.Unmarshal([]byte(aws.ToString(d.Input)), &in); err != nil {
+			t.Fatal(err)
+		}
+		if in.Domain == domain {
+			by[aws.ToString(e.Name)] = in.StartedBy
+		}
+	}
+	return by
 }
 
 func ttlRemove(t *testing.T, item map[string]ddbtypes.AttributeValue) events.DynamoDBEventRecord {
@@ -132,25 +314,10 @@ func ttlRemove(t *testing.T, item map[string]ddbtypes.AttributeValue) events.Dyn
 		Change: events.DynamoDBStreamRecord{
 			Keys:           map[string]events.DynamoDBAttributeValue{"pk": image["pk"], "sk": image["sk"]},
 			OldImage:       image,
-			SequenceNumber: "1", StreamViewType: "NEW_AND_OLD_IMAGES",
+			SequenceNumber: "1", StreamViewType: "OLD_IMAGE",
 		},
 		UserIdentity: &events.DynamoDBUserIdentity{Type: "Service", PrincipalID: "dynamodb.amazonaws.com"},
 	}
-}
-
-func renewals(ctx context.Context, t *testing.T, c *sfn.Client, arn string) []string {
-	t.Helper()
-	out, err := c.ListExecutions(ctx, &sfn.ListExecutionsInput{StateMachineArn: aws.String(arn), MaxResults: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range out.Executions {
-		if strings.HasPrefix(aws.ToString(e.Name), "renew-") {
-			names = append(names, aws.ToString(e.Name))
-		}
-	}
-	return names
 }
 
 func post(ctx context.Context, t *testing.T, api, name string) {

@@ -1,0 +1,168 @@
+package renewal_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/certflow/certflow/internal/ari"
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/internal/offline/capacity"
+	"github.com/certflow/certflow/internal/renewal"
+)
+
+type noopStarter struct{ started int }
+
+func (s *noopStarter) Start(context.Context, string, any) (string, bool, error) {
+	s.started++
+	return "arn", false, nil
+}
+
+// laterARI suggests a window after every stored renewal: nothing moves.
+type laterARI struct{}
+
+func (laterARI) Get(context.Context, string) (ari.Window, time.Duration, error) {
+	start := time.Now().Add(400 * 24 * time.Hour)
+	return ari.Window{Start: start, End: start.Add(time.Hour)}, time.Hour, nil
+}
+
+// TestSweeperCapacity measures, on DynamoDB Local with the template's
+// table, the read and write units of one sweeper run over perShard active
+// certificates in each of the 16 shards, a few of them overdue, and checks
+// the query plan: index queries only, never a Scan, and a cost that grows
+// with one shard (the ARI re-check), not with the table. The closing
+// figures for 100,000 and 1,000,000 certificates are this run's per-item
+// cost times the items the plan reads at that size.
+func TestSweeperCapacity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads DynamoDB Local")
+	}
+	if _, err := offline.FindTools(""); err != nil {
+		t.Skipf("offline tools missing (make tools): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	stack, err := offline.Start(ctx, offline.Options{DynamoDB: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Close()
+	tables, err := stack.CreateTables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := stack.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dynamodb.NewFromConfig(cfg)
+
+	const perShard, overdue = 200, 8
+	now := time.Now().UTC().Truncate(time.Second)
+	loadActive(ctx, t, db, tables.Certificates, perShard, overdue, now)
+
+	var meter capacity.Meter
+	metered := cfg.Copy()
+	meter.Add(&metered)
+	store := certstore.New(dynamodb.NewFromConfig(metered), tables.Certificates, certstore.WithTimerTable(tables.Timers))
+	starter := &noopStarter{}
+	s := &renewal.Sweeper{Due: store, Starter: starter, Leaser: store, ARI: laterARI{}, Mover: store, Expiry: store,
+		Logger: slog.New(slog.DiscardHandler)}
+	sum, err := s.Handle(ctx, events.EventBridgeEvent{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Overdue certificates are leased before the re-check, so every one
+	// of the shard is asked about.
+	if sum.Started != overdue || starter.started != overdue || sum.ARIChecked != perShard {
+		t.Fatalf("sweep = %+v, want %d started and the %d certificates of shard %s re-checked", sum, overdue, perShard, sum.ARIShard)
+	}
+	usage := meter.Usage()
+	t.Logf("one sweep over %d certificates:\n%s", 16*perShard, capacity.Format(usage))
+	for k := range usage {
+		if k.Operation == "Scan" {
+			t.Errorf("the sweeper scanned %s", k.Table)
+		}
+	}
+	q := usage[capacity.Key{Table: tables.Certificates, Operation: "Query"}]
+	leases := usage[capacity.Key{Table: tables.Certificates, Operation: "UpdateItem"}]
+	// The plan: 16 ByExpiry queries (Limit 1), 16 ByRenewal queries for
+	// overdue renewals (a page each here), and the pages of one shard's
+	// ByRenewal entries for the ARI re-check.
+	pages := (perShard + renewal.DefaultPageSize - 1) / renewal.DefaultPageSize
+	if wantMax := 16 + 16 + pages + 1; q.Calls > wantMax {
+		t.Errorf("%d queries, want at most %d", q.Calls, wantMax)
+	}
+	fixed := 32 * 0.5 // one eventually consistent 4 KB unit per empty or tiny query
+	perItem := (q.Read - fixed) / float64(perShard)
+	t.Logf("queries: %d calls, %.1f RRU (%.1f fixed + %.4f RRU per certificate of the re-checked shard); %d leases: %.1f WRU",
+		q.Calls, q.Read, fixed, perItem, leases.Calls, leases.Write)
+	for _, n := range []int{100_000, 1_000_000} {
+		items := min(n/16, renewal.DefaultMaxARIChecks)
+		t.Logf("at %d certificates: about %.0f RRU per run (ARI re-check reads %d index entries), %.0f RRU a month hourly",
+			n, fixed+perItem*float64(items), items, (fixed+perItem*float64(items))*24*30)
+	}
+}
+
+// loadActive writes perShard active certificate items into each shard
+// (realistic sizes: a 2.6 KB chain and a sealed key), overdue of them due
+// two hours ago.
+func loadActive(ctx context.Context, t *testing.T, db *dynamodb.Client, table string, perShard, overdue int, now time.Time) {
+	t.Helper()
+	count := map[string]int{}
+	late := map[string]bool{}
+	chain := strings.Repeat("A", 2600)
+	key := make([]byte, 180)
+	var batch []ddbtypes.WriteRequest
+	flush := func() {
+		for len(batch) > 0 {
+			out, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]ddbtypes.WriteRequest{table: batch}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch = out.UnprocessedItems[table]
+		}
+	}
+	s := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
+	ts := func(v time.Time) ddbtypes.AttributeValue { return s(certstore.FormatTime(v)) }
+	for i, filled := 0, 0; filled < 16; i++ {
+		domain := fmt.Sprintf("shop-%06d.customer%03d.example", i, i%997)
+		shard := certstore.ShardOf(domain)
+		if count[shard] == perShard {
+			continue
+		}
+		count[shard]++
+		if count[shard] == perShard {
+			filled++
+		}
+		renewAt := now.Add(time.Duration(24+i%700) * time.Hour)
+		if len(late) < overdue && count[shard] == 1 {
+			renewAt = now.Add(-2 * time.Hour)
+			late[domain] = true
+		}
+		serial := fmt.Sprintf("%032x", i+1)
+		batch = append(batch, ddbtypes.WriteRequest{PutRequest: &ddbtypes.PutRequest{Item: map[string]ddbtypes.AttributeValue{
+			"pk": s("DOMAIN#" + domain), "sk": s("CERT"), "domain": s(domain), "status": s("active"), "shard": s(shard),
+			"sans":    &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{s(domain), s("www." + domain)}},
+			"version": &ddbtypes.AttributeValueMemberN{Value: "3"}, "generation": &ddbtypes.AttributeValueMemberN{Value: "1"},
+			"serial": s(serial), "ariCertID": s("aGVsbG8td29ybGQtYWtpLWJhc2U2NHVybA." + serial), "issuer": s("(STAGING) Ersatz Edamame E1"),
+			"certPEM": s(chain), "keyWrapped": &ddbtypes.AttributeValueMemberB{Value: key}, "keyCiphertext": &ddbtypes.AttributeValueMemberB{Value: key},
+			"keyType": s("ec256"), "renewAt": ts(renewAt), "notBefore": ts(renewAt.Add(-60 * 24 * time.Hour)),
+			"notAfter": ts(renewAt.Add(30 * 24 * time.Hour)), "requestedAt": ts(now), "updatedAt": ts(now),
+			"execution": s("arn:aws:states:us-east-1:123456789012:execution:IssuanceStateMachine:renew-" + strconv.Itoa(i)),
+		}}})
+		if len(batch) == 25 {
+			flush()
+		}
+	}
+	flush()
+}
