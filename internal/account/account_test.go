@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/internal/offline/offlinetest"
 )
 
 var (
@@ -31,34 +31,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	os.Exit(runWithStack(m))
-}
-
-func runWithStack(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	stack, err := offline.Start(ctx, offline.Options{DynamoDB: true, Moto: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "offline stack:", err)
-		return 1
-	}
-	defer stack.Close()
-	if testTable, err = stack.CreateTable(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "create table:", err)
-		return 1
-	}
-	cfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "aws config:", err)
-		return 1
-	}
-	testDB = dynamodb.NewFromConfig(cfg)
-	testSealer = envelope.New(kms.NewFromConfig(cfg), stack.KMSKeyID)
-	return m.Run()
+	os.Exit(offlinetest.Main(m, offline.Options{DynamoDB: true, Moto: true}, func(env *offline.Env) {
+		testDB = dynamodb.NewFromConfig(env.AWS)
+		testTable = env.Tables.Certificates
+		testSealer = envelope.New(kms.NewFromConfig(env.AWS), env.KMSKeyID)
+	}))
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -17,34 +17,18 @@ import (
 	"github.com/certflow/certflow/internal/api"
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/internal/offline/offlinetest"
 )
 
 // TestBadInputLeavesDynamoDBUnchanged runs the bad-input corpus against the
 // real certstore.Store on DynamoDB Local and compares full scans of the
 // table before and after.
 func TestBadInputLeavesDynamoDBUnchanged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts DynamoDB Local")
-	}
-	if _, err := offline.FindTools(""); err != nil {
-		t.Skipf("offline stack unavailable: %v", err)
-	}
+	env := offlinetest.Start(t, offline.Options{DynamoDB: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	stack, err := offline.Start(ctx, offline.Options{DynamoDB: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stack.Close()
-	table, err := stack.CreateTable(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := dynamodb.NewFromConfig(cfg)
+	table := env.Tables.Certificates
+	client := dynamodb.NewFromConfig(env.AWS)
 	store := certstore.New(client, table)
 	starter := &fakeStarter{t: t}
 	stopper := &fakeStopper{t: t}

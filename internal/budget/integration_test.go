@@ -2,8 +2,6 @@ package budget
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -13,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/internal/offline/offlinetest"
 )
 
 var (
@@ -21,33 +20,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	os.Exit(runWithStack(m))
-}
-
-func runWithStack(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	stack, err := offline.Start(ctx, offline.Options{DynamoDB: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "offline stack:", err)
-		return 1
-	}
-	defer stack.Close()
-	if testTable, err = stack.CreateTable(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "create table:", err)
-		return 1
-	}
-	cfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "aws config:", err)
-		return 1
-	}
-	testDB = dynamodb.NewFromConfig(cfg)
-	return m.Run()
+	os.Exit(offlinetest.Main(m, offline.Options{DynamoDB: true}, func(env *offline.Env) {
+		testDB = dynamodb.NewFromConfig(env.AWS)
+		testTable = env.Tables.Certificates
+	}))
 }
 
 func TestConcurrentTakersDynamoDBLocal(t *testing.T) {

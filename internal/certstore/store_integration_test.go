@@ -3,7 +3,6 @@ package certstore
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -17,44 +16,22 @@ import (
 
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/internal/offline/offlinetest"
 )
 
 // testDB and testTable are set by TestMain when the offline stack runs
 // (not with -short).
 var (
-	testDB    *dynamodb.Client
-	testTable string
+	testDB     *dynamodb.Client
+	testTable  string
+	testTimers string
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	os.Exit(runWithStack(m))
-}
-
-func runWithStack(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	stack, err := offline.Start(ctx, offline.Options{DynamoDB: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "offline stack:", err)
-		return 1
-	}
-	defer stack.Close()
-	testTable, err = stack.CreateTable(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "create table:", err)
-		return 1
-	}
-	cfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "aws config:", err)
-		return 1
-	}
-	testDB = dynamodb.NewFromConfig(cfg)
-	return m.Run()
+	os.Exit(offlinetest.Main(m, offline.Options{DynamoDB: true}, func(env *offline.Env) {
+		testDB = dynamodb.NewFromConfig(env.AWS)
+		testTable, testTimers = env.Tables.Certificates, env.Tables.Timers
+	}))
 }
 
 func newTestStore(t *testing.T) *Store {
@@ -62,7 +39,7 @@ func newTestStore(t *testing.T) *Store {
 	if testDB == nil {
 		t.Skip("integration test (needs the offline stack)")
 	}
-	return New(testDB, testTable, WithClock(func() time.Time { return t0 }))
+	return New(testDB, testTable, WithTimerTable(testTimers), WithClock(func() time.Time { return t0 }))
 }
 
 // issued returns a certificate for domain issued at notBefore.

@@ -27,6 +27,7 @@ import (
 	"github.com/certflow/certflow/internal/delivery"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/internal/offline/offlinetest"
 )
 
 // EnvMeasure enables the latency measurement of TestDeliveryLatency.
@@ -44,27 +45,8 @@ type offlineDelivery struct {
 
 func startOffline(t *testing.T) *offlineDelivery {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts DynamoDB Local and moto")
-	}
-	if _, err := offline.FindTools(""); err != nil {
-		t.Skipf("offline stack unavailable: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	stack, err := offline.Start(ctx, offline.Options{DynamoDB: true, Moto: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stack.Close)
-	table, err := stack.CreateTable(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := offlinetest.Start(t, offline.Options{DynamoDB: true, Moto: true})
+	stack, table, cfg := env.Stack, env.Tables.Certificates, env.AWS
 	o := &offlineDelivery{stack: stack}
 	o.store = certstore.New(dynamodb.NewFromConfig(cfg), table)
 	o.sealer = envelope.New(kms.NewFromConfig(cfg), stack.KMSKeyID)
@@ -80,6 +62,7 @@ func startOffline(t *testing.T) *offlineDelivery {
 		}
 		return h
 	}
+	var err error
 	o.h, err = delivery.New(delivery.Config{Finder: o.store, Opener: o.sealer, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

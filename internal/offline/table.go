@@ -184,3 +184,36 @@ func TemplateResource(path, logicalID string) (json.RawMessage, error) {
 	}
 	return r, nil
 }
+
+// Env is a started stack with the certflow tables created and the AWS
+// configuration pointing at it: what integration tests and tools need.
+type Env struct {
+	*Stack
+	Tables Tables
+	AWS    aws.Config
+}
+
+// StartEnv starts a stack with opts, creates the tables from template.yaml
+// when DynamoDB Local runs, and loads the AWS configuration. The caller
+// closes the Env's Stack.
+func StartEnv(ctx context.Context, opts Options) (_ *Env, err error) {
+	s, err := Start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	env := &Env{Stack: s}
+	if opts.DynamoDB {
+		if env.Tables, err = s.CreateTables(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if env.AWS, err = s.AWSConfig(ctx); err != nil {
+		return nil, err
+	}
+	return env, nil
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/offline"
 	"github.com/certflow/certflow/internal/offline/capacity"
+	"github.com/certflow/certflow/internal/offline/offlinetest"
 	"github.com/certflow/certflow/internal/renewal"
 )
 
@@ -43,27 +44,10 @@ func (laterARI) Get(context.Context, string) (ari.Window, time.Duration, error) 
 // figures for 100,000 and 1,000,000 certificates are this run's per-item
 // cost times the items the plan reads at that size.
 func TestSweeperCapacity(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads DynamoDB Local")
-	}
-	if _, err := offline.FindTools(""); err != nil {
-		t.Skipf("offline tools missing (make tools): %v", err)
-	}
+	env := offlinetest.Start(t, offline.Options{DynamoDB: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	stack, err := offline.Start(ctx, offline.Options{DynamoDB: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stack.Close()
-	tables, err := stack.CreateTables(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tables, cfg := env.Tables, env.AWS
 	db := dynamodb.NewFromConfig(cfg)
 
 	const perShard, overdue = 200, 8

@@ -22,6 +22,7 @@ import (
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/internal/offline/offlinetest"
 	"github.com/certflow/certflow/internal/offline/streamrunner"
 	"github.com/certflow/certflow/internal/renewal"
 )
@@ -89,29 +90,12 @@ func putTimer(ctx context.Context, t *testing.T, db *dynamodb.Client, table, dom
 // the template's filter and start exactly one renewal; a timer deleted by a
 // user must not.
 func TestDynamoDBLocalTTL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts DynamoDB Local and moto")
-	}
+	env := offlinetest.Start(t, offline.Options{DynamoDB: true, Moto: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	if _, err := offline.FindTools(""); err != nil {
-		t.Skipf("offline tools missing: %v", err)
-	}
-	stack, err := offline.Start(ctx, offline.Options{DynamoDB: true, Moto: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stack.Close()
-	cfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := env.AWS
 	db := dynamodb.NewFromConfig(cfg)
-	tables, err := stack.CreateTables(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, timers := tables.Certificates, tables.Timers
+	table, timers := env.Tables.Certificates, env.Tables.Timers
 	streams := dynamodbstreams.NewFromConfig(cfg)
 	sq := sqs.NewFromConfig(cfg)
 	mapping, err := streamrunner.FromTemplate(filepath.Join("..", "..", "..", "template.yaml"), "RenewalTriggerFunction")
