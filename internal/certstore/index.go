@@ -54,29 +54,17 @@ func (s *Store) List(ctx context.Context, status Status, limit int, cursor strin
 	}
 	e := newExpr()
 	cond := fmt.Sprintf("%s = %s", e.n(attrStatus), e.v(avS(string(status))))
-	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(indexByStatus),
-		KeyConditionExpression:    aws.String(cond),
-		ExpressionAttributeNames:  e.Names(),
-		ExpressionAttributeValues: e.Values(),
-		Limit:                     limitOf(limit),
-		ExclusiveStartKey:         start,
-	})
+	items, next, err := s.queryPage(ctx, indexByStatus, e, cond, limit, start)
 	if err != nil {
 		return nil, "", fmt.Errorf("list %s certificates: %w", status, err)
 	}
-	certs = make([]Certificate, 0, len(out.Items))
-	for _, item := range out.Items {
+	certs = make([]Certificate, 0, len(items))
+	for _, item := range items {
 		c, err := certificateFromItem(item)
 		if err != nil {
 			return nil, "", fmt.Errorf("list %s certificates: %w", status, err)
 		}
 		certs = append(certs, *c)
-	}
-	next, err := encodeCursor(out.LastEvaluatedKey)
-	if err != nil {
-		return nil, "", fmt.Errorf("list %s certificates: %w", status, err)
 	}
 	return certs, next, nil
 }
@@ -104,20 +92,12 @@ func (s *Store) DueForRenewal(ctx context.Context, shard string, now time.Time, 
 	}
 	e := newExpr()
 	cond := fmt.Sprintf("%s = %s AND %s <= %s", e.n(attrShard), e.v(avS(shard)), e.n(attrRenewAt), e.v(avT(now)))
-	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(indexByRenewal),
-		KeyConditionExpression:    aws.String(cond),
-		ExpressionAttributeNames:  e.Names(),
-		ExpressionAttributeValues: e.Values(),
-		Limit:                     limitOf(limit),
-		ExclusiveStartKey:         start,
-	})
+	items, next, err := s.queryPage(ctx, indexByRenewal, e, cond, limit, start)
 	if err != nil {
 		return nil, "", fmt.Errorf("list renewals due in shard %s: %w", shard, err)
 	}
-	due = make([]Renewal, 0, len(out.Items))
-	for _, item := range out.Items {
+	due = make([]Renewal, 0, len(items))
+	for _, item := range items {
 		r := &itemReader{item: item}
 		d := Renewal{
 			Domain:    r.s(attrDomain),
@@ -134,10 +114,6 @@ func (s *Store) DueForRenewal(ctx context.Context, shard string, now time.Time, 
 			return nil, "", fmt.Errorf("list renewals due in shard %s: item %q: %w", shard, d.Domain, r.err)
 		}
 		due = append(due, d)
-	}
-	next, err := encodeCursor(out.LastEvaluatedKey)
-	if err != nil {
-		return nil, "", fmt.Errorf("list renewals due in shard %s: %w", shard, err)
 	}
 	return due, next, nil
 }
@@ -212,15 +188,7 @@ func (s *Store) LeaseRenewal(ctx context.Context, domain string, oldRenewAt, new
 	e.If("attribute_exists(%s)", e.n(attrPK))
 	e.If("%s = %s", e.n(attrRenewAt), e.v(avT(oldRenewAt)))
 	e.If("%s = %s", e.n(attrStatus), e.v(avS(string(StatusActive))))
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(s.table),
-		Key:                                 key(domain, skCert),
-		UpdateExpression:                    e.Update(),
-		ConditionExpression:                 e.Condition(),
-		ExpressionAttributeNames:            e.Names(),
-		ExpressionAttributeValues:           e.Values(),
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	_, err := s.client.UpdateItem(ctx, s.updateCert(domain, e, types.ReturnValueNone))
 	if old, failed := conditionFailed(err); failed {
 		if old == nil {
 			return fmt.Errorf("lease renewal of %q: %w", domain, ErrNotFound)
@@ -254,14 +222,7 @@ func (s *Store) MoveTimer(ctx context.Context, domain, serial string, renewAt ti
 	e.If("%s = %s", e.n(attrSerial), e.v(avS(serial)))
 	e.If("%s = %s", e.n(attrStatus), e.v(avS(string(StatusActive))))
 	_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName:                 aws.String(s.table),
-			Key:                       key(domain, skCert),
-			UpdateExpression:          e.Update(),
-			ConditionExpression:       e.Condition(),
-			ExpressionAttributeNames:  e.Names(),
-			ExpressionAttributeValues: e.Values(),
-		}},
+		s.txUpdateCert(domain, e),
 		s.putTimer(Timer{Domain: domain, Serial: serial, ARICertID: cur.ARICertID, RenewAt: renewAt}),
 	}})
 	if _, condFailed, _ := transactionFailure(err, 0); condFailed {
@@ -271,6 +232,28 @@ func (s *Store) MoveTimer(ctx context.Context, domain, serial string, renewAt ti
 		return fmt.Errorf("move timer of %q: %w", domain, err)
 	}
 	return nil
+}
+
+// queryPage runs one page of the key condition cond on index, from start,
+// and returns its items and the cursor of the next page ("" after the last).
+func (s *Store) queryPage(ctx context.Context, index string, e *expr, cond string, limit int, start map[string]types.AttributeValue) ([]map[string]types.AttributeValue, string, error) {
+	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(index),
+		KeyConditionExpression:    aws.String(cond),
+		ExpressionAttributeNames:  e.Names(),
+		ExpressionAttributeValues: e.Values(),
+		Limit:                     limitOf(limit),
+		ExclusiveStartKey:         start,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next, err := encodeCursor(out.LastEvaluatedKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return out.Items, next, nil
 }
 
 func limitOf(limit int) *int32 {

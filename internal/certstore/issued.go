@@ -105,15 +105,7 @@ func (s *Store) saveIssuedInput(in Issued, now time.Time) (*dynamodb.TransactWri
 	e.If("attribute_not_exists(%s) OR %s <> %s", e.n(attrSerial), e.n(attrSerial), sv)
 
 	items := []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName:                           aws.String(s.table),
-			Key:                                 key(in.Domain, skCert),
-			UpdateExpression:                    e.Update(),
-			ConditionExpression:                 e.Condition(),
-			ExpressionAttributeNames:            e.Names(),
-			ExpressionAttributeValues:           e.Values(),
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}},
+		s.txUpdateCert(in.Domain, e),
 		s.putTimer(Timer{Domain: in.Domain, Serial: serial, ARICertID: in.ARICertID, RenewAt: in.RenewAt}),
 	}
 	for _, san := range aliases {

@@ -103,27 +103,34 @@ func (r *itemReader) fail(name, want string) {
 	}
 }
 
-func (r *itemReader) s(name string) string {
+// attr returns attribute name as the attribute value type T: absent is
+// (zero, false); another type is recorded as a failure (want says what it
+// should have been).
+func attr[T types.AttributeValue](r *itemReader, name, want string) (T, bool) {
+	var zero T
 	av, ok := r.item[name]
 	if !ok {
-		return ""
+		return zero, false
 	}
-	v, ok := av.(*types.AttributeValueMemberS)
+	v, ok := av.(T)
 	if !ok {
-		r.fail(name, "a string")
+		r.fail(name, want)
+		return zero, false
+	}
+	return v, true
+}
+
+func (r *itemReader) s(name string) string {
+	v, ok := attr[*types.AttributeValueMemberS](r, name, "a string")
+	if !ok {
 		return ""
 	}
 	return v.Value
 }
 
 func (r *itemReader) n(name string) int64 {
-	av, ok := r.item[name]
+	v, ok := attr[*types.AttributeValueMemberN](r, name, "a number")
 	if !ok {
-		return 0
-	}
-	v, ok := av.(*types.AttributeValueMemberN)
-	if !ok {
-		r.fail(name, "a number")
 		return 0
 	}
 	n, err := strconv.ParseInt(v.Value, 10, 64)
@@ -134,13 +141,8 @@ func (r *itemReader) n(name string) int64 {
 }
 
 func (r *itemReader) b(name string) []byte {
-	av, ok := r.item[name]
+	v, ok := attr[*types.AttributeValueMemberB](r, name, "binary")
 	if !ok {
-		return nil
-	}
-	v, ok := av.(*types.AttributeValueMemberB)
-	if !ok {
-		r.fail(name, "binary")
 		return nil
 	}
 	return v.Value
@@ -159,13 +161,8 @@ func (r *itemReader) t(name string) time.Time {
 }
 
 func (r *itemReader) l(name string) []string {
-	av, ok := r.item[name]
+	v, ok := attr[*types.AttributeValueMemberL](r, name, "a list")
 	if !ok {
-		return nil
-	}
-	v, ok := av.(*types.AttributeValueMemberL)
-	if !ok {
-		r.fail(name, "a list")
 		return nil
 	}
 	var out []string

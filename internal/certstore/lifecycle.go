@@ -62,15 +62,7 @@ func (s *Store) Request(ctx context.Context, domain string, sans []string, now t
 		e.Add(attrGeneration, avN(1))
 		e.Add(attrVersion, avN(1))
 		e.If("%s = %s", e.n(attrVersion), e.v(avN(cur.Version)))
-		out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                 aws.String(s.table),
-			Key:                       key(domain, skCert),
-			UpdateExpression:          e.Update(),
-			ConditionExpression:       e.Condition(),
-			ExpressionAttributeNames:  e.Names(),
-			ExpressionAttributeValues: e.Values(),
-			ReturnValues:              types.ReturnValueAllNew,
-		})
+		out, err := s.client.UpdateItem(ctx, s.updateCert(domain, e, types.ReturnValueAllNew))
 		if _, lost := conditionFailed(err); lost {
 			continue
 		}
@@ -96,15 +88,7 @@ func (s *Store) SetExecution(ctx context.Context, domain string, generation int6
 	e.Add(attrVersion, avN(1))
 	e.If("attribute_exists(%s)", e.n(attrPK))
 	e.If("%s = %s", e.n(attrGeneration), e.v(avN(generation)))
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(s.table),
-		Key:                                 key(domain, skCert),
-		UpdateExpression:                    e.Update(),
-		ConditionExpression:                 e.Condition(),
-		ExpressionAttributeNames:            e.Names(),
-		ExpressionAttributeValues:           e.Values(),
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	_, err := s.client.UpdateItem(ctx, s.updateCert(domain, e, types.ReturnValueNone))
 	if old, failed := conditionFailed(err); failed {
 		if old == nil {
 			return fmt.Errorf("set execution of %q: %w", domain, ErrNotFound)
@@ -144,16 +128,7 @@ func (s *Store) recordFailureInput(domain string, from Status, d failure.Detail,
 		e.Set(attrStatus, avS(string(StatusFailed)))
 		e.If("%s IN (%s, %s)", e.n(attrStatus), e.v(avS(string(StatusPending))), e.v(avS(string(StatusFailed))))
 	}
-	return &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(s.table),
-		Key:                                 key(domain, skCert),
-		UpdateExpression:                    e.Update(),
-		ConditionExpression:                 e.Condition(),
-		ExpressionAttributeNames:            e.Names(),
-		ExpressionAttributeValues:           e.Values(),
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}
+	return s.updateCert(domain, e, types.ReturnValueAllNew)
 }
 
 // RecordFailure records a failed attempt on domain atomically: failureCount
@@ -215,15 +190,7 @@ func (s *Store) Quarantine(ctx context.Context, domain, reasonCode, message, unp
 	e.If("attribute_exists(%s)", e.n(attrPK))
 	e.If("%s <> %s", e.n(attrStatus), e.v(avS(string(StatusRetired))))
 	input := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName:                           aws.String(s.table),
-			Key:                                 key(domain, skCert),
-			UpdateExpression:                    e.Update(),
-			ConditionExpression:                 e.Condition(),
-			ExpressionAttributeNames:            e.Names(),
-			ExpressionAttributeValues:           e.Values(),
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}},
+		s.txUpdateCert(domain, e),
 		s.deleteTimer(domain),
 	}}
 	for attempt := 1; ; attempt++ {
@@ -266,14 +233,7 @@ func (s *Store) Retire(ctx context.Context, domain string) (*Certificate, error)
 			e.Add(attrVersion, avN(1))
 			e.If("%s = %s", e.n(attrVersion), e.v(avN(prev.Version)))
 			_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-				{Update: &types.Update{
-					TableName:                 aws.String(s.table),
-					Key:                       key(domain, skCert),
-					UpdateExpression:          e.Update(),
-					ConditionExpression:       e.Condition(),
-					ExpressionAttributeNames:  e.Names(),
-					ExpressionAttributeValues: e.Values(),
-				}},
+				s.txUpdateCert(domain, e),
 				s.deleteTimer(domain),
 			}})
 			if _, condFailed, conflict := transactionFailure(err, 0); condFailed || conflict {

@@ -286,3 +286,31 @@ func (s *Store) putTimer(t Timer) types.TransactWriteItem {
 func (s *Store) deleteTimer(domain string) types.TransactWriteItem {
 	return types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.timers), Key: key(domain, skTimer)}}
 }
+
+// updateCert is the conditional update of domain's certificate item that e
+// describes; a failed condition returns the item as it was.
+func (s *Store) updateCert(domain string, e *expr, returnValues types.ReturnValue) *dynamodb.UpdateItemInput {
+	return &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(s.table),
+		Key:                                 key(domain, skCert),
+		UpdateExpression:                    e.Update(),
+		ConditionExpression:                 e.Condition(),
+		ExpressionAttributeNames:            e.Names(),
+		ExpressionAttributeValues:           e.Values(),
+		ReturnValues:                        returnValues,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+}
+
+// txUpdateCert is updateCert as a transaction item.
+func (s *Store) txUpdateCert(domain string, e *expr) types.TransactWriteItem {
+	return types.TransactWriteItem{Update: &types.Update{
+		TableName:                           aws.String(s.table),
+		Key:                                 key(domain, skCert),
+		UpdateExpression:                    e.Update(),
+		ConditionExpression:                 e.Condition(),
+		ExpressionAttributeNames:            e.Names(),
+		ExpressionAttributeValues:           e.Values(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}}
+}
