@@ -136,7 +136,8 @@ fuzz: ## Fuzz domain name normalisation for a minute
 
 .PHONY: run
 run: tools ## Run the whole system offline in the foreground (API on http://127.0.0.1:8080); Ctrl-C stops it
-	$(GO) run ./cmd/certflow-local run $(RUN_FLAGS)
+	$(GO) build -o $(CACHE)/certflow-local ./cmd/certflow-local
+	$(CACHE)/certflow-local run $(RUN_FLAGS)
 
 .PHONY: demo
 demo: tools ## The main job end to end offline: issue, quarantine, TLS handshake via /sni, TTL renewal
