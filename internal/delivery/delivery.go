@@ -141,7 +141,11 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		return h.internal(ctx, req, name, fmt.Errorf("find certificate: %w", err)), nil
 	}
 	now := h.now()
-	if c.Status != certstore.StatusActive || !c.NotAfter.After(now) || c.CertPEM == "" || !covers(c, name) {
+	// A valid certificate is served whatever the domain's issuance state:
+	// a failing renewal, a quarantine (CAA changed, the CA paused the name)
+	// or a request again must not take a working site down before its
+	// certificate expires. Retired domains have no key material left.
+	if c.Status == certstore.StatusRetired || !c.NotAfter.After(now) || c.CertPEM == "" || !covers(c, name) {
 		return notFound(), nil
 	}
 

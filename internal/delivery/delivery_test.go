@@ -304,16 +304,19 @@ func TestNotModified(t *testing.T) {
 	}
 }
 
-func TestOnlyActiveAndUnexpired(t *testing.T) {
+func TestServedUntilExpiryUnlessRetired(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		mutate func(*certstore.Certificate)
 		want   int
 	}{
 		{"active", func(*certstore.Certificate) {}, http.StatusOK},
-		{"pending", func(c *certstore.Certificate) { c.Status = certstore.StatusPending }, http.StatusNotFound},
-		{"failed", func(c *certstore.Certificate) { c.Status = certstore.StatusFailed }, http.StatusNotFound},
-		{"quarantined", func(c *certstore.Certificate) { c.Status = certstore.StatusQuarantined }, http.StatusNotFound},
+		{"requested again", func(c *certstore.Certificate) { c.Status = certstore.StatusPending }, http.StatusOK},
+		{"failing", func(c *certstore.Certificate) { c.Status = certstore.StatusFailed }, http.StatusOK},
+		{"quarantined", func(c *certstore.Certificate) { c.Status = certstore.StatusQuarantined }, http.StatusOK},
+		{"quarantined and expired", func(c *certstore.Certificate) {
+			c.Status, c.NotAfter = certstore.StatusQuarantined, now.Add(-time.Second)
+		}, http.StatusNotFound},
 		{"retired", func(c *certstore.Certificate) { c.Status = certstore.StatusRetired }, http.StatusNotFound},
 		{"expired", func(c *certstore.Certificate) { c.NotAfter = now.Add(-time.Second) }, http.StatusNotFound},
 		{"expires now", func(c *certstore.Certificate) { c.NotAfter = now }, http.StatusNotFound},
