@@ -22,6 +22,7 @@ const (
 	CodeDomainNotPointed = "domain_not_pointed"
 	CodeCAAForbidden     = "caa_forbidden"
 	CodeInvalidInput     = "invalid_input"
+	CodeDomainRetired    = "domain_retired"
 	CodeInternal         = "internal"
 )
 
@@ -157,6 +158,21 @@ func (e *InvalidInputError) Detail() Detail {
 	return Detail{Code: CodeInvalidInput, Message: e.Message}
 }
 
+// DomainRetiredError means the platform retired the domain while work on
+// it was under way: nothing more is to be done, and nothing is recorded.
+type DomainRetiredError struct {
+	Message string
+	Err     error
+}
+
+func (e *DomainRetiredError) Error() string { return "domain retired: " + e.Message }
+func (e *DomainRetiredError) Unwrap() error { return e.Err }
+
+// Detail implements Failure.
+func (e *DomainRetiredError) Detail() Detail {
+	return Detail{Code: CodeDomainRetired, Message: e.Message}
+}
+
 // Failure is implemented by every failure type of this package.
 type Failure interface {
 	error
@@ -172,6 +188,7 @@ var (
 	_ Failure = (*DomainNotPointedError)(nil)
 	_ Failure = (*CAAForbiddenError)(nil)
 	_ Failure = (*InvalidInputError)(nil)
+	_ Failure = (*DomainRetiredError)(nil)
 )
 
 // Find returns the first Failure in err's chain.

@@ -27,6 +27,7 @@ func TestForLambda(t *testing.T) {
 		{"not pointed", &DomainNotPointedError{Message: "resolves to 127.0.0.2"}, "DomainNotPointedError", Detail{Code: CodeDomainNotPointed, Message: "resolves to 127.0.0.2"}},
 		{"caa", &CAAForbiddenError{Message: "issue ca.example"}, "CAAForbiddenError", Detail{Code: CodeCAAForbidden, Message: "issue ca.example"}},
 		{"invalid", &InvalidInputError{Message: "bad name"}, "InvalidInputError", Detail{Code: CodeInvalidInput, Message: "bad name"}},
+		{"retired", &DomainRetiredError{Message: "a.example"}, "DomainRetiredError", Detail{Code: CodeDomainRetired, Message: "a.example"}},
 		{"unclassified leaks nothing", errors.New("dial tcp 10.1.2.3:443: secret internals"), ErrorTypeInternal, Detail{Code: CodeInternal, Message: "internal error"}},
 	}
 	for _, tt := range tests {

@@ -95,6 +95,7 @@ var codesByTypeName = map[string]string{
 	"DomainNotPointedError": CodeDomainNotPointed,
 	"CAAForbiddenError":     CodeCAAForbidden,
 	"InvalidInputError":     CodeInvalidInput,
+	"DomainRetiredError":    CodeDomainRetired,
 }
 
 func codeForErrorName(name string) string {

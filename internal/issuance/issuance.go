@@ -131,6 +131,12 @@ func (h *Handler) Handle(ctx context.Context, in Input) (Output, error) {
 		RenewAt:   renewAt,
 	}
 	if err := h.saver.SaveIssued(ctx, issued); err != nil {
+		if errors.Is(err, certstore.ErrRetired) {
+			// Retired while the order ran: the certificate is dropped with
+			// its key, and the execution ends.
+			log.InfoContext(ctx, "domain retired during issuance; certificate discarded")
+			return Output{}, &failure.DomainRetiredError{Message: primary, Err: err}
+		}
 		log.ErrorContext(ctx, "storing certificate failed", "error", err)
 		return Output{}, fmt.Errorf("store certificate of %q: %w", primary, err)
 	}

@@ -201,7 +201,8 @@ func TestHandleErrors(t *testing.T) {
 		{name: "empty", in: Input{}, wantType: "InvalidInputError"},
 		{name: "CA failure passes through", in: Input{Domain: "ok.customer.example"}, obtain: rateLimited, wantType: "RateLimitedError", wantIs: rateLimited},
 		{name: "seal failure", in: Input{Domain: "ok.customer.example"}, seal: storeErr, wantIs: storeErr},
-		{name: "save failure", in: Input{Domain: "ok.customer.example"}, save: certstore.ErrRetired, wantIs: certstore.ErrRetired},
+		{name: "retired while issuing", in: Input{Domain: "ok.customer.example"}, save: certstore.ErrRetired, wantType: "DomainRetiredError", wantIs: certstore.ErrRetired},
+		{name: "save failure", in: Input{Domain: "ok.customer.example"}, save: certstore.ErrStale, wantIs: certstore.ErrStale},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

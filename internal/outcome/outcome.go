@@ -7,6 +7,7 @@ package outcome
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -199,9 +200,15 @@ func (h *Handler) Failure(ctx context.Context, in Input) (*FailureResult, error)
 	if err != nil {
 		return nil, fmt.Errorf("record failure of %q: %w", in.Domain, err)
 	}
+	if cur.Status == certstore.StatusRetired {
+		return nil, &failure.DomainRetiredError{Message: in.Domain}
+	}
 	now := h.now().UTC().Truncate(time.Second)
 	wait := in.Policy.Wait(cur.FailureCount + 1)
 	count, first, err := h.recorder.RecordFailure(ctx, in.Domain, d, now.Add(wait), now)
+	if errors.Is(err, certstore.ErrRetired) {
+		return nil, &failure.DomainRetiredError{Message: in.Domain, Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("record failure of %q: %w", in.Domain, err)
 	}
@@ -238,7 +245,11 @@ func (h *Handler) Quarantine(ctx context.Context, in Input) (*QuarantineResult, 
 	if reason == "" {
 		return nil, &failure.InvalidInputError{Message: "quarantine action without reason or error"}
 	}
-	if err := h.quarantiner.Quarantine(ctx, in.Domain, reason, d.Message, d.UnpauseURL); err != nil {
+	err := h.quarantiner.Quarantine(ctx, in.Domain, reason, d.Message, d.UnpauseURL)
+	if errors.Is(err, certstore.ErrRetired) {
+		return nil, &failure.DomainRetiredError{Message: in.Domain, Err: err}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("quarantine %q: %w", in.Domain, err)
 	}
 	ev := notify.Event{Type: notify.TypeQuarantined, Domain: in.Domain, ReasonCode: reason, Message: d.Message, UnpauseURL: d.UnpauseURL}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -31,6 +32,7 @@ type recordCall struct {
 type fakeStore struct {
 	count      int       // failures before the call
 	first      time.Time // first failure, zero if none
+	status     certstore.Status
 	getErr     error
 	recordErr  error
 	quarErr    error
@@ -42,7 +44,7 @@ func (f *fakeStore) GetConsistent(_ context.Context, domain string) (*certstore.
 	if f.getErr != nil {
 		return nil, f.getErr
 	}
-	return &certstore.Certificate{Domain: domain, FailureCount: f.count, FirstFailureAt: f.first}, nil
+	return &certstore.Certificate{Domain: domain, Status: f.status, FailureCount: f.count, FirstFailureAt: f.first}, nil
 }
 
 func (f *fakeStore) RecordFailure(_ context.Context, domain string, d failure.Detail, nextAttemptAt, now time.Time) (int, time.Time, error) {
@@ -192,6 +194,36 @@ func TestFailure(t *testing.T) {
 			}
 			if !strings.Contains(emf.String(), `"IssuanceFailures":1`) || !strings.Contains(emf.String(), `"Code":"`+tt.want.Code+`"`) {
 				t.Errorf("metrics = %s, want IssuanceFailures with Code %s", emf.String(), tt.want.Code)
+			}
+		})
+	}
+}
+
+// TestRetiredEndsQuietly: a domain the platform retired while its execution
+// ran gets nothing recorded and no event; the step answers
+// DomainRetiredError, which the state machine ends on.
+func TestRetiredEndsQuietly(t *testing.T) {
+	challenge := cause(t, "ChallengeFailedError", failure.Detail{Code: failure.CodeChallengeFailed, Message: "x"})
+	tests := []struct {
+		name  string
+		store *fakeStore
+		in    Input
+	}{
+		{"failure of a retired domain", &fakeStore{status: certstore.StatusRetired}, Input{Action: ActionFailure, Error: challenge, Policy: policy}},
+		{"retired while recording", &fakeStore{recordErr: certstore.ErrRetired}, Input{Action: ActionFailure, Error: challenge, Policy: policy}},
+		{"retired before the quarantine", &fakeStore{quarErr: certstore.ErrRetired}, Input{Action: ActionQuarantine, Reason: "too_many_failures"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pub := &fakePublisher{}
+			h := New(tt.store, tt.store, pub, metrics.New(io.Discard, metrics.Namespace, nil), func() time.Time { return testNow })
+			tt.in.Domain = "a.example"
+			_, err := h.Handle(context.Background(), tt.in)
+			if f, ok := failure.Find(err); !ok || failure.TypeName(f) != "DomainRetiredError" {
+				t.Fatalf("Handle() error = %v, want DomainRetiredError", err)
+			}
+			if len(tt.store.records) != 0 || len(tt.store.quarantine) != 0 || len(pub.events) != 0 {
+				t.Errorf("recorded %v, quarantined %v, published %v; want nothing", tt.store.records, tt.store.quarantine, pub.events)
 			}
 		})
 	}

@@ -374,6 +374,8 @@ type fakeFunctions struct {
 	ageStep  int64
 	failures map[string]*failureOutput
 	details  []failure.Detail
+	// retired domains answer DomainRetiredError to failure and quarantine.
+	retired map[string]bool
 }
 
 func newFakeFunctions() *fakeFunctions {
@@ -396,6 +398,7 @@ func (f *fakeFunctions) reset() {
 	}
 	f.ageStep = 0
 	f.failures = map[string]*failureOutput{}
+	f.retired = map[string]bool{}
 	f.details = nil
 }
 
@@ -493,6 +496,12 @@ func (f *fakeFunctions) register(s *lambdaapi.Server) {
 // failure.Detail from the Cause, counts it (rate limits are not counted)
 // and computes the backoff from the policy it was given.
 func (f *fakeFunctions) outcome(in outcomeInput) (any, error) {
+	f.mu.Lock()
+	retired := f.retired[in.Domain]
+	f.mu.Unlock()
+	if retired && (in.Action == "failure" || in.Action == "quarantine") {
+		return nil, &failure.DomainRetiredError{Message: in.Domain}
+	}
 	switch in.Action {
 	case "failure":
 		if in.Error == nil || in.Policy == nil {

@@ -142,6 +142,35 @@ func TestIssuanceStateMachine(t *testing.T) {
 		}
 	})
 
+	run("retired while issuing ends without a record", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			f.issue = func(int, issueInput) (issueOutput, error) {
+				return issueOutput{}, &failure.DomainRetiredError{Message: "retired.example"}
+			}
+		})
+		ex := s.run(t, request("retired.example"))
+		assertStatus(t, ex, types.ExecutionStatusSucceeded)
+		wantStates(t, ex, "Preflight", "IsARIRenewal", "TakeOrderToken", "OrderTokenGranted", "Issue", "DomainRetired")
+		if out := ex.output(t); out["status"] != "retired" || out["domain"] != "retired.example" {
+			t.Errorf("output = %v, want status retired", out)
+		}
+		if got := len(s.fns.callsOf(fnOutcome)); got != 0 {
+			t.Errorf("outcome calls = %d, want none", got)
+		}
+	})
+
+	run("retired while backing off ends at the next record", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			f.preflight = func(int, preflightInput) (preflightOutput, error) {
+				return preflightOutput{}, &failure.DomainNotPointedError{Message: "resolves to 127.0.0.2"}
+			}
+			f.retired["gone.example"] = true
+		})
+		ex := s.run(t, request("gone.example"))
+		assertStatus(t, ex, types.ExecutionStatusSucceeded)
+		wantStates(t, ex, "Preflight", "RecordFailure", "DomainRetired")
+	})
+
 	run("challenge failures back off and quarantine", func(t *testing.T) {
 		s.fns.set(func(f *fakeFunctions) {
 			f.issue = func(int, issueInput) (issueOutput, error) {
