@@ -41,6 +41,7 @@ import (
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/httpapi"
 )
 
 // Requester records that the platform wants a certificate for a domain.
@@ -226,15 +227,7 @@ func resolve(req events.APIGatewayV2HTTPRequest) (route, param string, err *Erro
 		}
 	}
 	method := req.RequestContext.HTTP.Method
-	path := req.RawPath
-	if path == "" {
-		path = req.RequestContext.HTTP.Path
-	}
-	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
-		if rest, ok := strings.CutPrefix(path, "/"+stage); ok && (rest == "" || rest[0] == '/') {
-			path = rest
-		}
-	}
+	path := httpapi.Path(req)
 	rest, ok := strings.CutPrefix(path, "/certificates")
 	switch {
 	case ok && rest == "":

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
@@ -17,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/certflow/certflow/internal/certstore"
+
+	"github.com/certflow/certflow/internal/fixtures"
 )
 
 // fakeStore is an in-memory certificate table. With readOnly set, every
@@ -222,14 +222,7 @@ var errBoom = errors.New("dynamodb: connection reset by peer at 10.0.0.7:443 (se
 // loadEvent reads an events/ fixture.
 func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
-	var req events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(b, &req); err != nil {
-		t.Fatalf("decode fixture %s: %v", name, err)
-	}
+	req := fixtures.Event[events.APIGatewayV2HTTPRequest](t, name)
 	if req.Version != "2.0" || req.RequestContext.HTTP.Method == "" || req.RequestContext.Stage != "$default" {
 		t.Fatalf("fixture %s is not an HTTP API payload 2.0 event", name)
 	}

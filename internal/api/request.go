@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/certflow/certflow/internal/httpapi"
 )
 
 // createRequest is the body of POST /certificates.
@@ -27,7 +29,7 @@ type createRequest struct {
 // required) and "sans" (an array of strings), each at most once, with exact
 // (case-sensitive) names. Any other input is an *Error naming the problem.
 func decodeCreate(req events.APIGatewayV2HTTPRequest) (createRequest, *Error) {
-	if ct := header(req.Headers, "content-type"); ct != "" {
+	if ct := httpapi.Header(req.Headers, "content-type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			return createRequest{}, &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType,
@@ -169,18 +171,4 @@ func jsonStrings(raw json.RawMessage) ([]string, bool) {
 		out = append(out, s)
 	}
 	return out, true
-}
-
-// header returns the value of the header name, which must be lower case.
-// API Gateway lower-cases header names; a local gateway might not.
-func header(h map[string]string, name string) string {
-	if v, ok := h[name]; ok {
-		return v
-	}
-	for k, v := range h {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
 }

@@ -50,6 +50,7 @@ import (
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
+	"github.com/certflow/certflow/internal/httpapi"
 )
 
 // Finder finds the certificate to serve for a name: the exact name first,
@@ -149,7 +150,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		return notFound(), nil
 	}
 
-	pemFile := wantsPEM(header(req.Headers, "accept"))
+	pemFile := wantsPEM(httpapi.Header(req.Headers, "accept"))
 	etag := entityTag(c, pemFile)
 	headers := map[string]string{
 		"etag":                   etag,
@@ -157,7 +158,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		"vary":                   "Accept",
 		"x-content-type-options": "nosniff",
 	}
-	if matches(header(req.Headers, "if-none-match"), etag) {
+	if matches(httpapi.Header(req.Headers, "if-none-match"), etag) {
 		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusNotModified, Headers: headers}, nil
 	}
 
@@ -209,15 +210,7 @@ func resolve(req events.APIGatewayV2HTTPRequest) (string, events.APIGatewayV2HTT
 			return p, events.APIGatewayV2HTTPResponse{}, true
 		}
 	}
-	path := req.RawPath
-	if path == "" {
-		path = req.RequestContext.HTTP.Path
-	}
-	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
-		if rest, ok := strings.CutPrefix(path, "/"+stage); ok && (rest == "" || rest[0] == '/') {
-			path = rest
-		}
-	}
+	path := httpapi.Path(req)
 	rest, ok := strings.CutPrefix(path, "/sni/")
 	if !ok || rest == "" || strings.Contains(rest, "/") {
 		return "", notFound(), false
@@ -402,18 +395,4 @@ func appendJSONString(dst, s []byte) []byte {
 		}
 	}
 	return append(dst, '"')
-}
-
-// header returns the value of the header name, which must be lower case.
-// API Gateway lower-cases header names; a local gateway might not.
-func header(h map[string]string, name string) string {
-	if v, ok := h[name]; ok {
-		return v
-	}
-	for k, v := range h {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
 }

@@ -14,8 +14,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +24,8 @@ import (
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/delivery"
 	"github.com/certflow/certflow/internal/envelope"
+
+	"github.com/certflow/certflow/internal/fixtures"
 )
 
 var now = time.Date(2026, 11, 21, 16, 5, 12, 0, time.UTC)
@@ -165,14 +165,7 @@ func (e *env) wiped() bool {
 
 func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
-	var req events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(b, &req); err != nil {
-		t.Fatalf("decode fixture %s: %v", name, err)
-	}
+	req := fixtures.Event[events.APIGatewayV2HTTPRequest](t, name)
 	if req.Version != "2.0" || req.RequestContext.HTTP.Method != http.MethodGet || req.RequestContext.Stage != "$default" {
 		t.Fatalf("fixture %s is not an HTTP API payload 2.0 GET", name)
 	}

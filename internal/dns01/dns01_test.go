@@ -48,17 +48,6 @@ func TestMain(m *testing.M) {
 	// Before any provider runs: lego's default resolvers come from
 	// /etc/resolv.conf, which is not loopback on test machines.
 	UseResolvers([]string{r.addr})
-	// The offline stack's processes inherit this environment: keep
-	// DynamoDB Local's telemetry and moto's credential lookup (the
-	// instance metadata service) off the network.
-	for k, v := range map[string]string{
-		"DDB_LOCAL_TELEMETRY":       "0",
-		"AWS_EC2_METADATA_DISABLED": "true",
-		"AWS_ACCESS_KEY_ID":         "test",
-		"AWS_SECRET_ACCESS_KEY":     "test",
-	} {
-		_ = os.Setenv(k, v)
-	}
 	code := m.Run()
 	stop()
 	os.Exit(code)

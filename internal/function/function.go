@@ -18,6 +18,7 @@ import (
 
 	"github.com/certflow/certflow/internal/awsconfig"
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/logging"
 )
@@ -67,6 +68,16 @@ func certificateStore(dynamo certstore.DynamoDB) (*certstore.Store, string, erro
 		return nil, "", err
 	}
 	return certstore.New(dynamo, table, certstore.WithTimerTable(timers)), table, nil
+}
+
+// stateMachineStarter returns the starter of issuance executions over client,
+// for the state machine CERTFLOW_STATE_MACHINE_ARN names.
+func stateMachineStarter(client execution.StartExecutionAPI) (*execution.Starter, error) {
+	arn := os.Getenv(EnvStateMachineARN)
+	if _, err := execution.ExecutionARN(arn, "check"); err != nil {
+		return nil, fmt.Errorf("%s = %q: want the ARN of the issuance state machine", EnvStateMachineARN, arn)
+	}
+	return execution.New(client, arn), nil
 }
 
 func requireEnv(name, want string) (string, error) {

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/certflow/certflow/internal/ari"
-	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/http01"
 	"github.com/certflow/certflow/internal/issuer"
 	"github.com/certflow/certflow/internal/metrics"
@@ -45,13 +44,13 @@ func RenewalTrigger(_ context.Context, cfg aws.Config, logger *slog.Logger) (any
 	if err != nil {
 		return nil, err
 	}
-	smARN, err := requireEnv(EnvStateMachineARN, "the ARN of the issuance state machine")
+	starter, err := stateMachineStarter(sfn.NewFromConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
 	t := &renewal.Trigger{
 		Certificates: store,
-		Starter:      execution.New(sfn.NewFromConfig(cfg), smARN),
+		Starter:      starter,
 		Leaser:       store,
 		Logger:       logger,
 	}
@@ -65,7 +64,7 @@ func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error
 	if err != nil {
 		return nil, err
 	}
-	smARN, err := requireEnv(EnvStateMachineARN, "the ARN of the issuance state machine")
+	starter, err := stateMachineStarter(sfn.NewFromConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +83,7 @@ func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error
 	}
 	s := &renewal.Sweeper{
 		Due:     store,
-		Starter: execution.New(sfn.NewFromConfig(cfg), smARN),
+		Starter: starter,
 		Leaser:  store,
 		ARI:     ari.New(httpClient, acme.DirectoryURL),
 		Mover:   store,

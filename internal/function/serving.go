@@ -2,7 +2,6 @@ package function
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 
@@ -85,18 +84,18 @@ func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	smARN := os.Getenv(EnvStateMachineARN)
-	if _, err := execution.ExecutionARN(smARN, "check"); err != nil {
-		return nil, fmt.Errorf("%s = %q: want the ARN of the issuance state machine", EnvStateMachineARN, smARN)
-	}
 	sfnClient := sfn.NewFromConfig(cfg)
+	starter, err := stateMachineStarter(sfnClient)
+	if err != nil {
+		return nil, err
+	}
 	c := api.Config{
 		Requester:  store,
 		Executions: store,
 		Getter:     store,
 		Lister:     store,
 		Retirer:    store,
-		Starter:    execution.New(sfnClient, smARN),
+		Starter:    starter,
 		Stopper:    sfnClient,
 		IssueName:  execution.IssueName,
 		Logger:     logger,

@@ -2,10 +2,7 @@ package http01
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/certflow/certflow/internal/fixtures"
 )
 
 // fakeTable is an in-memory stand-in for the certflow table.
@@ -198,14 +197,7 @@ func TestResponderReadError(t *testing.T) {
 // TestResponderFixture feeds events/challenge.json (the event sam local
 // invoke uses) through the Responder.
 func TestResponderFixture(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "challenge.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(raw, &req); err != nil {
-		t.Fatalf("decode fixture: %v", err)
-	}
+	req := fixtures.Event[events.APIGatewayV2HTTPRequest](t, "challenge.json")
 	db := newFakeTable()
 	p := NewProvider(db, "certflow")
 	if err := p.Present("blog.customer.example", fixtureToken, fixtureAuth); err != nil {

@@ -72,17 +72,6 @@ func TestMain(m *testing.M) {
 	if os.Getenv("CERTFLOW_LEGO_LOG") == "1" {
 		legolog.Logger = stdlog.New(os.Stderr, "lego ", stdlog.Lmicroseconds)
 	}
-	// The offline stack's processes inherit this environment: keep
-	// DynamoDB Local's telemetry and moto's credential lookup (the
-	// instance metadata service) off the network.
-	for k, v := range map[string]string{
-		"DDB_LOCAL_TELEMETRY":       "0",
-		"AWS_EC2_METADATA_DISABLED": "true",
-		"AWS_ACCESS_KEY_ID":         "test",
-		"AWS_SECRET_ACCESS_KEY":     "test",
-	} {
-		_ = os.Setenv(k, v)
-	}
 	code := m.Run()
 	if theWorld != nil {
 		theWorld.close()

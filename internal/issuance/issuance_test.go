@@ -13,8 +13,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/big"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +22,8 @@ import (
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/issuer"
+
+	"github.com/certflow/certflow/internal/fixtures"
 )
 
 type fakeObtainer struct {
@@ -108,15 +108,7 @@ func testCertificate(t *testing.T) *issuer.Certificate {
 
 func readFixture(t *testing.T) Input {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "issue.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in Input
-	if err := json.Unmarshal(raw, &in); err != nil {
-		t.Fatalf("decode events/issue.json: %v", err)
-	}
-	return in
+	return fixtures.Event[Input](t, "issue.json")
 }
 
 func TestHandleFixture(t *testing.T) {

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -17,6 +15,8 @@ import (
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/notify"
+
+	"github.com/certflow/certflow/internal/fixtures"
 )
 
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -368,16 +368,7 @@ func TestFixtures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join("..", "..", "events", tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var in Input
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&in); err != nil {
-				t.Fatalf("decode %s: %v", tt.file, err)
-			}
+			in := fixtures.StrictEvent[Input](t, tt.file)
 			pub := &fakePublisher{}
 			h := New(tt.store, tt.store, pub, metrics.New(&bytes.Buffer{}, metrics.Namespace, nil), func() time.Time { return testNow })
 			got, err := h.Handle(context.Background(), in)

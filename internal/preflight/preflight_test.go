@@ -1,14 +1,10 @@
 package preflight
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -17,6 +13,8 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/certflow/certflow/internal/failure"
+
+	"github.com/certflow/certflow/internal/fixtures"
 )
 
 const testZone = `
@@ -344,19 +342,10 @@ func TestConfigFromEnv(t *testing.T) {
 
 // TestFixture runs events/preflight.json (also used with sam local invoke).
 func TestFixture(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "events", "preflight.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in struct {
+	in := fixtures.StrictEvent[struct {
 		Input
 		Reason string `json:"reason"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		t.Fatalf("decode preflight.json: %v", err)
-	}
+	}](t, "preflight.json")
 	z := startZone(t, true)
 	got, err := newTestChecker(t, z, "letsencrypt.org").Handle(context.Background(), in.Input)
 	if err != nil {

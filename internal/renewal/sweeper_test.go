@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,19 +13,13 @@ import (
 	"github.com/certflow/certflow/internal/ari"
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/fixtures"
 	"github.com/certflow/certflow/internal/metrics"
 )
 
 func sweeperEvent(t *testing.T) events.EventBridgeEvent {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "events", "sweeper.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.EventBridgeEvent
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatalf("decode sweeper.json: %v", err)
-	}
+	ev := fixtures.Event[events.EventBridgeEvent](t, "sweeper.json")
 	if ev.DetailType != "Scheduled Event" || ev.Source != "aws.events" {
 		t.Fatalf("sweeper.json = %+v, want a scheduled event", ev)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,6 +12,8 @@ import (
 
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/execution"
+
+	"github.com/certflow/certflow/internal/fixtures"
 )
 
 // Values of events/renewal-trigger.json.
@@ -28,15 +28,7 @@ var fixtureRenewAt = time.Date(2026, 4, 1, 11, 20, 0, 0, time.UTC)
 
 func loadEvent(t *testing.T, name string) events.DynamoDBEvent {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.DynamoDBEvent
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatalf("decode %s: %v", name, err)
-	}
-	return ev
+	return fixtures.Event[events.DynamoDBEvent](t, name)
 }
 
 func activeCert() *certstore.Certificate {

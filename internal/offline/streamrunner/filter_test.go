@@ -1,25 +1,16 @@
 package streamrunner
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/certflow/certflow/internal/fixtures"
 )
 
 func fixtureRecord(t *testing.T, name string) events.DynamoDBEventRecord {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.DynamoDBEvent
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatal(err)
-	}
-	return ev.Records[0]
+	return fixtures.Event[events.DynamoDBEvent](t, name).Records[0]
 }
 
 func TestPatternMatch(t *testing.T) {
