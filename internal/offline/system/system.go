@@ -88,6 +88,9 @@ type Config struct {
 	// ConfigureAWS, if set, adjusts the AWS configuration every function is
 	// built with (for example to meter DynamoDB capacity).
 	ConfigureAWS func(*aws.Config)
+	// OnStreamBatch, if set, sees every batch the stream runner delivers
+	// to the renewal trigger (tests redeliver a record from it).
+	OnStreamBatch func(events.DynamoDBEvent)
 	// Setenv sets the functions' environment (default os.Setenv): the
 	// variables template.yaml gives them, pointed at the offline stack.
 	Setenv func(key, value string) error
@@ -214,7 +217,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	if err := s.startStreams(runCtx, awsCfg, logger); err != nil {
+	if err := s.startStreams(runCtx, awsCfg, cfg.OnStreamBatch, logger); err != nil {
 		return nil, err
 	}
 	if err := s.startHTTP(fns, cfg.Ports.API, logger); err != nil {
@@ -305,13 +308,16 @@ func (s *System) createMessaging(ctx context.Context, cfg aws.Config) error {
 	return nil
 }
 
-func (s *System) startStreams(ctx context.Context, cfg aws.Config, logger *slog.Logger) error {
+func (s *System) startStreams(ctx context.Context, cfg aws.Config, observe func(events.DynamoDBEvent), logger *slog.Logger) error {
 	m, err := streamrunner.FromTemplate(s.Stack.Tools.TemplatePath(), renewalTriggerID)
 	if err != nil {
 		return err
 	}
 	h := s.handlers[renewalTriggerID]
 	invoke := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+		if observe != nil {
+			observe(ev)
+		}
 		var resp events.DynamoDBEventResponse
 		err := invokeJSON(ctx, h, ev, &resp)
 		return resp, err
