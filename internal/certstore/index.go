@@ -84,9 +84,7 @@ type Renewal struct {
 // renewAt is at or before now, earliest first. cursor and nextCursor page
 // as in List.
 func (s *Store) DueForRenewal(ctx context.Context, shard string, now time.Time, limit int, cursor string) (due []Renewal, nextCursor string, err error) {
-	start, err := decodeCursor(cursor, func(k map[string]string) bool {
-		return k[attrShard] == shard && k[attrSK] == skCert && strings.HasPrefix(k[attrPK], domainPrefix)
-	}, attrPK, attrSK, attrShard, attrRenewAt)
+	start, err := decodeCursor(cursor, dueCursorValid(shard), dueCursorNames...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list renewals due in shard %s: %w", shard, err)
 	}
@@ -116,6 +114,16 @@ func (s *Store) DueForRenewal(ctx context.Context, shard string, now time.Time, 
 		due = append(due, d)
 	}
 	return due, next, nil
+}
+
+// dueCursorNames are the attributes of a ByRenewal page's last key.
+var dueCursorNames = []string{attrPK, attrSK, attrShard, attrRenewAt}
+
+// dueCursorValid accepts the last key of a ByRenewal page of shard.
+func dueCursorValid(shard string) func(map[string]string) bool {
+	return func(k map[string]string) bool {
+		return k[attrShard] == shard && k[attrSK] == skCert && strings.HasPrefix(k[attrPK], domainPrefix)
+	}
 }
 
 // Expiry is a certificate's expiry as the ByExpiry index holds it.

@@ -82,15 +82,16 @@ func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error
 		return nil, err
 	}
 	s := &renewal.Sweeper{
-		Due:     store,
-		Starter: starter,
-		Leaser:  store,
-		ARI:     ari.New(httpClient, acme.DirectoryURL),
-		Mover:   store,
-		Expiry:  store,
-		Metrics: metrics.New(os.Stdout, metrics.Namespace, nil),
-		Grace:   grace,
-		Logger:  logger,
+		Due:       store,
+		Starter:   starter,
+		Leaser:    store,
+		ARI:       ari.New(httpClient, acme.DirectoryURL),
+		Mover:     store,
+		Positions: store,
+		Expiry:    store,
+		Metrics:   metrics.New(os.Stdout, metrics.Namespace, nil),
+		Grace:     grace,
+		Logger:    logger,
 	}
 	return s.Handle, nil
 }

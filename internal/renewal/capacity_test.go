@@ -59,7 +59,7 @@ func TestSweeperCapacity(t *testing.T) {
 	meter.Add(&metered)
 	store := certstore.New(dynamodb.NewFromConfig(metered), tables.Certificates, certstore.WithTimerTable(tables.Timers))
 	starter := &noopStarter{}
-	s := &renewal.Sweeper{Due: store, Starter: starter, Leaser: store, ARI: laterARI{}, Mover: store, Expiry: store,
+	s := &renewal.Sweeper{Due: store, Starter: starter, Leaser: store, ARI: laterARI{}, Mover: store, Positions: store, Expiry: store,
 		Logger: slog.New(slog.DiscardHandler)}
 	sum, err := s.Handle(ctx, events.EventBridgeEvent{})
 	if err != nil {
@@ -67,7 +67,7 @@ func TestSweeperCapacity(t *testing.T) {
 	}
 	// Overdue certificates are leased before the re-check, so every one
 	// of the shard is asked about.
-	if sum.Started != overdue || starter.started != overdue || sum.ARIChecked != perShard {
+	if sum.Started != overdue || starter.started != overdue || sum.ARIChecked != perShard || !sum.ARIShardDone {
 		t.Fatalf("sweep = %+v, want %d started and the %d certificates of shard %s re-checked", sum, overdue, perShard, sum.ARIShard)
 	}
 	usage := meter.Usage()
@@ -88,12 +88,21 @@ func TestSweeperCapacity(t *testing.T) {
 	}
 	fixed := 32 * 0.5 // one eventually consistent 4 KB unit per empty or tiny query
 	perItem := (q.Read - fixed) / float64(perShard)
-	t.Logf("queries: %d calls, %.1f RRU (%.1f fixed + %.4f RRU per certificate of the re-checked shard); %d leases: %.1f WRU",
-		q.Calls, q.Read, fixed, perItem, leases.Calls, leases.Write)
+	get := usage[capacity.Key{Table: tables.Certificates, Operation: "GetItem"}]
+	put := usage[capacity.Key{Table: tables.Certificates, Operation: "PutItem"}]
+	if get.Calls != 1 || put.Calls != 1 {
+		t.Errorf("ARI re-check position: %d reads and %d writes, want one of each", get.Calls, put.Calls)
+	}
+	t.Logf("queries: %d calls, %.1f RRU (%.1f fixed + %.4f RRU per certificate of the re-checked shard); position: %.1f RRU, %.1f WRU; %d leases: %.1f WRU",
+		q.Calls, q.Read, fixed, perItem, get.Read, put.Write, leases.Calls, leases.Write)
 	for _, n := range []int{100_000, 1_000_000} {
+		// Each run re-checks up to DefaultMaxARIChecks of its shard and
+		// saves its position: a shard of n/16 takes this many visits.
 		items := min(n/16, renewal.DefaultMaxARIChecks)
-		t.Logf("at %d certificates: about %.0f RRU per run (ARI re-check reads %d index entries), %.0f RRU a month hourly",
-			n, fixed+perItem*float64(items), items, (fixed+perItem*float64(items))*24*30)
+		visits := (n/16 + renewal.DefaultMaxARIChecks - 1) / renewal.DefaultMaxARIChecks
+		perRun := fixed + perItem*float64(items) + get.Read
+		t.Logf("at %d certificates: about %.0f RRU and %.0f WRU per run (ARI re-check reads %d index entries), %.0f RRU a month hourly; every certificate re-checked every %d hours",
+			n, perRun, put.Write, items, perRun*24*30, visits*16)
 	}
 }
 

@@ -176,3 +176,28 @@ func (f *fakeEmitter) Emit(name string, value float64, unit string, _ map[string
 	f.got = append(f.got, emitted{name, value, unit})
 	return nil
 }
+
+// fakePositions keeps ARI re-check positions in memory.
+type fakePositions struct {
+	mu      sync.Mutex
+	cursors map[string]string
+	saves   int
+	err     error
+}
+
+func (f *fakePositions) ARICursor(_ context.Context, shard string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cursors[shard], f.err
+}
+
+func (f *fakePositions) SaveARICursor(_ context.Context, shard, cursor string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cursors == nil {
+		f.cursors = map[string]string{}
+	}
+	f.cursors[shard] = cursor
+	f.saves++
+	return f.err
+}

@@ -50,6 +50,13 @@ type Mover interface {
 	MoveTimer(ctx context.Context, domain, serial string, renewAt time.Time) error
 }
 
+// Positions keeps where the ARI re-check of each shard stopped, so that the
+// next visit resumes there. *certstore.Store implements it.
+type Positions interface {
+	ARICursor(ctx context.Context, shard string) (string, error)
+	SaveARICursor(ctx context.Context, shard, cursor string) error
+}
+
 // Expiry finds the active certificate that expires first after now, or
 // certstore.ErrNotFound. *certstore.Store implements it.
 type Expiry interface {
@@ -62,10 +69,11 @@ type Emitter interface {
 }
 
 var (
-	_ Due     = (*certstore.Store)(nil)
-	_ Mover   = (*certstore.Store)(nil)
-	_ Expiry  = (*certstore.Store)(nil)
-	_ Emitter = (*metrics.Emitter)(nil)
+	_ Due       = (*certstore.Store)(nil)
+	_ Mover     = (*certstore.Store)(nil)
+	_ Positions = (*certstore.Store)(nil)
+	_ Expiry    = (*certstore.Store)(nil)
+	_ Emitter   = (*metrics.Emitter)(nil)
 )
 
 // Summary is what a sweeper run did; it is the function's result.
@@ -75,7 +83,10 @@ type Summary struct {
 	Failed         int    `json:"failed"`
 	ARIShard       string `json:"ariShard,omitempty"`
 	ARIChecked     int    `json:"ariChecked"`
-	Moved          int    `json:"moved"`
+	// ARIShardDone is set when the ARI re-check reached its shard's end;
+	// otherwise the next visit to the shard resumes where this one stopped.
+	ARIShardDone bool `json:"ariShardDone,omitempty"`
+	Moved        int  `json:"moved"`
 	// MinDaysToExpiry is absent when no active certificate exists.
 	MinDaysToExpiry *float64 `json:"minDaysToExpiry,omitempty"`
 	// Truncated is set when a cap or the deadline stopped the run early.
@@ -98,11 +109,15 @@ type Summary struct {
 //     earlier when the CA's window now ends before the stored renewAt (a
 //     mass revocation, for example).
 //
-// Work is bounded: MaxStarts starts and MaxARIChecks ARI requests per run,
-// pages of PageSize, and nothing new is begun within DeadlineMargin of the
-// context's deadline. The ARI pass walks its shard in renewAt order, so with
-// more than MaxARIChecks certificates in a shard (about 160,000 in total with
-// the defaults) only the earliest renewals of the shard are re-checked.
+// Work is bounded: MaxStarts starts and MaxARIChecks ARI requests per run
+// (rounded up to a whole page), pages of PageSize, and nothing new is begun
+// within DeadlineMargin of the context's deadline. The ARI re-check walks
+// its shard in renewAt order and, with Positions, saves where it stopped:
+// the next visit to the shard resumes there, and the one after reaching the
+// end starts again. With the defaults and an hourly schedule every
+// certificate is re-checked at least every 16 hours up to 160,000
+// certificates, and every 112 hours at 1,000,000. Without Positions each visit
+// starts at the shard's beginning.
 //
 // The zero value of each optional field means the documented default.
 type Sweeper struct {
@@ -112,6 +127,9 @@ type Sweeper struct {
 	// ARI and Mover enable the ARI re-check; nil ARI skips it.
 	ARI   ari.RenewalInfo
 	Mover Mover
+	// Positions makes the ARI re-check resume across visits; nil starts
+	// every visit at the shard's beginning.
+	Positions Positions
 	// Expiry and Metrics enable the MinDaysToExpiry metric.
 	Expiry  Expiry
 	Metrics Emitter
@@ -136,8 +154,9 @@ type Sweeper struct {
 // detail; the scheduled event's detail is {}.
 type Detail struct {
 	// ARIShard re-checks this shard ("00".."15") instead of the one of the
-	// rotation: after a CA announces a mass revocation, invoking the sweeper
-	// once per shard re-asks ARI about every certificate at once.
+	// rotation, from its saved position: after a CA announces a mass
+	// revocation, invoking the sweeper per shard until the summary says
+	// ARIShardDone re-asks ARI about every certificate at once.
 	ARIShard string `json:"ariShard,omitempty"`
 }
 
@@ -301,11 +320,15 @@ func (s *Sweeper) recheckARI(ctx context.Context, now time.Time, shard string, s
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(orDefault(s.ARIConcurrency, DefaultARIConcurrency))
-	cursor := ""
+	cursor, err := s.position(ctx, shard)
+	if err != nil {
+		return err
+	}
 	var queryErr error
-pages:
 	for {
-		if s.nearDeadline(ctx) || unsupported.Load() {
+		// Stop only between pages, so that the saved cursor is exactly
+		// where the checks stopped.
+		if launched >= maxChecks || s.nearDeadline(ctx) || unsupported.Load() {
 			sum.Truncated = sum.Truncated || !unsupported.Load()
 			break
 		}
@@ -317,10 +340,6 @@ pages:
 		for _, r := range rows {
 			if !r.RenewAt.After(now) || r.ARICertID == "" {
 				continue // due now (started above) or unknown to ARI
-			}
-			if launched >= maxChecks || s.nearDeadline(ctx) || unsupported.Load() {
-				sum.Truncated = sum.Truncated || !unsupported.Load()
-				break pages
 			}
 			launched++
 			g.Go(func() error {
@@ -343,15 +362,41 @@ pages:
 				return nil
 			})
 		}
+		cursor = next
 		if next == "" {
+			sum.ARIShardDone = true
 			break
 		}
-		cursor = next
 	}
 	_ = g.Wait() // recheckOne logs its own failures and returns nil
 	sum.ARIChecked = int(checked.Load())
 	sum.Moved = int(moved.Load())
-	return queryErr
+	if queryErr != nil || unsupported.Load() {
+		return queryErr // keep the saved position: this walk proved nothing
+	}
+	return s.savePosition(ctx, shard, cursor)
+}
+
+// position is where the ARI re-check of shard resumes ("" from the start).
+func (s *Sweeper) position(ctx context.Context, shard string) (string, error) {
+	if s.Positions == nil {
+		return "", nil
+	}
+	cursor, err := s.Positions.ARICursor(ctx, shard)
+	if err != nil {
+		return "", fmt.Errorf("ARI re-check of shard %s: %w", shard, err)
+	}
+	return cursor, nil
+}
+
+func (s *Sweeper) savePosition(ctx context.Context, shard, cursor string) error {
+	if s.Positions == nil {
+		return nil
+	}
+	if err := s.Positions.SaveARICursor(ctx, shard, cursor); err != nil {
+		return fmt.Errorf("ARI re-check of shard %s: %w", shard, err)
+	}
+	return nil
 }
 
 // recheckOne asks ARI about r and moves its renewal earlier when the CA's

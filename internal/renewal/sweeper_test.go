@@ -227,7 +227,10 @@ func TestSweeperARIRecheck(t *testing.T) {
 	}
 }
 
-func TestSweeperARICap(t *testing.T) {
+// TestSweeperARIResumes: a shard larger than MaxARIChecks is re-checked
+// over several visits, each resuming where the last stopped (at a page
+// boundary), and the visit after the end starts again.
+func TestSweeperARIResumes(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 	shard := ARIShard(now, 0)
 	var rows []certstore.Renewal
@@ -235,14 +238,72 @@ func TestSweeperARICap(t *testing.T) {
 		rows = append(rows, renewal(fmt.Sprintf("r%d.example", i), now.Add(time.Duration(i+1)*time.Hour)))
 	}
 	a := &fakeARI{err: errors.New("down")}
+	pos := &fakePositions{}
 	s := &Sweeper{Due: &fakeDue{rows: map[string][]certstore.Renewal{shard: rows}}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{},
-		ARI: a, Mover: &fakeMover{}, MaxARIChecks: 4, PageSize: 3, Now: func() time.Time { return now }, Logger: discardLogger()}
-	sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
-	if err != nil {
-		t.Fatal(err)
+		ARI: a, Mover: &fakeMover{}, Positions: pos, MaxARIChecks: 4, PageSize: 3, ARIConcurrency: 1,
+		Now: func() time.Time { return now }, Logger: discardLogger()}
+	visits := []struct {
+		asked     []string
+		truncated bool
+		done      bool
+		saved     string
+	}{
+		{[]string{"r0", "r1", "r2", "r3", "r4", "r5"}, true, false, "6"}, // cap 4, rounded up to whole pages of 3
+		{[]string{"r6", "r7", "r8", "r9"}, false, true, ""},
+		{[]string{"r0", "r1", "r2", "r3", "r4", "r5"}, true, false, "6"}, // a new pass
 	}
-	if sum.ARIChecked != 4 || len(a.asked) != 4 || !sum.Truncated {
-		t.Errorf("Handle() = %+v with %d ARI requests, want 4 checked and truncated", sum, len(a.asked))
+	for i, v := range visits {
+		a.asked = nil
+		sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, d := range v.asked {
+			want = append(want, "aki."+d+".example")
+		}
+		if fmt.Sprint(a.asked) != fmt.Sprint(want) || sum.ARIChecked != len(want) || sum.Truncated != v.truncated || sum.ARIShardDone != v.done {
+			t.Errorf("visit %d: asked %v, summary %+v; want %v, truncated %v, done %v", i+1, a.asked, sum, want, v.truncated, v.done)
+		}
+		if got := pos.cursors[shard]; got != v.saved {
+			t.Errorf("visit %d: saved position %q, want %q", i+1, got, v.saved)
+		}
+	}
+}
+
+func TestSweeperARIPositionErrors(t *testing.T) {
+	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	shard := ARIShard(now, 0)
+	rows := map[string][]certstore.Renewal{shard: {renewal("late.example", now.Add(time.Hour)), renewal("due.example", now.Add(-2*time.Hour))}}
+	tests := []struct {
+		name      string
+		ari       *fakeARI
+		pos       *fakePositions
+		wantErr   bool
+		wantSaves int
+	}{
+		{"unreadable position: no re-check, the rest of the sweep runs", &fakeARI{}, &fakePositions{err: errors.New("throttled")}, true, 0},
+		{"CA without ARI: the position is kept", &fakeARI{err: ari.ErrUnsupported}, &fakePositions{cursors: map[string]string{shard: "1"}}, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &fakeStarter{}
+			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: st, Leaser: &fakeLeaser{}, ARI: tt.ari, Mover: &fakeMover{}, Positions: tt.pos,
+				Grace: time.Hour, Now: func() time.Time { return now }, Logger: discardLogger()}
+			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Handle() error = %v, want error %v", err, tt.wantErr)
+			}
+			if sum.Started != 1 || len(st.calls) != 1 {
+				t.Errorf("started %d renewals, want the overdue one", sum.Started)
+			}
+			if tt.pos.saves != tt.wantSaves {
+				t.Errorf("positions saved %d times, want %d", tt.pos.saves, tt.wantSaves)
+			}
+			if tt.pos.err == nil && tt.pos.cursors[shard] != "1" {
+				t.Errorf("position = %q, want it kept", tt.pos.cursors[shard])
+			}
+		})
 	}
 }
 
