@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,16 +26,30 @@ const ariTimeout = 10 * time.Second
 // its timer before the sweeper renews it (a Go duration, default 1h).
 const EnvSweepGrace = "CERTFLOW_SWEEP_GRACE"
 
-func durationEnv(name string, def time.Duration) (time.Duration, error) {
+// EnvARIChecksPerRun is how many certificates a sweeper run re-asks ARI
+// about (an integer, default renewal.DefaultMaxARIChecks).
+const EnvARIChecksPerRun = "CERTFLOW_ARI_CHECKS_PER_RUN"
+
+// positiveEnv reads a positive setting from the environment, def when it
+// is unset.
+func positiveEnv[T int | time.Duration](name string, def T, parse func(string) (T, error), want string) (T, error) {
 	v := os.Getenv(name)
 	if v == "" {
 		return def, nil
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s = %q: want a positive Go duration such as 1h", name, v)
+	n, err := parse(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s = %q: want %s", name, v, want)
 	}
-	return d, nil
+	return n, nil
+}
+
+func intEnv(name string, def int) (int, error) {
+	return positiveEnv(name, def, strconv.Atoi, "a positive integer")
+}
+
+func durationEnv(name string, def time.Duration) (time.Duration, error) {
+	return positiveEnv(name, def, time.ParseDuration, "a positive Go duration such as 1h")
 }
 
 // RenewalTrigger builds the stream handler that starts renewals when
@@ -81,17 +96,22 @@ func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (any, error
 	if err != nil {
 		return nil, err
 	}
+	checks, err := intEnv(EnvARIChecksPerRun, renewal.DefaultMaxARIChecks)
+	if err != nil {
+		return nil, err
+	}
 	s := &renewal.Sweeper{
-		Due:       store,
-		Starter:   starter,
-		Leaser:    store,
-		ARI:       ari.New(httpClient, acme.DirectoryURL),
-		Mover:     store,
-		Positions: store,
-		Expiry:    store,
-		Metrics:   metrics.New(os.Stdout, metrics.Namespace, nil),
-		Grace:     grace,
-		Logger:    logger,
+		Due:          store,
+		Starter:      starter,
+		Leaser:       store,
+		ARI:          ari.New(httpClient, acme.DirectoryURL),
+		Mover:        store,
+		Positions:    store,
+		Expiry:       store,
+		Metrics:      metrics.New(os.Stdout, metrics.Namespace, nil),
+		Grace:        grace,
+		MaxARIChecks: checks,
+		Logger:       logger,
 	}
 	return s.Handle, nil
 }
