@@ -372,7 +372,7 @@ func (s *Sweeper) recheckARI(ctx context.Context, now time.Time, shard string, s
 	sum.ARIChecked = int(checked.Load())
 	sum.Moved = int(moved.Load())
 	if queryErr != nil || unsupported.Load() {
-		return queryErr // keep the saved position: this walk proved nothing
+		return queryErr // keep the saved position: the next visit retries from there
 	}
 	return s.savePosition(ctx, shard, cursor)
 }
