@@ -84,7 +84,7 @@ type Renewal struct {
 // renewAt is at or before now, earliest first. cursor and nextCursor page
 // as in List.
 func (s *Store) DueForRenewal(ctx context.Context, shard string, now time.Time, limit int, cursor string) (due []Renewal, nextCursor string, err error) {
-	start, err := decodeCursor(cursor, dueCursorValid(shard), dueCursorNames...)
+	start, err := dueStart(shard, cursor)
 	if err != nil {
 		return nil, "", fmt.Errorf("list renewals due in shard %s: %w", shard, err)
 	}
@@ -116,14 +116,12 @@ func (s *Store) DueForRenewal(ctx context.Context, shard string, now time.Time, 
 	return due, next, nil
 }
 
-// dueCursorNames are the attributes of a ByRenewal page's last key.
-var dueCursorNames = []string{attrPK, attrSK, attrShard, attrRenewAt}
-
-// dueCursorValid accepts the last key of a ByRenewal page of shard.
-func dueCursorValid(shard string) func(map[string]string) bool {
-	return func(k map[string]string) bool {
+// dueStart turns a DueForRenewal cursor of shard back into the ByRenewal
+// key it stands for (nil for ""), or ErrBadCursor.
+func dueStart(shard, cursor string) (map[string]types.AttributeValue, error) {
+	return decodeCursor(cursor, func(k map[string]string) bool {
 		return k[attrShard] == shard && k[attrSK] == skCert && strings.HasPrefix(k[attrPK], domainPrefix)
-	}
+	}, attrPK, attrSK, attrShard, attrRenewAt)
 }
 
 // Expiry is a certificate's expiry as the ByExpiry index holds it.

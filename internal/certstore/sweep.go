@@ -22,7 +22,8 @@ func sweepKey(shard string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: avS(sweepPK), attrSK: avS("SHARD#" + shard)}
 }
 
-func checkShard(shard string) error {
+// CheckShard returns an error unless shard is one of Shards.
+func CheckShard(shard string) error {
 	if !slices.Contains(Shards(), shard) {
 		return fmt.Errorf("shard %q is not one of \"00\"..\"15\"", shard)
 	}
@@ -34,7 +35,7 @@ func checkShard(shard string) error {
 // beginning (never visited, or the last visit reached the end). A cursor
 // this store can no longer read is dropped: the walk starts over.
 func (s *Store) ARICursor(ctx context.Context, shard string) (string, error) {
-	if err := checkShard(shard); err != nil {
+	if err := CheckShard(shard); err != nil {
 		return "", fmt.Errorf("read ARI re-check position: %w", err)
 	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
@@ -48,7 +49,7 @@ func (s *Store) ARICursor(ctx context.Context, shard string) (string, error) {
 	if r.err != nil {
 		return "", fmt.Errorf("read ARI re-check position of shard %s: %w", shard, r.err)
 	}
-	if _, err := decodeCursor(cursor, dueCursorValid(shard), dueCursorNames...); err != nil {
+	if _, err := dueStart(shard, cursor); err != nil {
 		return "", nil
 	}
 	return cursor, nil
@@ -59,10 +60,10 @@ func (s *Store) ARICursor(ctx context.Context, shard string) (string, error) {
 // Two sweeps saving at once leave one of their positions: at worst some
 // certificates are re-checked twice or wait for the next pass.
 func (s *Store) SaveARICursor(ctx context.Context, shard, cursor string) error {
-	if err := checkShard(shard); err != nil {
+	if err := CheckShard(shard); err != nil {
 		return fmt.Errorf("save ARI re-check position: %w", err)
 	}
-	if _, err := decodeCursor(cursor, dueCursorValid(shard), dueCursorNames...); err != nil {
+	if _, err := dueStart(shard, cursor); err != nil {
 		return fmt.Errorf("save ARI re-check position of shard %s: %w", shard, err)
 	}
 	item := sweepKey(shard)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,8 +169,10 @@ func requestedARIShard(detail []byte) (string, error) {
 	if err := dec.Decode(&d); err != nil {
 		return "", fmt.Errorf("sweeper event detail %s: want {} or {\"ariShard\": \"00\"..\"15\"}: %w", detail, err)
 	}
-	if d.ARIShard != "" && !slices.Contains(certstore.Shards(), d.ARIShard) {
-		return "", fmt.Errorf("sweeper event detail: ariShard %q is not a shard (\"00\"..\"15\")", d.ARIShard)
+	if d.ARIShard != "" {
+		if err := certstore.CheckShard(d.ARIShard); err != nil {
+			return "", fmt.Errorf("sweeper event detail: ariShard: %w", err)
+		}
 	}
 	return d.ARIShard, nil
 }
