@@ -122,7 +122,7 @@ lint: tools ## go vet, staticcheck, cfn-lint on template.yaml, asl-validator on 
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 	cfn-lint template.yaml
-	$(GO) run ./cmd/certflow-local validate-asl
+	$(GO) run ./offline/cmd/certflow-local validate-asl
 
 .PHONY: test
 test: tools lint ## Install the tools, lint, and run every test (unit and offline integration)
@@ -136,12 +136,12 @@ fuzz: ## Fuzz domain name normalisation for a minute
 
 .PHONY: run
 run: tools ## Run the whole system offline in the foreground (API on http://127.0.0.1:8080); Ctrl-C stops it
-	$(GO) build -o $(CACHE)/certflow-local ./cmd/certflow-local
+	$(GO) build -o $(CACHE)/certflow-local ./offline/cmd/certflow-local
 	$(CACHE)/certflow-local run $(RUN_FLAGS)
 
 .PHONY: demo
 demo: tools ## The main job end to end offline: issue, quarantine, TLS handshake via /sni, TTL renewal
-	$(GO) build -o $(CACHE)/certflow-local ./cmd/certflow-local
+	$(GO) build -o $(CACHE)/certflow-local ./offline/cmd/certflow-local
 	$(CACHE)/certflow-local demo $(DEMO_FLAGS)
 
 .PHONY: clean

@@ -9,9 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,21 +21,7 @@ import (
 	"github.com/go-acme/lego/v4/registration"
 
 	"github.com/certflow/certflow/internal/envelope"
-)
-
-// Item attribute names, exactly as docs/ARCHITECTURE.md lists them.
-const (
-	attrPK            = "pk"
-	attrSK            = "sk"
-	attrDirectoryURL  = "directoryURL"
-	attrEmail         = "email"
-	attrKeyWrapped    = "keyWrapped"
-	attrKeyCiphertext = "keyCiphertext"
-	attrRegistration  = "registration"
-	attrCreatedAt     = "createdAt"
-
-	skAccount  = "ACCOUNT"
-	timeLayout = "2006-01-02T15:04:05Z"
+	"github.com/certflow/certflow/internal/table"
 )
 
 // Errors of the Store, returned wrapped.
@@ -98,26 +82,12 @@ func New(client DynamoDB, table string, sealer Sealer, now func() time.Time) *St
 	return &Store{client: client, table: table, sealer: sealer, now: now}
 }
 
-// PartitionKey returns the partition key of the account item of a
-// directory: ACCOUNT# and the first 32 hex digits of its SHA-256.
-func PartitionKey(directoryURL string) string {
-	sum := sha256.Sum256([]byte(directoryURL))
-	return "ACCOUNT#" + hex.EncodeToString(sum[:])[:32]
-}
-
-func itemKey(directoryURL string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		attrPK: &types.AttributeValueMemberS{Value: PartitionKey(directoryURL)},
-		attrSK: &types.AttributeValueMemberS{Value: skAccount},
-	}
-}
-
 // Load returns the account stored for directoryURL with its key opened, or
 // ErrNotFound.
 func (s *Store) Load(ctx context.Context, directoryURL string) (*Account, error) {
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
-		Key:            itemKey(directoryURL),
+		Key:            table.AccountKey(directoryURL),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -137,27 +107,20 @@ func (s *Store) Load(ctx context.Context, directoryURL string) (*Account, error)
 }
 
 func (s *Store) fromItem(ctx context.Context, item map[string]types.AttributeValue) (*Account, error) {
-	str := func(name string) string {
-		if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-			return v.Value
-		}
-		return ""
+	r := table.NewReader(item)
+	a := &Account{DirectoryURL: r.S(table.AttrDirectoryURL), Email: r.S(table.AttrEmail)}
+	reg := r.S(table.AttrRegistration)
+	sealed := envelope.Sealed{Wrapped: r.B(table.AttrKeyWrapped), Ciphertext: r.B(table.AttrKeyCiphertext)}
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
-	bin := func(name string) []byte {
-		if v, ok := item[name].(*types.AttributeValueMemberB); ok {
-			return v.Value
-		}
-		return nil
-	}
-	a := &Account{DirectoryURL: str(attrDirectoryURL), Email: str(attrEmail)}
-	if reg := str(attrRegistration); reg != "" {
+	if reg != "" {
 		a.Registration = new(registration.Resource)
 		if err := json.Unmarshal([]byte(reg), a.Registration); err != nil {
 			return nil, fmt.Errorf("read registration: %w", err)
 		}
 	}
-	der, err := s.sealer.Open(ctx, envelope.Sealed{Wrapped: bin(attrKeyWrapped), Ciphertext: bin(attrKeyCiphertext)},
-		envelope.AccountKeyContext(a.DirectoryURL))
+	der, err := s.sealer.Open(ctx, sealed, envelope.AccountKeyContext(a.DirectoryURL))
 	if err != nil {
 		return nil, fmt.Errorf("open account key: %w", err)
 	}
@@ -190,26 +153,26 @@ func (s *Store) Save(ctx context.Context, a *Account) error {
 	if err != nil {
 		return fmt.Errorf("save ACME account for %s: %w", a.DirectoryURL, err)
 	}
-	item := itemKey(a.DirectoryURL)
-	item[attrDirectoryURL] = &types.AttributeValueMemberS{Value: a.DirectoryURL}
+	item := table.AccountKey(a.DirectoryURL)
+	item[table.AttrDirectoryURL] = table.S(a.DirectoryURL)
 	if a.Email != "" {
-		item[attrEmail] = &types.AttributeValueMemberS{Value: a.Email}
+		item[table.AttrEmail] = table.S(a.Email)
 	}
-	item[attrKeyWrapped] = &types.AttributeValueMemberB{Value: sealed.Wrapped}
-	item[attrKeyCiphertext] = &types.AttributeValueMemberB{Value: sealed.Ciphertext}
+	item[table.AttrKeyWrapped] = table.B(sealed.Wrapped)
+	item[table.AttrKeyCiphertext] = table.B(sealed.Ciphertext)
 	if a.Registration != nil {
 		reg, err := json.Marshal(a.Registration)
 		if err != nil {
 			return fmt.Errorf("save ACME account for %s: marshal registration: %w", a.DirectoryURL, err)
 		}
-		item[attrRegistration] = &types.AttributeValueMemberS{Value: string(reg)}
+		item[table.AttrRegistration] = table.S(string(reg))
 	}
-	item[attrCreatedAt] = &types.AttributeValueMemberS{Value: s.now().UTC().Format(timeLayout)}
+	item[table.AttrCreatedAt] = table.T(s.now())
 	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(s.table),
 		Item:                     item,
 		ConditionExpression:      aws.String("attribute_not_exists(#pk)"),
-		ExpressionAttributeNames: map[string]string{"#pk": attrPK},
+		ExpressionAttributeNames: map[string]string{"#pk": table.AttrPK},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {

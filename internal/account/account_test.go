@@ -20,8 +20,9 @@ import (
 	"github.com/go-acme/lego/v4/registration"
 
 	"github.com/certflow/certflow/internal/envelope"
-	"github.com/certflow/certflow/internal/offline"
-	"github.com/certflow/certflow/internal/offline/offlinetest"
+	"github.com/certflow/certflow/internal/table"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 var (
@@ -31,7 +32,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(offlinetest.Main(m, offline.Options{DynamoDB: true, Moto: true}, func(env *offline.Env) {
+	os.Exit(offlinetest.Main(m, offline.Options{DynamoDB: true, Moto: true}, func(env *offline.Stack) {
 		testDB = dynamodb.NewFromConfig(env.AWS)
 		testTable = env.Tables.Certificates
 		testSealer = envelope.New(kms.NewFromConfig(env.AWS), env.KMSKeyID)
@@ -49,12 +50,12 @@ func newTestStore(t *testing.T) *Store {
 }
 
 func TestPartitionKey(t *testing.T) {
-	got := PartitionKey("https://acme-v02.api.letsencrypt.org/directory")
+	got := table.AccountPK("https://acme-v02.api.letsencrypt.org/directory")
 	if !strings.HasPrefix(got, "ACCOUNT#") || len(got) != len("ACCOUNT#")+32 {
-		t.Errorf("PartitionKey() = %q, want ACCOUNT# and 32 hex digits", got)
+		t.Errorf("table.AccountPK() = %q, want ACCOUNT# and 32 hex digits", got)
 	}
-	if PartitionKey("https://a/dir") == PartitionKey("https://b/dir") {
-		t.Error("PartitionKey() is the same for two directories")
+	if table.AccountPK("https://a/dir") == table.AccountPK("https://b/dir") {
+		t.Error("table.AccountPK() is the same for two directories")
 	}
 }
 
@@ -100,11 +101,11 @@ func TestLoadOrCreate(t *testing.T) {
 		t.Errorf("Save(existing) error = %v, want ErrExists", err)
 	}
 
-	out, err := testDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(testTable), Key: itemKey(dir)})
+	out, err := testDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(testTable), Key: table.AccountKey(dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{attrDirectoryURL, attrEmail, attrKeyWrapped, attrKeyCiphertext, attrRegistration, attrCreatedAt} {
+	for _, name := range []string{table.AttrDirectoryURL, table.AttrEmail, table.AttrKeyWrapped, table.AttrKeyCiphertext, table.AttrRegistration, table.AttrCreatedAt} {
 		if _, ok := out.Item[name]; !ok {
 			t.Errorf("account item lacks %s", name)
 		}
@@ -126,8 +127,8 @@ func TestLoadOrCreate(t *testing.T) {
 	// key it does not open.
 	other := "https://other.example/dir"
 	moved := out.Item
-	moved[attrPK] = itemKey(other)[attrPK]
-	moved[attrDirectoryURL] = &types.AttributeValueMemberS{Value: other}
+	moved[table.AttrPK] = table.AccountKey(other)[table.AttrPK]
+	moved[table.AttrDirectoryURL] = &types.AttributeValueMemberS{Value: other}
 	if _, err := testDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(testTable), Item: moved}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/table"
 )
 
 // document is the status document of a domain. Empty members are omitted.
@@ -60,5 +61,5 @@ func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return certstore.FormatTime(t)
+	return table.FormatTime(t)
 }

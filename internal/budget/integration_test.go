@@ -10,8 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/certflow/certflow/internal/offline"
-	"github.com/certflow/certflow/internal/offline/offlinetest"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 var (
@@ -20,7 +20,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(offlinetest.Main(m, offline.Options{DynamoDB: true}, func(env *offline.Env) {
+	os.Exit(offlinetest.Main(m, offline.Options{DynamoDB: true}, func(env *offline.Stack) {
 		testDB = dynamodb.NewFromConfig(env.AWS)
 		testTable = env.Tables.Certificates
 	}))

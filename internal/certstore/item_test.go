@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/certflow/certflow/internal/table"
 )
 
 // t0 is in the future, so DynamoDB Local's TTL leaves the timers the tests write.
@@ -37,10 +39,10 @@ func TestCertificateItemRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(*got, tt.cert) {
 				t.Errorf("round trip = %+v, want %+v", *got, tt.cert)
 			}
-			if pk := item[attrPK].(*types.AttributeValueMemberS).Value; pk != "DOMAIN#"+tt.cert.Domain {
+			if pk := item[table.AttrPK].(*types.AttributeValueMemberS).Value; pk != "DOMAIN#"+tt.cert.Domain {
 				t.Errorf("pk = %q, want %q", pk, "DOMAIN#"+tt.cert.Domain)
 			}
-			_, hasShard := item[attrShard]
+			_, hasShard := item[table.AttrShard]
 			if hasShard != (tt.cert.Status == StatusActive) {
 				t.Errorf("shard present = %v, want only while active", hasShard)
 			}
@@ -50,15 +52,15 @@ func TestCertificateItemRoundTrip(t *testing.T) {
 
 func TestTimeFormat(t *testing.T) {
 	in := time.Date(2026, 3, 1, 13, 4, 5, 999_000_000, time.FixedZone("x", 3600))
-	if got, want := FormatTime(in), "2026-03-01T12:04:05Z"; got != want {
-		t.Errorf("FormatTime(%v) = %q, want %q", in, got, want)
+	if got, want := table.FormatTime(in), "2026-03-01T12:04:05Z"; got != want {
+		t.Errorf("table.FormatTime(%v) = %q, want %q", in, got, want)
 	}
 }
 
 func TestTimerItem(t *testing.T) {
 	tm := Timer{Domain: "a.example", Serial: "0abc", ARICertID: "x.y", RenewAt: t0}
 	item := timerItem(tm)
-	if got := item[attrExpiresAt].(*types.AttributeValueMemberN).Value; got != "2087985600" {
+	if got := item[table.AttrExpiresAt].(*types.AttributeValueMemberN).Value; got != "2087985600" {
 		t.Errorf("expiresAt = %s, want %d", got, t0.Unix())
 	}
 	got, err := TimerFromItem(item)
@@ -83,14 +85,14 @@ func TestWildcardParent(t *testing.T) {
 }
 
 func TestShards(t *testing.T) {
-	shards := Shards()
+	shards := table.Shards()
 	if len(shards) != 16 || shards[0] != "00" || shards[15] != "15" {
-		t.Fatalf("Shards() = %v, want 00..15", shards)
+		t.Fatalf("table.Shards() = %v, want 00..15", shards)
 	}
 	for _, d := range []string{"a.example", "b.example", "xn--bcher-kva.example"} {
-		got := ShardOf(d)
-		if len(got) != 2 || got < "00" || got > "15" || got != ShardOf(d) {
-			t.Errorf("ShardOf(%q) = %q, want a stable shard in 00..15", d, got)
+		got := table.ShardOf(d)
+		if len(got) != 2 || got < "00" || got > "15" || got != table.ShardOf(d) {
+			t.Errorf("table.ShardOf(%q) = %q, want a stable shard in 00..15", d, got)
 		}
 	}
 }
@@ -132,11 +134,11 @@ func TestSaveIssuedInput(t *testing.T) {
 		t.Errorf("serial stored as %q, want lower case 0abc", serialValue)
 	}
 	timer := input.TransactItems[1].Put.Item
-	if timer[attrSK].(*types.AttributeValueMemberS).Value != skTimer {
+	if timer[table.AttrSK].(*types.AttributeValueMemberS).Value != table.SKTimer {
 		t.Error("second action is not the timer")
 	}
 	alias := input.TransactItems[2].Put.Item
-	if alias[attrPK].(*types.AttributeValueMemberS).Value != "DOMAIN#www.a.example" || alias[attrDomain].(*types.AttributeValueMemberS).Value != "a.example" {
+	if alias[table.AttrPK].(*types.AttributeValueMemberS).Value != "DOMAIN#www.a.example" || alias[table.AttrDomain].(*types.AttributeValueMemberS).Value != "a.example" {
 		t.Errorf("alias item = %v", alias)
 	}
 }
@@ -175,9 +177,9 @@ func TestClassifySaveConflict(t *testing.T) {
 		want error
 	}{
 		{"missing", nil, ErrNotFound},
-		{"retired", map[string]types.AttributeValue{attrStatus: avS("retired"), attrSerial: avS("0abc")}, ErrRetired},
-		{"same serial", map[string]types.AttributeValue{attrStatus: avS("active"), attrSerial: avS("0abc")}, nil},
-		{"newer stored", map[string]types.AttributeValue{attrStatus: avS("active"), attrSerial: avS("0def"), attrNotBefore: avT(t0.Add(time.Hour))}, ErrStale},
+		{"retired", map[string]types.AttributeValue{table.AttrStatus: table.S("retired"), table.AttrSerial: table.S("0abc")}, ErrRetired},
+		{"same serial", map[string]types.AttributeValue{table.AttrStatus: table.S("active"), table.AttrSerial: table.S("0abc")}, nil},
+		{"newer stored", map[string]types.AttributeValue{table.AttrStatus: table.S("active"), table.AttrSerial: table.S("0def"), table.AttrNotBefore: table.T(t0.Add(time.Hour))}, ErrStale},
 	}
 	for _, tt := range tests {
 		if err := s.classifySaveConflict(in, tt.old); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
@@ -187,7 +189,7 @@ func TestClassifySaveConflict(t *testing.T) {
 }
 
 func TestTransactionFailure(t *testing.T) {
-	old := map[string]types.AttributeValue{attrStatus: avS("active")}
+	old := map[string]types.AttributeValue{table.AttrStatus: table.S("active")}
 	tests := []struct {
 		name                   string
 		reasons                []types.CancellationReason
@@ -235,21 +237,21 @@ func TestRecordFailureInput(t *testing.T) {
 }
 
 func TestCursor(t *testing.T) {
-	lek := map[string]types.AttributeValue{attrPK: avS("DOMAIN#b.example"), attrSK: avS("CERT"), attrStatus: avS("active"), attrDomain: avS("b.example")}
+	lek := map[string]types.AttributeValue{table.AttrPK: table.S("DOMAIN#b.example"), table.AttrSK: table.S("CERT"), table.AttrStatus: table.S("active"), table.AttrDomain: table.S("b.example")}
 	cur, err := encodeCursor(lek)
 	if err != nil {
 		t.Fatal(err)
 	}
 	valid := func(k map[string]string) bool {
-		return k[attrStatus] == "active" && k[attrPK] == domainPK(k[attrDomain])
+		return k[table.AttrStatus] == "active" && k[table.AttrPK] == table.DomainPK(k[table.AttrDomain])
 	}
-	names := []string{attrPK, attrSK, attrStatus, attrDomain}
+	names := []string{table.AttrPK, table.AttrSK, table.AttrStatus, table.AttrDomain}
 	got, err := decodeCursor(cur, valid, names...)
 	if err != nil || !reflect.DeepEqual(got, lek) {
 		t.Errorf("decodeCursor(encodeCursor(k)) = %v, %v, want %v", got, err, lek)
 	}
-	other, _ := encodeCursor(map[string]types.AttributeValue{attrPK: avS("DOMAIN#b.example"), attrSK: avS("CERT"), attrStatus: avS("failed"), attrDomain: avS("b.example")})
-	extra, _ := encodeCursor(map[string]types.AttributeValue{attrPK: avS("DOMAIN#b.example"), attrSK: avS("CERT"), attrStatus: avS("active"), attrDomain: avS("b.example"), "x": avS("y")})
+	other, _ := encodeCursor(map[string]types.AttributeValue{table.AttrPK: table.S("DOMAIN#b.example"), table.AttrSK: table.S("CERT"), table.AttrStatus: table.S("failed"), table.AttrDomain: table.S("b.example")})
+	extra, _ := encodeCursor(map[string]types.AttributeValue{table.AttrPK: table.S("DOMAIN#b.example"), table.AttrSK: table.S("CERT"), table.AttrStatus: table.S("active"), table.AttrDomain: table.S("b.example"), "x": table.S("y")})
 	for _, bad := range []string{"!!!", "bm90IGpzb24", other, extra} {
 		if _, err := decodeCursor(bad, valid, names...); !errors.Is(err, ErrBadCursor) {
 			t.Errorf("decodeCursor(%q) error = %v, want ErrBadCursor", bad, err)

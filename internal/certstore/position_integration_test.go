@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/certflow/certflow/internal/table"
 )
 
 // TestARICursor: the sweeper's saved position resumes a ByRenewal walk on
@@ -18,7 +20,7 @@ func TestARICursor(t *testing.T) {
 	var names []string
 	for i := 0; len(names) < 5; i++ {
 		d := fmt.Sprintf("walk%d.example", i)
-		if ShardOf(d) != shard {
+		if table.ShardOf(d) != shard {
 			continue
 		}
 		names = append(names, d)
@@ -94,7 +96,7 @@ func TestARICursor(t *testing.T) {
 	if err := s.SaveARICursor(ctx, "06", ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, sh := range Shards() {
+	for _, sh := range table.Shards() {
 		if _, _, err := s.DueForRenewal(ctx, sh, t0.Add(1000*time.Hour), 100, ""); err != nil {
 			t.Errorf("DueForRenewal(%s) error = %v", sh, err)
 		}

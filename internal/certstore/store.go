@@ -1,16 +1,28 @@
+// Package certstore keeps the domains certflow looks after in its DynamoDB
+// tables: the certificate item of each domain (its status, its certificate
+// with the key sealed, the bookkeeping of its issuance), the alias item of
+// each other name it covers, its renewal timer in the timers table, and the
+// sweeper's ARI re-check positions. Files follow the item kinds:
+// certificate.go, renewal.go (the certificate's renewal attributes and the
+// indexes over them), timer.go, alias.go (and delivery lookups),
+// position.go. The layout itself is package table's.
 package certstore
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/certflow/certflow/internal/table"
 )
 
 // DynamoDB is the part of the DynamoDB API the Store uses. *dynamodb.Client
@@ -41,6 +53,9 @@ var (
 	// for this query.
 	ErrBadCursor = errors.New("certstore: bad cursor")
 )
+
+// ErrNotFound is returned when an item does not exist.
+var ErrNotFound = errors.New("certstore: not found")
 
 // maxAttempts bounds the read-modify-write loops that retry on a concurrent
 // change of the item.
@@ -86,120 +101,6 @@ func New(client DynamoDB, table string, opts ...Option) *Store {
 	return s
 }
 
-// Get returns the certificate item of domain with an eventually consistent
-// read, or ErrNotFound.
-func (s *Store) Get(ctx context.Context, domain string) (*Certificate, error) {
-	return s.get(ctx, domain, false)
-}
-
-// GetConsistent is Get with a strongly consistent read, for decisions that
-// must see the latest write.
-func (s *Store) GetConsistent(ctx context.Context, domain string) (*Certificate, error) {
-	return s.get(ctx, domain, true)
-}
-
-func (s *Store) get(ctx context.Context, domain string, consistent bool) (*Certificate, error) {
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            key(domain, skCert),
-		ConsistentRead: aws.Bool(consistent),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("get certificate %q: %w", domain, err)
-	}
-	if out.Item == nil {
-		return nil, fmt.Errorf("get certificate %q: %w", domain, ErrNotFound)
-	}
-	return certificateFromItem(out.Item)
-}
-
-// GetTimer returns the renewal timer of domain (strongly consistent), or
-// ErrNotFound.
-func (s *Store) GetTimer(ctx context.Context, domain string) (Timer, error) {
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.timers),
-		Key:            key(domain, skTimer),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return Timer{}, fmt.Errorf("get timer %q: %w", domain, err)
-	}
-	if out.Item == nil {
-		return Timer{}, fmt.Errorf("get timer %q: %w", domain, ErrNotFound)
-	}
-	return TimerFromItem(out.Item)
-}
-
-// WildcardParent returns the wildcard name one label up from name
-// ("a.b.example" -> "*.b.example"), or "" when there is none: name is
-// already a wildcard or the parent would be a single label.
-func WildcardParent(name string) string {
-	if strings.HasPrefix(name, "*.") {
-		return ""
-	}
-	_, parent, ok := strings.Cut(name, ".")
-	if !ok || !strings.Contains(parent, ".") {
-		return ""
-	}
-	return "*." + parent
-}
-
-// GetForDelivery returns the certificate to serve for name: the exact
-// certificate, else the certificate a SAN alias of name points to, else the
-// same two for the wildcard one label up. Only items that hold a certificate
-// and are not retired count, and an alias counts only when its certificate
-// still lists the name. It reads the four candidates with one BatchGetItem
-// and the aliased certificate, when needed, with one more GetItem. It
-// returns ErrNotFound when nothing can be served.
-func (s *Store) GetForDelivery(ctx context.Context, name string) (*Certificate, error) {
-	names := []string{name}
-	if w := WildcardParent(name); w != "" {
-		names = append(names, w)
-	}
-	keys := make([]map[string]types.AttributeValue, 0, 2*len(names))
-	for _, n := range names {
-		keys = append(keys, key(n, skCert), key(n, skAlias))
-	}
-	items, err := s.batchGet(ctx, keys)
-	if err != nil {
-		return nil, fmt.Errorf("get certificate for %q: %w", name, err)
-	}
-	for _, n := range names {
-		if item, ok := items[domainPK(n)+"|"+skCert]; ok {
-			c, err := certificateFromItem(item)
-			if err != nil {
-				return nil, fmt.Errorf("get certificate for %q: %w", name, err)
-			}
-			if servable(c) {
-				return c, nil
-			}
-		}
-		if item, ok := items[domainPK(n)+"|"+skAlias]; ok {
-			r := &itemReader{item: item}
-			primary := r.s(attrDomain)
-			if r.err != nil || primary == "" {
-				return nil, fmt.Errorf("get certificate for %q: malformed alias item %q", name, n)
-			}
-			c, err := s.Get(ctx, primary)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("get certificate for %q: %w", name, err)
-			}
-			if servable(c) && slices.Contains(c.SANs, n) {
-				return c, nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("get certificate for %q: %w", name, ErrNotFound)
-}
-
-// servable reports whether c holds a certificate that may be served.
-func servable(c *Certificate) bool {
-	return c.Status != StatusRetired && c.CertPEM != "" && len(c.Key.Ciphertext) > 0
-}
-
 // batchGet reads keys and returns the items by "pk|sk", retrying
 // unprocessed keys.
 func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue) (map[string]map[string]types.AttributeValue, error) {
@@ -219,8 +120,8 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 			return nil, fmt.Errorf("batch get: %w", err)
 		}
 		for _, item := range out.Responses[s.table] {
-			r := &itemReader{item: item}
-			items[r.s(attrPK)+"|"+r.s(attrSK)] = item
+			r := table.NewReader(item)
+			items[r.S(table.AttrPK)+"|"+r.S(table.AttrSK)] = item
 		}
 		pending = out.UnprocessedKeys
 	}
@@ -272,27 +173,16 @@ func transactionFailure(err error, checked ...int) (old map[string]types.Attribu
 
 // statusOf returns the status attribute of an item, "" when there is none.
 func statusOf(item map[string]types.AttributeValue) Status {
-	r := &itemReader{item: item}
-	return Status(r.s(attrStatus))
-}
-
-// putTimer is the transaction item that replaces domain's renewal timer.
-func (s *Store) putTimer(t Timer) types.TransactWriteItem {
-	return types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.timers), Item: timerItem(t)}}
-}
-
-// deleteTimer is the transaction item that removes domain's renewal timer,
-// so that nothing renews it.
-func (s *Store) deleteTimer(domain string) types.TransactWriteItem {
-	return types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.timers), Key: key(domain, skTimer)}}
+	r := table.NewReader(item)
+	return Status(r.S(table.AttrStatus))
 }
 
 // updateCert is the conditional update of domain's certificate item that e
 // describes; a failed condition returns the item as it was.
-func (s *Store) updateCert(domain string, e *expr, returnValues types.ReturnValue) *dynamodb.UpdateItemInput {
+func (s *Store) updateCert(domain string, e *table.Expr, returnValues types.ReturnValue) *dynamodb.UpdateItemInput {
 	return &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
-		Key:                                 key(domain, skCert),
+		Key:                                 table.DomainKey(domain, table.SKCert),
 		UpdateExpression:                    e.Update(),
 		ConditionExpression:                 e.Condition(),
 		ExpressionAttributeNames:            e.Names(),
@@ -303,14 +193,94 @@ func (s *Store) updateCert(domain string, e *expr, returnValues types.ReturnValu
 }
 
 // txUpdateCert is updateCert as a transaction item.
-func (s *Store) txUpdateCert(domain string, e *expr) types.TransactWriteItem {
+func (s *Store) txUpdateCert(domain string, e *table.Expr) types.TransactWriteItem {
 	return types.TransactWriteItem{Update: &types.Update{
 		TableName:                           aws.String(s.table),
-		Key:                                 key(domain, skCert),
+		Key:                                 table.DomainKey(domain, table.SKCert),
 		UpdateExpression:                    e.Update(),
 		ConditionExpression:                 e.Condition(),
 		ExpressionAttributeNames:            e.Names(),
 		ExpressionAttributeValues:           e.Values(),
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}}
+}
+
+// queryPage runs one page of the key condition cond on index, from start,
+// and returns its items and the cursor of the next page ("" after the last).
+func (s *Store) queryPage(ctx context.Context, index string, e *table.Expr, cond string, limit int, start map[string]types.AttributeValue) ([]map[string]types.AttributeValue, string, error) {
+	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(index),
+		KeyConditionExpression:    aws.String(cond),
+		ExpressionAttributeNames:  e.Names(),
+		ExpressionAttributeValues: e.Values(),
+		Limit:                     limitOf(limit),
+		ExclusiveStartKey:         start,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next, err := encodeCursor(out.LastEvaluatedKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return out.Items, next, nil
+}
+
+func limitOf(limit int) *int32 {
+	if limit <= 0 {
+		return nil
+	}
+	return aws.Int32(int32(min(limit, 1000)))
+}
+
+// encodeCursor makes an opaque cursor of a LastEvaluatedKey whose
+// attributes are all strings.
+func encodeCursor(lek map[string]types.AttributeValue) (string, error) {
+	if len(lek) == 0 {
+		return "", nil
+	}
+	m := make(map[string]string, len(lek))
+	for k, v := range lek {
+		s, ok := v.(*types.AttributeValueMemberS)
+		if !ok {
+			return "", fmt.Errorf("encode cursor: key attribute %s is not a string", k)
+		}
+		m[k] = s.Value
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("encode cursor: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// decodeCursor turns a cursor back into an ExclusiveStartKey. It must hold
+// exactly the attributes names and satisfy valid.
+func decodeCursor(cursor string, valid func(map[string]string) bool, names ...string) (map[string]types.AttributeValue, error) {
+	if cursor == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return nil, ErrBadCursor
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, ErrBadCursor
+	}
+	got := slices.Sorted(maps.Keys(m))
+	if !slices.Equal(got, slices.Sorted(slices.Values(names))) || !valid(m) {
+		return nil, ErrBadCursor
+	}
+	for _, v := range m {
+		if v == "" {
+			return nil, ErrBadCursor
+		}
+	}
+	key := make(map[string]types.AttributeValue, len(m))
+	for k, v := range m {
+		key[k] = table.S(v)
+	}
+	return key, nil
 }

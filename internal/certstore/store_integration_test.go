@@ -15,8 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/certflow/certflow/internal/failure"
-	"github.com/certflow/certflow/internal/offline"
-	"github.com/certflow/certflow/internal/offline/offlinetest"
+	"github.com/certflow/certflow/internal/table"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 // testDB and testTable are set by TestMain when the offline stack runs
@@ -28,7 +29,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(offlinetest.Main(m, offline.Options{DynamoDB: true}, func(env *offline.Env) {
+	os.Exit(offlinetest.Main(m, offline.Options{DynamoDB: true}, func(env *offline.Stack) {
 		testDB = dynamodb.NewFromConfig(env.AWS)
 		testTable, testTimers = env.Tables.Certificates, env.Tables.Timers
 	}))
@@ -401,7 +402,7 @@ func TestListAndRenewalIndexes(t *testing.T) {
 
 	now := t0.Add(30 * time.Minute) // list0..list3 are due
 	var due []string
-	for _, shard := range Shards() {
+	for _, shard := range table.Shards() {
 		cursor := ""
 		for {
 			rows, next, err := s.DueForRenewal(ctx, shard, now, 1, cursor)
@@ -480,7 +481,7 @@ func TestNoPlaintextKeys(t *testing.T) {
 			items++
 			for name, av := range item {
 				if strings.Contains(fmt.Sprint(avString(av)), "PRIVATE KEY") {
-					t.Errorf("item %v attribute %s holds a private key", item[attrPK], name)
+					t.Errorf("item %v attribute %s holds a private key", item[table.AttrPK], name)
 				}
 			}
 		}

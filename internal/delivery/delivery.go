@@ -51,6 +51,7 @@ import (
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/httpapi"
+	"github.com/certflow/certflow/internal/table"
 )
 
 // Finder finds the certificate to serve for a name: the exact name first,
@@ -190,7 +191,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		buf = append(buf, `,"privateKey":`...)
 		buf = appendJSONString(buf, keyPEM)
 		buf = append(buf, `,"notAfter":`...)
-		buf = appendJSONString(buf, []byte(certstore.FormatTime(c.NotAfter)))
+		buf = appendJSONString(buf, []byte(table.FormatTime(c.NotAfter)))
 		buf = append(buf, `,"serial":`...)
 		buf = appendJSONString(buf, []byte(c.Serial))
 		buf = append(buf, '}')

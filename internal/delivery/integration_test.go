@@ -26,8 +26,8 @@ import (
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/delivery"
 	"github.com/certflow/certflow/internal/envelope"
-	"github.com/certflow/certflow/internal/offline"
-	"github.com/certflow/certflow/internal/offline/offlinetest"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 // EnvMeasure enables the latency measurement of TestDeliveryLatency.
@@ -46,7 +46,7 @@ type offlineDelivery struct {
 func startOffline(t *testing.T) *offlineDelivery {
 	t.Helper()
 	env := offlinetest.Start(t, offline.Options{DynamoDB: true, Moto: true})
-	stack, table, cfg := env.Stack, env.Tables.Certificates, env.AWS
+	stack, table, cfg := env, env.Tables.Certificates, env.AWS
 	o := &offlineDelivery{stack: stack}
 	o.store = certstore.New(dynamodb.NewFromConfig(cfg), table)
 	o.sealer = envelope.New(kms.NewFromConfig(cfg), stack.KMSKeyID)

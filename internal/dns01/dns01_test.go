@@ -20,7 +20,8 @@ import (
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/miekg/dns"
 
-	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 const (
@@ -201,20 +202,10 @@ func TestChallTestSrv(t *testing.T) {
 // TestRoute53Moto runs lego's Route 53 provider against moto_server: the TXT
 // record appears in the hosted zone on Present and is gone after CleanUp.
 func TestRoute53Moto(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts moto_server")
-	}
+	stack := offlinetest.Start(t, offline.Options{Moto: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stack, err := offline.Start(ctx, offline.Options{Moto: true})
-	if err != nil {
-		t.Fatalf("offline stack: %v", err)
-	}
-	defer stack.Close()
-	awsCfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	awsCfg := stack.AWS
 	client := route53.NewFromConfig(awsCfg)
 	zone, err := client.CreateHostedZone(ctx, &route53.CreateHostedZoneInput{
 		Name:            aws.String("customer.example."),

@@ -5,33 +5,20 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/certflow/certflow/internal/certstore"
-	"github.com/certflow/certflow/internal/offline"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 // startMoto starts the offline stack's moto_server for the test and returns
 // a KMS client pointing at it and the stack's KMS key.
 func startMoto(t *testing.T) (*kms.Client, string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	stack, err := offline.Start(ctx, offline.Options{Moto: true})
-	if err != nil {
-		t.Fatalf("offline stack: %v", err)
-	}
-	t.Cleanup(stack.Close)
-	cfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kms.NewFromConfig(cfg), stack.KMSKeyID
+	stack := offlinetest.Start(t, offline.Options{Moto: true})
+	return kms.NewFromConfig(stack.AWS), stack.KMSKeyID
 }
 
 func TestSealerWithMotoKMS(t *testing.T) {

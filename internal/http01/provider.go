@@ -8,24 +8,14 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/go-acme/lego/v4/challenge"
-)
 
-// Item layout of a challenge (see docs/ARCHITECTURE.md).
-const (
-	pkPrefix     = "CHALLENGE#"
-	sortKey      = "HTTP01"
-	attrPK       = "pk"
-	attrSK       = "sk"
-	attrDomain   = "domain"
-	attrKeyAuth  = "keyAuth"
-	attrExpireAt = "expiresAt"
+	"github.com/certflow/certflow/internal/table"
 )
 
 // ChallengeTTL is how long a challenge item lives. DynamoDB's TTL deletes it
@@ -81,13 +71,7 @@ func (p *Provider) Present(domain, token, keyAuth string) error {
 	expiresAt := p.now().Add(ChallengeTTL).Unix()
 	_, err := p.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(p.table),
-		Item: map[string]types.AttributeValue{
-			attrPK:       &types.AttributeValueMemberS{Value: pkPrefix + token},
-			attrSK:       &types.AttributeValueMemberS{Value: sortKey},
-			attrDomain:   &types.AttributeValueMemberS{Value: domain},
-			attrKeyAuth:  &types.AttributeValueMemberS{Value: keyAuth},
-			attrExpireAt: &types.AttributeValueMemberN{Value: strconv.FormatInt(expiresAt, 10)},
-		},
+		Item:      challengeItem(token, domain, keyAuth, expiresAt),
 	})
 	if err != nil {
 		return fmt.Errorf("present HTTP-01 challenge for %q: %w", domain, err)
@@ -105,7 +89,7 @@ func (p *Provider) CleanUp(domain, token, keyAuth string) error {
 	defer cancel()
 	_, err := p.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName: aws.String(p.table),
-		Key:       challengeKey(token),
+		Key:       table.ChallengeKey(token),
 	})
 	if err != nil {
 		return fmt.Errorf("clean up HTTP-01 challenge for %q: %w", domain, err)
@@ -113,9 +97,12 @@ func (p *Provider) CleanUp(domain, token, keyAuth string) error {
 	return nil
 }
 
-func challengeKey(token string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		attrPK: &types.AttributeValueMemberS{Value: pkPrefix + token},
-		attrSK: &types.AttributeValueMemberS{Value: sortKey},
-	}
+// challengeItem is the challenge item of token, expiring at expiresAt
+// (epoch seconds).
+func challengeItem(token, domain, keyAuth string, expiresAt int64) map[string]types.AttributeValue {
+	item := table.ChallengeKey(token)
+	item[table.AttrDomain] = table.S(domain)
+	item[table.AttrKeyAuth] = table.S(keyAuth)
+	item[table.AttrExpiresAt] = table.N(expiresAt)
+	return item
 }

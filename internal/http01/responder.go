@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/certflow/certflow/internal/table"
 )
 
 // PathPrefix is the path under which the CA fetches HTTP-01 resources.
@@ -55,7 +56,7 @@ func (r *Responder) Handle(ctx context.Context, req events.APIGatewayV2HTTPReque
 	}
 	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(r.table),
-		Key:            challengeKey(token),
+		Key:            table.ChallengeKey(token),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -81,19 +82,12 @@ func (r *Responder) Handle(ctx context.Context, req events.APIGatewayV2HTTPReque
 // live returns the key authorization of item unless the item is missing,
 // malformed or past its expiresAt (DynamoDB's TTL deletes items late).
 func (r *Responder) live(item map[string]types.AttributeValue) (string, bool) {
-	keyAuth, ok := item[attrKeyAuth].(*types.AttributeValueMemberS)
-	if !ok || keyAuth.Value == "" {
+	rd := table.NewReader(item)
+	keyAuth, expiresAt := rd.S(table.AttrKeyAuth), rd.N(table.AttrExpiresAt)
+	if rd.Err() != nil || keyAuth == "" || !rd.Has(table.AttrExpiresAt) || !r.now().Before(time.Unix(expiresAt, 0)) {
 		return "", false
 	}
-	exp, ok := item[attrExpireAt].(*types.AttributeValueMemberN)
-	if !ok {
-		return "", false
-	}
-	expiresAt, err := strconv.ParseInt(exp.Value, 10, 64)
-	if err != nil || !r.now().Before(time.Unix(expiresAt, 0)) {
-		return "", false
-	}
-	return keyAuth.Value, true
+	return keyAuth, true
 }
 
 func notFound() events.APIGatewayV2HTTPResponse {

@@ -39,8 +39,9 @@ import (
 	"github.com/certflow/certflow/internal/http01"
 	"github.com/certflow/certflow/internal/issuance"
 	"github.com/certflow/certflow/internal/issuer"
-	"github.com/certflow/certflow/internal/offline"
-	"github.com/certflow/certflow/internal/offline/apigw"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/apigw"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 // world is the offline stack with everything the issue function talks to:
@@ -82,9 +83,7 @@ func TestMain(m *testing.M) {
 // getWorld starts the shared stack on first use.
 func getWorld(t *testing.T) *world {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs the offline stack")
-	}
+	offlinetest.Require(t)
 	worldOnce.Do(func() { theWorld, worldErr = startWorld() })
 	if worldErr != nil {
 		t.Fatalf("offline stack: %v", worldErr)
@@ -107,16 +106,9 @@ func startWorld() (*world, error) {
 	w.closers = append(w.closers, stack.Close)
 	// Every DNS lookup lego makes goes to challtestsrv on loopback.
 	dns01.UseResolvers([]string{stack.DNSAddr})
-	awsCfg, err := stack.AWSConfig(ctx)
-	if err != nil {
-		w.close()
-		return nil, err
-	}
+	awsCfg := stack.AWS
 	w.dynamo = dynamodb.NewFromConfig(awsCfg)
-	if w.table, err = stack.CreateTable(ctx); err != nil {
-		w.close()
-		return nil, err
-	}
+	w.table = stack.Tables.Certificates
 	w.sealer = envelope.New(kms.NewFromConfig(awsCfg), stack.KMSKeyID)
 	w.accounts = account.New(w.dynamo, w.table, w.sealer, nil)
 	w.store = certstore.New(w.dynamo, w.table)

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certflow/certflow/internal/offline"
-	"github.com/certflow/certflow/internal/offline/offlinetest"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 // startChallTestSrv starts the offline stack's CA side (Pebble and

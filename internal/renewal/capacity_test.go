@@ -15,10 +15,11 @@ import (
 
 	"github.com/certflow/certflow/internal/ari"
 	"github.com/certflow/certflow/internal/certstore"
-	"github.com/certflow/certflow/internal/offline"
-	"github.com/certflow/certflow/internal/offline/capacity"
-	"github.com/certflow/certflow/internal/offline/offlinetest"
 	"github.com/certflow/certflow/internal/renewal"
+	"github.com/certflow/certflow/internal/table"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/capacity"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 type noopStarter struct{ started int }
@@ -109,7 +110,7 @@ func TestSweeperCapacity(t *testing.T) {
 // loadActive writes perShard active certificate items into each shard
 // (realistic sizes: a 2.6 KB chain and a sealed key), overdue of them due
 // two hours ago.
-func loadActive(ctx context.Context, t *testing.T, db *dynamodb.Client, table string, perShard, overdue int, now time.Time) {
+func loadActive(ctx context.Context, t *testing.T, db *dynamodb.Client, tableName string, perShard, overdue int, now time.Time) {
 	t.Helper()
 	count := map[string]int{}
 	late := map[string]bool{}
@@ -118,18 +119,18 @@ func loadActive(ctx context.Context, t *testing.T, db *dynamodb.Client, table st
 	var batch []ddbtypes.WriteRequest
 	flush := func() {
 		for len(batch) > 0 {
-			out, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]ddbtypes.WriteRequest{table: batch}})
+			out, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]ddbtypes.WriteRequest{tableName: batch}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			batch = out.UnprocessedItems[table]
+			batch = out.UnprocessedItems[tableName]
 		}
 	}
 	s := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
-	ts := func(v time.Time) ddbtypes.AttributeValue { return s(certstore.FormatTime(v)) }
+	ts := func(v time.Time) ddbtypes.AttributeValue { return s(table.FormatTime(v)) }
 	for i, filled := 0, 0; filled < 16; i++ {
 		domain := fmt.Sprintf("shop-%06d.customer%03d.example", i, i%997)
-		shard := certstore.ShardOf(domain)
+		shard := table.ShardOf(domain)
 		if count[shard] == perShard {
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/certflow/certflow/internal/ari"
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/metrics"
+	"github.com/certflow/certflow/internal/table"
 )
 
 // Sweeper defaults; the zero value of each Sweeper field means these.
@@ -170,7 +171,7 @@ func requestedARIShard(detail []byte) (string, error) {
 		return "", fmt.Errorf("sweeper event detail %s: want {} or {\"ariShard\": \"00\"..\"15\"}: %w", detail, err)
 	}
 	if d.ARIShard != "" {
-		if err := certstore.CheckShard(d.ARIShard); err != nil {
+		if err := table.CheckShard(d.ARIShard); err != nil {
 			return "", fmt.Errorf("sweeper event detail: ariShard: %w", err)
 		}
 	}
@@ -261,7 +262,7 @@ func (s *Sweeper) startDue(ctx context.Context, now time.Time, sum *Summary) err
 	st := starter{start: s.Starter, lease: s.Leaser, dur: s.Lease}
 	maxStarts := orDefault(s.MaxStarts, DefaultMaxStarts)
 	var errs []error
-	for _, shard := range certstore.Shards() {
+	for _, shard := range table.Shards() {
 		cursor := ""
 		for {
 			if s.nearDeadline(ctx) || sum.Started+sum.AlreadyStarted+sum.Failed >= maxStarts {
@@ -302,7 +303,7 @@ func (s *Sweeper) startDue(ctx context.Context, now time.Time, sum *Summary) err
 
 // ARIShard returns the shard whose ARI windows a run at now re-checks.
 func ARIShard(now time.Time, rotation time.Duration) string {
-	shards := certstore.Shards()
+	shards := table.Shards()
 	slot := now.Unix() / int64(orDefault(rotation, DefaultRotation)/time.Second)
 	return shards[int(slot%int64(len(shards)))]
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/fixtures"
 	"github.com/certflow/certflow/internal/metrics"
+	"github.com/certflow/certflow/internal/table"
 )
 
 func sweeperEvent(t *testing.T) events.EventBridgeEvent {
@@ -36,7 +37,7 @@ func TestSweeperStartsDueRenewals(t *testing.T) {
 	// Renewals overdue by more than the grace are the sweeper's; within the
 	// grace they are left to their timers.
 	overdue := now.Add(-DefaultGrace)
-	shards := certstore.Shards()
+	shards := table.Shards()
 	due := &fakeDue{rows: map[string][]certstore.Renewal{
 		shards[0]: {renewal("a.example", overdue.Add(-time.Hour)), renewal("b.example", overdue.Add(-time.Minute)),
 			renewal("timer.example", overdue.Add(time.Minute)), renewal("later.example", now.Add(time.Hour))},
@@ -86,7 +87,7 @@ func TestSweeperStartsDueRenewals(t *testing.T) {
 func TestSweeperBounds(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 	rows := map[string][]certstore.Renewal{}
-	for i, shard := range certstore.Shards() {
+	for i, shard := range table.Shards() {
 		for j := range 5 {
 			rows[shard] = append(rows[shard], renewal(fmt.Sprintf("d%02d-%d.example", i, j), now.Add(-time.Duration(j+1)*time.Minute)))
 		}
@@ -124,7 +125,7 @@ func TestSweeperBounds(t *testing.T) {
 
 func TestSweeperQueryFailureStillRunsOtherShards(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
-	shards := certstore.Shards()
+	shards := table.Shards()
 	due := &fakeDue{
 		rows: map[string][]certstore.Renewal{shards[3]: {renewal("a.example", now.Add(-time.Hour))}},
 		fail: map[string]error{shards[1]: errors.New("throttled")},

@@ -1,0 +1,105 @@
+// Package flow is the contract between the issuance state machine
+// (statemachine/issuance.asl.json) and the code around it: the execution
+// input that the API, the renewal trigger and the sweeper start it with,
+// what its steps hand each other, and the names of its executions. It
+// depends on the standard library only, so every function links it without
+// lego or an AWS SDK client.
+package flow
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// Why an execution was started (Input.Reason).
+const (
+	ReasonRequest = "request" // the platform requested the domain
+	ReasonRenewal = "renewal" // its certificate is due for renewal
+)
+
+// What started a renewal (Input.StartedBy): the expired timer (the normal
+// path) or the sweeper (a timer late or lost).
+const (
+	StartedByTimer   = "timer"
+	StartedBySweeper = "sweeper"
+)
+
+// Input is the execution input of the issuance state machine. Steps that
+// receive the whole state (Issue) read it with the fields the state machine
+// added; steps given Parameters receive the parts they name.
+type Input struct {
+	Domain string   `json:"domain"`
+	SANs   []string `json:"sans"`
+	Reason string   `json:"reason"`
+	// Replaces is the ARI certificate ID of the certificate being renewed
+	// (RFC 9773 "replaces"), renewals only.
+	Replaces string `json:"replaces,omitempty"`
+	// ReplacesSerial is the serial of the certificate being renewed,
+	// renewals only.
+	ReplacesSerial string `json:"replacesSerial,omitempty"`
+	// StartedBy is StartedByTimer or StartedBySweeper, renewals only.
+	StartedBy string `json:"startedBy,omitempty"`
+	// Execution is the name of the execution, set by whoever starts it
+	// (names are deterministic) so that every step logs it.
+	Execution string `json:"execution,omitempty"`
+}
+
+// LogAttrs are the attributes every log line about the execution carries.
+func (in Input) LogAttrs() []any { return logAttrs(in.Domain, in.Execution) }
+
+func logAttrs(domain, execution string) []any {
+	var attrs []any
+	if domain != "" {
+		attrs = append(attrs, "domain", domain)
+	}
+	if execution != "" {
+		attrs = append(attrs, "execution", execution)
+	}
+	return attrs
+}
+
+// Issued is what the Issue step returns and Notify reads: metadata only,
+// never key material. Times are UTC with second precision.
+type Issued struct {
+	Domain    string    `json:"domain"`
+	Serial    string    `json:"serial"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	RenewAt   time.Time `json:"renewAt"`
+	// Renewed is true when the certificate replaces an earlier one.
+	Renewed bool `json:"renewed"`
+}
+
+// Caught is what a Catch puts at its ResultPath: the error name (the Lambda
+// errorType, see package failure) and its cause. Cause is a JSON string in
+// AWS and may be an object in a local engine; failure.ParseCause reads both.
+type Caught struct {
+	Error string          `json:"Error"`
+	Cause json.RawMessage `json:"Cause"`
+}
+
+// hashLen is how many hex digits of the SHA-256 a name keeps (160 bits).
+const hashLen = 40
+
+// IssueName returns the name of the execution issuing domain for its
+// generation: "issue-" and 40 lower-case hex digits. A new request of the
+// same domain increments the generation and so gets a new name; the same
+// request made twice gets the same name, and Step Functions starts it once.
+func IssueName(domain string, generation int64) string {
+	return "issue-" + digest(domain+"|"+strconv.FormatInt(generation, 10))
+}
+
+// RenewName returns the name of the execution renewing the certificate
+// serial of domain due at renewAt: "renew-" and 40 lower-case hex digits.
+// renewAt is taken in UTC at second precision.
+func RenewName(domain, serial string, renewAt time.Time) string {
+	return "renew-" + digest(domain+"|"+serial+"|"+renewAt.UTC().Format(time.RFC3339))
+}
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:hashLen]
+}

@@ -1,0 +1,193 @@
+// Package table owns the layout of certflow's DynamoDB tables: every item's
+// partition and sort key, every attribute name, the indexes, and how values
+// are written (times, shards). The packages that keep items (certstore,
+// account, budget, http01) build their keys and read their attributes
+// through it, so the layout below is spelled once.
+//
+// CertificatesTable (keys pk, sk):
+//
+//	item                       pk                          sk              written by
+//	certificate                DOMAIN#<name>               CERT            certstore
+//	alias (a SAN)              DOMAIN#<san>                ALIAS           certstore
+//	HTTP-01 challenge          CHALLENGE#<token>           HTTP01          http01
+//	ACME account               ACCOUNT#<sha256(dir)[:32]>  ACCOUNT         account
+//	new-order budget           BUDGET#<name>               (budget's own)  budget
+//	ARI re-check position      SWEEP#ARI                   SHARD#<00..15>  certstore
+//
+// RenewalTimersTable (keys pk, sk, nothing else declared):
+//
+//	renewal timer              DOMAIN#<name>               TIMER           certstore
+//
+// Times are RFC 3339 UTC with second precision ("2006-01-02T15:04:05Z",
+// sortable as strings), except expiresAt: epoch seconds, the TTL attribute
+// of both tables.
+package table
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Key attributes of both tables.
+const (
+	AttrPK = "pk"
+	AttrSK = "sk"
+)
+
+// AttrExpiresAt is the TTL attribute of both tables (epoch seconds).
+const AttrExpiresAt = "expiresAt"
+
+// Sort keys of the item kinds.
+const (
+	SKCert      = "CERT"
+	SKAlias     = "ALIAS"
+	SKTimer     = "TIMER"
+	SKChallenge = "HTTP01"
+	SKAccount   = "ACCOUNT"
+)
+
+// Partition key prefixes.
+const (
+	DomainPrefix    = "DOMAIN#"
+	ChallengePrefix = "CHALLENGE#"
+	AccountPrefix   = "ACCOUNT#"
+	BudgetPrefix    = "BUDGET#"
+	SweepARIPK      = "SWEEP#ARI"
+)
+
+// Attributes of certificate items (and what alias and timer items share).
+const (
+	AttrDomain           = "domain"
+	AttrTarget           = "target" // alias: the name the alias answers for
+	AttrSANs             = "sans"
+	AttrStatus           = "status"
+	AttrVersion          = "version"
+	AttrGeneration       = "generation"
+	AttrCertPEM          = "certPEM"
+	AttrKeyWrapped       = "keyWrapped"
+	AttrKeyCiphertext    = "keyCiphertext"
+	AttrKeyType          = "keyType"
+	AttrNotBefore        = "notBefore"
+	AttrNotAfter         = "notAfter"
+	AttrSerial           = "serial"
+	AttrIssuer           = "issuer"
+	AttrARICertID        = "ariCertID"
+	AttrRenewAt          = "renewAt"
+	AttrShard            = "shard"
+	AttrFailureCount     = "failureCount"
+	AttrFirstFailureAt   = "firstFailureAt"
+	AttrLastErrorCode    = "lastErrorCode"
+	AttrLastErrorMessage = "lastErrorMessage"
+	AttrNextAttemptAt    = "nextAttemptAt"
+	AttrUnpauseURL       = "unpauseURL"
+	AttrQuarantineReason = "quarantineReason"
+	AttrExecution        = "execution"
+	AttrRequestedAt      = "requestedAt"
+	AttrUpdatedAt        = "updatedAt"
+)
+
+// Attributes of challenge, account and sweep-position items.
+const (
+	AttrKeyAuth      = "keyAuth"
+	AttrDirectoryURL = "directoryURL"
+	AttrEmail        = "email"
+	AttrRegistration = "registration"
+	AttrCreatedAt    = "createdAt"
+	AttrCursor       = "cursor"
+)
+
+// Indexes of the certificate table (template.yaml defines them).
+const (
+	// IndexByStatus: pk status, sk domain; the status documents.
+	IndexByStatus = "ByStatus"
+	// IndexByRenewal: pk shard, sk renewAt; active certificates only.
+	IndexByRenewal = "ByRenewal"
+	// IndexByExpiry: pk shard, sk notAfter, keys only; active certificates.
+	IndexByExpiry = "ByExpiry"
+)
+
+// Key returns the key of the item pk/sk.
+func Key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{AttrPK: S(pk), AttrSK: S(sk)}
+}
+
+// DomainPK is the partition key of a domain's items.
+func DomainPK(name string) string { return DomainPrefix + name }
+
+// DomainKey is the key of the item of kind sk (SKCert, SKAlias, SKTimer)
+// of domain name.
+func DomainKey(name, sk string) map[string]types.AttributeValue {
+	return Key(DomainPK(name), sk)
+}
+
+// ChallengeKey is the key of the HTTP-01 challenge item of token.
+func ChallengeKey(token string) map[string]types.AttributeValue {
+	return Key(ChallengePrefix+token, SKChallenge)
+}
+
+// AccountPK is the partition key of the ACME account item of a directory:
+// ACCOUNT# and the first 32 hex digits of the URL's SHA-256.
+func AccountPK(directoryURL string) string {
+	sum := sha256.Sum256([]byte(directoryURL))
+	return AccountPrefix + hex.EncodeToString(sum[:])[:32]
+}
+
+// AccountKey is the key of the ACME account item of a directory.
+func AccountKey(directoryURL string) map[string]types.AttributeValue {
+	return Key(AccountPK(directoryURL), SKAccount)
+}
+
+// BudgetPK is the partition key of the items of the budget called name.
+func BudgetPK(name string) string { return BudgetPrefix + name }
+
+// SweepARIKey is the key of the item keeping where the sweeper's ARI
+// re-check of shard stopped.
+func SweepARIKey(shard string) map[string]types.AttributeValue {
+	return Key(SweepARIPK, "SHARD#"+shard)
+}
+
+// TimeLayout is RFC 3339 in UTC with second precision: sortable as a string.
+const TimeLayout = "2006-01-02T15:04:05Z"
+
+// FormatTime formats t the way the tables store times.
+func FormatTime(t time.Time) string { return t.UTC().Truncate(time.Second).Format(TimeLayout) }
+
+// ParseTime reads a time written by FormatTime.
+func ParseTime(s string) (time.Time, error) { return time.Parse(TimeLayout, s) }
+
+// shardCount is the number of partitions of the sparse renewal and expiry
+// indexes.
+const shardCount = 16
+
+// ShardOf returns the index shard of domain: the first byte of
+// sha256(domain) modulo 16, as two decimal digits ("00".."15").
+func ShardOf(domain string) string {
+	sum := sha256.Sum256([]byte(domain))
+	return fmt.Sprintf("%02d", sum[0]%shardCount)
+}
+
+// Shards returns every shard, "00" to "15".
+func Shards() []string {
+	out := make([]string, shardCount)
+	for i := range out {
+		out[i] = fmt.Sprintf("%02d", i)
+	}
+	return out
+}
+
+// CheckShard returns an error unless shard is one of Shards.
+func CheckShard(shard string) error {
+	if !slices.Contains(Shards(), shard) {
+		return fmt.Errorf("shard %q is not one of \"00\"..\"15\"", shard)
+	}
+	return nil
+}
+
+// DomainOfPK returns the name in a DOMAIN#<name> partition key.
+func DomainOfPK(pk string) (string, bool) { return strings.CutPrefix(pk, DomainPrefix) }

@@ -1,0 +1,469 @@
+// Package deploy runs the whole of certflow offline, driven by template.yaml:
+// the offline stack (DynamoDB Local, moto_server, Pebble, challtestsrv), every
+// function of the template behind a local Lambda Invoke API, the state
+// machine under aws-local-stepfunctions, the stream event source mapping,
+// the sweeper's schedule, and the HTTP API routes of the template on a local
+// API Gateway. It is the offline stand-in for one deployed stack; `make run`
+// and `make demo` use it.
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/certflow/certflow/internal/function"
+	"github.com/certflow/certflow/offline"
+	"github.com/certflow/certflow/offline/apigw"
+	"github.com/certflow/certflow/offline/lambdaapi"
+	"github.com/certflow/certflow/offline/proc"
+	"github.com/certflow/certflow/offline/sfnlocal"
+	"github.com/certflow/certflow/offline/streamrunner"
+	"github.com/certflow/certflow/offline/template"
+)
+
+// Names of the offline stack's resources.
+const (
+	StateMachine      = "IssuanceStateMachine"
+	EventBus          = "certflow-events"
+	EventsQueue       = "certflow-events-tap" // a rule copies every certflow event here
+	OnFailureQueue    = "certflow-renewal-failures"
+	renewalTriggerID  = "RenewalTriggerFunction"
+	sweeperID         = "SweeperFunction"
+	challengeFunction = "ChallengeFunction"
+)
+
+// Config configures a Deployment.
+type Config struct {
+	// Ports of every server; zero picks a free one (offline.DefaultPorts
+	// are those of `make run`).
+	Ports offline.Ports
+	// CertificateValidity is the lifetime of offline certificates: short, so
+	// renewals happen within minutes.
+	CertificateValidity time.Duration
+	// WaitOverride replaces the duration of every Wait state and Retry
+	// interval of the state machine (zero: real waits). The computed
+	// durations stay visible in the execution history.
+	WaitOverride time.Duration
+	// SweepEvery is how often the sweeper runs (the template says hourly).
+	SweepEvery time.Duration
+	// SweepGrace is how long after its renewal time a certificate is left
+	// to its TTL timer before the sweeper renews it (default 30s offline,
+	// 1h in AWS).
+	SweepGrace time.Duration
+	// Params overrides template parameters (e.g. MaxConsecutiveFailures).
+	Params map[string]string
+	// Logs receives the offline engines' output; FunctionLogger the functions'.
+	Logs           io.Writer
+	FunctionLogger *slog.Logger
+	// ConfigureAWS, if set, adjusts the AWS configuration every function is
+	// built with (for example to meter DynamoDB capacity).
+	ConfigureAWS func(*aws.Config)
+	// OnStreamBatch, if set, sees every batch the stream runner delivers
+	// to the renewal trigger (tests redeliver a record from it).
+	OnStreamBatch func(events.DynamoDBEvent)
+	// Setenv sets the functions' environment (default os.Setenv): the
+	// variables template.yaml gives them, pointed at the offline stack.
+	Setenv func(key, value string) error
+}
+
+// Deployment is a running offline certflow.
+type Deployment struct {
+	Stack             *offline.Stack
+	Table             string // the certificate table
+	TimerTable        string // the renewal timers table, whose stream triggers renewals
+	APIURL            string
+	LambdaURL         string
+	SFNURL            string
+	StateMachineARN   string
+	EventsQueueURL    string
+	OnFailureQueueURL string
+
+	handlers  map[string]lambda.Handler
+	lambdaSrv *lambdaapi.Server
+	sfnSrv    *sfnlocal.Server
+	streams   *streamrunner.Runner
+	servers   []*http.Server
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+// Start starts everything and returns once every part is ready.
+func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
+	if cfg.Setenv == nil {
+		cfg.Setenv = os.Setenv
+	}
+	logger := cfg.FunctionLogger
+	if logger == nil {
+		logger = slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	}
+	stack, err := offline.Start(ctx, offline.Options{
+		DynamoDB: true, Moto: true, Pebble: true,
+		Ports:               cfg.Ports,
+		CertificateValidity: cfg.CertificateValidity,
+		Logs:                cfg.Logs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Deployment{Stack: stack, handlers: map[string]lambda.Handler{}, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := stack.Tools.NodeReady(); err != nil {
+		return nil, err
+	}
+	s.Table, s.TimerTable = stack.Tables.Certificates, stack.Tables.Timers
+
+	// The local Lambda and Step Functions endpoints, known before any
+	// function is built, since functions build their clients once.
+	if s.lambdaSrv, err = lambdaapi.Start(addr(cfg.Ports.Lambda)); err != nil {
+		return nil, err
+	}
+	s.LambdaURL = s.lambdaSrv.URL()
+	sfnPort, err := proc.PortOrFree(cfg.Ports.SFN)
+	if err != nil {
+		return nil, err
+	}
+	s.SFNURL = fmt.Sprintf("http://127.0.0.1:%d", sfnPort)
+	if err := stack.SetEndpoint(ctx, "LAMBDA", s.LambdaURL); err != nil {
+		return nil, err
+	}
+	if err := stack.SetEndpoint(ctx, "SFN", s.SFNURL); err != nil {
+		return nil, err
+	}
+	s.StateMachineARN = template.StateMachineARN(StateMachine)
+	awsCfg := stack.AWS
+	if err := s.createMessaging(ctx, awsCfg); err != nil {
+		return nil, err
+	}
+	fnCfg := awsCfg.Copy()
+	if cfg.ConfigureAWS != nil {
+		cfg.ConfigureAWS(&fnCfg)
+	}
+	if cfg.SweepGrace <= 0 {
+		cfg.SweepGrace = 30 * time.Second
+	}
+	if err := s.setEnv(cfg.Setenv, cfg.SweepGrace); err != nil {
+		return nil, err
+	}
+
+	// Every function of the template, built as in AWS.
+	tmpl := stack.Template
+	if len(cfg.Params) > 0 {
+		if tmpl, err = template.Load(stack.Tools.TemplatePath(), template.Options{Params: cfg.Params}); err != nil {
+			return nil, err
+		}
+	}
+	fns, err := tmpl.Functions()
+	if err != nil {
+		return nil, err
+	}
+	builders := function.Builders()
+	for id := range fns {
+		build, ok := builders[id]
+		if !ok {
+			return nil, fmt.Errorf("template function %s has no builder in internal/function", id)
+		}
+		h, err := build(ctx, fnCfg, logger.With("function", id))
+		if err != nil {
+			return nil, fmt.Errorf("build %s: %w", id, err)
+		}
+		s.handlers[id] = lambda.NewHandler(h)
+		s.lambdaSrv.Register(id, s.handlers[id])
+	}
+
+	templateMachines, err := tmpl.StateMachines()
+	if err != nil {
+		return nil, err
+	}
+	var machines []sfnlocal.StateMachine
+	for _, m := range templateMachines {
+		machines = append(machines, sfnlocal.StateMachine{Name: m.Name, ARN: m.ARN, Definition: m.Definition})
+	}
+	if s.sfnSrv, err = sfnlocal.Start(ctx, sfnlocal.Options{
+		NodeBin: stack.Tools.Node, ModulesDir: stack.Tools.NodeModules,
+		Addr: addr(sfnPort), LambdaEndpoint: s.LambdaURL, StateMachines: machines,
+		WaitOverride: cfg.WaitOverride, RetryOverride: cfg.WaitOverride,
+		Stdout: cfg.Logs, Stderr: cfg.Logs,
+	}); err != nil {
+		return nil, err
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if err := s.startStreams(runCtx, tmpl, awsCfg, cfg.OnStreamBatch, logger); err != nil {
+		return nil, err
+	}
+	if err := s.startHTTP(fns, cfg.Ports.API, logger); err != nil {
+		return nil, err
+	}
+	go s.sweep(runCtx, cfg.SweepEvery, logger)
+	return s, nil
+}
+
+func (s *Deployment) setEnv(setenv func(k, v string) error, sweepGrace time.Duration) error {
+	st := s.Stack
+	env := map[string]string{
+		function.EnvTable:           s.Table,
+		function.EnvTimerTable:      s.TimerTable,
+		function.EnvKMSKeyID:        st.KMSKeyID,
+		function.EnvStateMachineARN: s.StateMachineARN,
+		function.EnvEventBus:        EventBus,
+		"CERTFLOW_ACME_DIRECTORY":   st.PebbleDirectoryURL,
+		"CERTFLOW_ACME_CA_ROOTS":    st.PebbleTLSCAFile,
+		"CERTFLOW_KEY_TYPE":         "ec256",
+		"CERTFLOW_DNS01_PROVIDER":   "challtestsrv",
+		"CERTFLOW_CHALLTESTSRV_URL": st.ChallSrvURL,
+		"CERTFLOW_DNS_RESOLVER":     st.DNSAddr,
+		"CERTFLOW_EDGE_ADDRESSES":   offline.EdgeAddress + ",::1",
+		"CERTFLOW_CAA_IDENTITIES":   "",
+		"CERTFLOW_ORDER_BUDGET":     "300/3h",
+		function.EnvSweepGrace:      sweepGrace.String(),
+	}
+	for _, kv := range st.Env() {
+		k, v, _ := cut(kv)
+		env[k] = v
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := setenv(k, env[k]); err != nil {
+			return fmt.Errorf("set %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func cut(kv string) (string, string, bool) {
+	for i := range kv {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return kv, "", false
+}
+
+// createMessaging creates the event bus, a rule copying certflow events to a
+// queue one can read, and the stream mapping's on-failure queue.
+func (s *Deployment) createMessaging(ctx context.Context, cfg aws.Config) error {
+	eb := eventbridge.NewFromConfig(cfg)
+	q := sqs.NewFromConfig(cfg)
+	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(EventBus)}); err != nil {
+		return fmt.Errorf("create event bus: %w", err)
+	}
+	for _, name := range []string{EventsQueue, OnFailureQueue} {
+		out, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name)})
+		if err != nil {
+			return fmt.Errorf("create queue %s: %w", name, err)
+		}
+		if name == EventsQueue {
+			s.EventsQueueURL = aws.ToString(out.QueueUrl)
+		} else {
+			s.OnFailureQueueURL = aws.ToString(out.QueueUrl)
+		}
+	}
+	queueARN := fmt.Sprintf("arn:aws:sqs:%s:%s:%s", offline.Region, offline.AccountID, EventsQueue)
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{
+		Name: aws.String("certflow-events-tap"), EventBusName: aws.String(EventBus),
+		EventPattern: aws.String(`{"source": ["certflow"]}`),
+	}); err != nil {
+		return fmt.Errorf("create event rule: %w", err)
+	}
+	_, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{
+		Rule: aws.String("certflow-events-tap"), EventBusName: aws.String(EventBus),
+		Targets: []ebtypes.Target{{Id: aws.String("tap"), Arn: aws.String(queueARN)}},
+	})
+	if err != nil {
+		return fmt.Errorf("create event target: %w", err)
+	}
+	return nil
+}
+
+func (s *Deployment) startStreams(ctx context.Context, tmpl *template.Template, cfg aws.Config, observe func(events.DynamoDBEvent), logger *slog.Logger) error {
+	m, err := streamrunner.FromTemplate(tmpl, renewalTriggerID)
+	if err != nil {
+		return err
+	}
+	h := s.handlers[renewalTriggerID]
+	invoke := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+		if observe != nil {
+			observe(ev)
+		}
+		var resp events.DynamoDBEventResponse
+		err := invokeJSON(ctx, h, ev, &resp)
+		return resp, err
+	}
+	// The mapping's stream is the one template.yaml names.
+	table, ok := map[string]string{offline.TableLogicalID: s.Table, offline.TimersLogicalID: s.TimerTable}[m.StreamResource]
+	if !ok {
+		return fmt.Errorf("%s reads the stream of %q, which is not a table of the offline stack", renewalTriggerID, m.StreamResource)
+	}
+	s.streams = streamrunner.New(dynamodbstreams.NewFromConfig(cfg), table, m, invoke, streamrunner.Options{
+		StartingPosition: streamrunner.TrimHorizon,
+		FunctionARN:      lambdaapi.FunctionARN(renewalTriggerID),
+		Sink:             streamrunner.NewSQSSink(sqs.NewFromConfig(cfg), s.OnFailureQueueURL),
+		Logger:           logger.With("component", "stream-runner"),
+	})
+	return s.streams.Start(ctx)
+}
+
+// startHTTP serves the template's HTTP API routes (without IAM) and the
+// HTTP-01 responder where Pebble validates challenges.
+func (s *Deployment) startHTTP(fns map[string]template.Function, apiPort int, logger *slog.Logger) error {
+	var routes, challenge []apigw.Route
+	for _, id := range slices.Sorted(maps.Keys(fns)) {
+		for _, ev := range fns[id].Events {
+			key, ok := ev.RouteKey()
+			if !ok {
+				continue
+			}
+			route := apigw.Route{Key: key, Handler: apiHandler(s.handlers[id])}
+			routes = append(routes, route)
+			if id == challengeFunction {
+				challenge = append(challenge, route)
+			}
+		}
+	}
+	if len(challenge) == 0 {
+		return errors.New("template has no HttpApi route for " + challengeFunction)
+	}
+	apiAddr := addr(apiPort)
+	if apiPort == 0 {
+		p, err := proc.FreePort()
+		if err != nil {
+			return err
+		}
+		apiAddr = addr(p)
+	}
+	for _, srv := range []struct {
+		addr   string
+		routes []apigw.Route
+	}{{apiAddr, routes}, {s.Stack.HTTP01Addr, challenge}} {
+		l, err := net.Listen("tcp", srv.addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", srv.addr, err)
+		}
+		hs := &http.Server{Handler: apigw.New(logger, srv.routes...), ReadHeaderTimeout: 10 * time.Second}
+		s.servers = append(s.servers, hs)
+		go hs.Serve(l)
+	}
+	s.APIURL = "http://" + apiAddr
+	return nil
+}
+
+func apiHandler(h lambda.Handler) apigw.Handler {
+	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		var resp events.APIGatewayV2HTTPResponse
+		err := invokeJSON(ctx, h, req, &resp)
+		return resp, err
+	}
+}
+
+// invokeJSON invokes h the way the Lambda service does: JSON in, JSON out.
+func invokeJSON(ctx context.Context, h lambda.Handler, in, out any) error {
+	payload, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	b, err := h.Invoke(ctx, payload)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// sweep runs the sweeper on its schedule, as EventBridge Scheduler would.
+func (s *Deployment) sweep(ctx context.Context, every time.Duration, logger *slog.Logger) {
+	defer close(s.done)
+	if every <= 0 {
+		return
+	}
+	h := s.handlers[sweeperID]
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			ev := events.EventBridgeEvent{
+				Version: "0", ID: fmt.Sprintf("offline-%d", now.UnixNano()), DetailType: "Scheduled Event",
+				Source: "aws.events", AccountID: offline.AccountID, Time: now.UTC(), Region: offline.Region,
+				Detail: json.RawMessage(`{}`),
+			}
+			var summary json.RawMessage
+			if err := invokeJSON(ctx, h, ev, &summary); err != nil && ctx.Err() == nil {
+				logger.Error("scheduled sweep failed", "error", err.Error())
+			}
+		}
+	}
+}
+
+// Close stops everything, newest first.
+func (s *Deployment) Close() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	for _, hs := range s.servers {
+		hs.Close()
+	}
+	if s.streams != nil {
+		s.streams.Close()
+	}
+	if s.sfnSrv != nil {
+		s.sfnSrv.Close()
+	}
+	if s.lambdaSrv != nil {
+		s.lambdaSrv.Close()
+	}
+	if s.Stack != nil {
+		s.Stack.Close()
+	}
+}
+
+// Endpoint is one thing a person can point a client at.
+type Endpoint struct{ Name, URL string }
+
+// Endpoints lists every endpoint of the running system.
+func (s *Deployment) Endpoints() []Endpoint {
+	st := s.Stack
+	return []Endpoint{
+		{"HTTP API (certificates, /sni)", s.APIURL},
+		{"HTTP-01 responder", "http://" + st.HTTP01Addr},
+		{"DynamoDB Local", st.DynamoDBEndpoint},
+		{"Lambda (Invoke API)", s.LambdaURL},
+		{"Step Functions", s.SFNURL},
+		{"moto (KMS, EventBridge, SQS)", st.MotoEndpoint},
+		{"Pebble ACME directory", st.PebbleDirectoryURL},
+		{"Pebble management", st.PebbleManagementURL},
+		{"challtestsrv DNS", st.DNSAddr},
+		{"challtestsrv management", st.ChallSrvURL},
+	}
+}
+
+func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }

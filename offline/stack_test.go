@@ -1,0 +1,78 @@
+package offline
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/miekg/dns"
+)
+
+// TestStack starts every part of the stack and checks each is reachable the
+// way certflow reaches it.
+func TestStack(t *testing.T) {
+	if _, err := FindTools(""); err != nil {
+		t.Skipf("offline tools missing (run make tools): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Options{DynamoDB: true, Moto: true, Pebble: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	tables, cfg := s.Tables, s.AWS
+	for _, tt := range []struct {
+		name   string
+		gsis   int
+		stream bool
+	}{
+		{tables.Certificates, 3, false},
+		{tables.Timers, 0, true},
+	} {
+		desc, err := dynamodb.NewFromConfig(cfg).DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(tt.name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(desc.Table.GlobalSecondaryIndexes); got != tt.gsis {
+			t.Errorf("%s has %d GSIs, want %d (from template.yaml)", tt.name, got, tt.gsis)
+		}
+		if got := desc.Table.LatestStreamArn != nil; got != tt.stream {
+			t.Errorf("%s has a stream: %v, want %v", tt.name, got, tt.stream)
+		}
+		ttl, err := dynamodb.NewFromConfig(cfg).DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(tt.name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := aws.ToString(ttl.TimeToLiveDescription.AttributeName); got != "expiresAt" {
+			t.Errorf("%s TTL attribute = %q, want expiresAt", tt.name, got)
+		}
+	}
+
+	if _, err := kms.NewFromConfig(cfg).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(s.KMSKeyID)}); err != nil {
+		t.Errorf("KMS key %s: %v", s.KMSKeyID, err)
+	}
+
+	if _, err := s.PebbleRoots(); err != nil {
+		t.Errorf("pebble roots: %v", err)
+	}
+	if err := s.PointAt(ctx, "elsewhere.customer.example", ElsewhereAddress); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"blog.customer.example": EdgeAddress, "elsewhere.customer.example": ElsewhereAddress} {
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		in, _, err := (&dns.Client{}).ExchangeContext(ctx, m, s.DNSAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in.Answer) != 1 || !in.Answer[0].(*dns.A).A.Equal(net.ParseIP(want)) {
+			t.Errorf("A %s = %v, want %s", name, in.Answer, want)
+		}
+	}
+}
