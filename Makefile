@@ -22,7 +22,7 @@ ASL_VALIDATOR             := asl-validator@4.0.0
 MOTO_VERSION              := 5.2.1
 CFN_LINT_VERSION          := 1.51.0
 
-FUNCTIONS := issue challenge preflight order-budget outcome api delivery renewal-trigger sweeper
+FUNCTIONS := issue challenge preflight order-budget record notify api delivery renewal-trigger sweeper
 GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 
 export CERTFLOW_CACHE := $(CACHE)
@@ -87,12 +87,13 @@ FN_IssueFunction          := issue
 FN_ChallengeFunction      := challenge
 FN_PreflightFunction      := preflight
 FN_OrderBudgetFunction    := order-budget
-FN_OutcomeFunction        := outcome
+FN_RecordFunction         := record
+FN_NotifyFunction         := notify
 FN_ApiFunction            := api
 FN_DeliveryFunction       := delivery
 FN_RenewalTriggerFunction := renewal-trigger
 FN_SweeperFunction        := sweeper
-LOGICAL_IDS := IssueFunction ChallengeFunction PreflightFunction OrderBudgetFunction OutcomeFunction ApiFunction DeliveryFunction RenewalTriggerFunction SweeperFunction
+LOGICAL_IDS := IssueFunction ChallengeFunction PreflightFunction OrderBudgetFunction RecordFunction NotifyFunction ApiFunction DeliveryFunction RenewalTriggerFunction SweeperFunction
 
 # `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set.
 define lambda_build

@@ -15,8 +15,11 @@ import (
 // TestStack starts every part of the stack and checks each is reachable the
 // way certflow reaches it.
 func TestStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped with -short")
+	}
 	if _, err := FindTools(""); err != nil {
-		t.Skipf("offline tools missing (run make tools): %v", err)
+		t.Skip("integration test skipped: the offline tools are not installed (run `make tools`)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -1,8 +1,8 @@
-// Command issue is the certflow Lambda function that obtains a certificate
-// over ACME and stores it with its private key sealed; it returns metadata
-// only. It only wires: see internal/function.Issue.
+// Command issue is the certflow Lambda function that is the Issue state: it
+// obtains a certificate over ACME and stores it with its private key sealed,
+// and returns metadata only. It only wires: see internal/wiring.Issue.
 package main
 
-import "github.com/certflow/certflow/internal/function"
+import "github.com/certflow/certflow/internal/wiring"
 
-func main() { function.Run("issue", function.Issue) }
+func main() { wiring.Run("issue", wiring.Issue) }

@@ -1,7 +1,8 @@
-// Command order-budget is the certflow Lambda function that takes a token from the account-wide new-order budget.
-// It only wires: see internal/function.OrderBudget.
+// Command order-budget is the certflow Lambda function that is the
+// TakeOrderToken state: a token from the account-wide new-order budget. It
+// only wires: see internal/wiring.OrderBudget.
 package main
 
-import "github.com/certflow/certflow/internal/function"
+import "github.com/certflow/certflow/internal/wiring"
 
-func main() { function.Run("order-budget", function.OrderBudget) }
+func main() { wiring.Run("order-budget", wiring.OrderBudget) }

@@ -44,7 +44,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func newTestStore(t *testing.T) *Store {
 	t.Helper()
 	if testDB == nil {
-		t.Skip("integration test (needs the offline stack)")
+		offlinetest.Require(t)
 	}
 	return New(testDB, testTable, testSealer, func() time.Time { return t0 })
 }

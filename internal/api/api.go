@@ -40,8 +40,9 @@ import (
 
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/domain"
-	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/httpapi"
+	"github.com/certflow/certflow/internal/logging"
 )
 
 // Requester records that the platform wants a certificate for a domain.
@@ -111,20 +112,16 @@ type Config struct {
 	// before anything is changed.
 	Revoker Revoker
 	// IssueName names the issuance execution of a generation of a domain;
-	// nil means execution.IssueName.
+	// nil means flow.IssueName.
 	IssueName func(domain string, generation int64) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Logger receives one record per failed request; nil means
-	// slog.Default().
-	Logger *slog.Logger
 }
 
 // Handler answers certificates API requests. It is safe for concurrent use.
 type Handler struct {
-	cfg    Config
-	now    func() time.Time
-	logger *slog.Logger
+	cfg Config
+	now func() time.Time
 }
 
 // New returns a Handler. It reports which required dependency is missing.
@@ -154,15 +151,12 @@ func New(cfg Config) (*Handler, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("api: missing dependencies: %s", strings.Join(missing, ", "))
 	}
-	h := &Handler{cfg: cfg, now: cfg.Now, logger: cfg.Logger}
+	h := &Handler{cfg: cfg, now: cfg.Now}
 	if h.now == nil {
 		h.now = time.Now
 	}
 	if h.cfg.IssueName == nil {
-		h.cfg.IssueName = execution.IssueName
-	}
-	if h.logger == nil {
-		h.logger = slog.Default()
+		h.cfg.IssueName = flow.IssueName
 	}
 	return h, nil
 }
@@ -250,13 +244,6 @@ func resolve(req events.APIGatewayV2HTTPRequest) (route, param string, err *Erro
 	return "", "", &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such resource"}
 }
 
-// executionInput is the issuance state machine's input.
-type executionInput struct {
-	Domain string   `json:"domain"`
-	SANs   []string `json:"sans"`
-	Reason string   `json:"reason"`
-}
-
 func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
 	if _, err := queryParams(req); err != nil {
 		return errorResponse(err)
@@ -280,7 +267,7 @@ func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	// it again safe, so a retried POST repairs it.
 	if started || (c.Status == certstore.StatusPending && c.Execution == "") {
 		name := h.cfg.IssueName(c.Domain, c.Generation)
-		arn, already, err := h.cfg.Starter.Start(ctx, name, executionInput{Domain: c.Domain, SANs: nonNil(c.SANs), Reason: "request"})
+		arn, already, err := h.cfg.Starter.Start(ctx, name, flow.Input{Domain: c.Domain, SANs: nonNil(c.SANs), Reason: flow.ReasonRequest, Execution: name})
 		if err != nil {
 			return h.internal(ctx, req, primary, fmt.Errorf("start execution %q: %w", name, err))
 		}
@@ -405,12 +392,12 @@ func (h *Handler) retire(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		})
 		var gone *sfntypes.ExecutionDoesNotExist
 		if err != nil && !errors.As(err, &gone) {
-			h.logger.WarnContext(ctx, "stop execution of retired domain", requestAttrs(req, name, fmt.Errorf("stop execution %q: %w", prev.Execution, err))...)
+			logging.From(ctx).WarnContext(ctx, "stop execution of retired domain", requestAttrs(req, name, fmt.Errorf("stop execution %q: %w", prev.Execution, err))...)
 		}
 	}
 	if revoke && prev.CertPEM != "" {
 		if err := h.cfg.Revoker.Revoke(ctx, []byte(prev.CertPEM)); err != nil {
-			h.logger.ErrorContext(ctx, "revoke certificate of retired domain", requestAttrs(req, name, fmt.Errorf("revoke serial %s: %w", prev.Serial, err))...)
+			logging.From(ctx).ErrorContext(ctx, "revoke certificate of retired domain", requestAttrs(req, name, fmt.Errorf("revoke serial %s: %w", prev.Serial, err))...)
 			return errorResponse(&Error{Status: http.StatusBadGateway, Code: CodeRevokeFailed,
 				Message: "the domain was retired but the CA did not revoke its certificate; retry the request"})
 		}
@@ -487,7 +474,7 @@ func nonNil(ss []string) []string {
 
 // internal logs err once and answers 500 without its text.
 func (h *Handler) internal(ctx context.Context, req events.APIGatewayV2HTTPRequest, name string, err error) events.APIGatewayV2HTTPResponse {
-	h.logger.ErrorContext(ctx, "certificates API request failed", requestAttrs(req, name, err)...)
+	logging.From(ctx).ErrorContext(ctx, "certificates API request failed", requestAttrs(req, name, err)...)
 	return errorResponse(&Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"})
 }
 

@@ -15,7 +15,8 @@ import (
 
 	"github.com/certflow/certflow/internal/api"
 	"github.com/certflow/certflow/internal/certstore"
-	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/logging"
 )
 
 var now = time.Date(2026, 11, 21, 16, 5, 12, 0, time.UTC)
@@ -41,8 +42,7 @@ func newEnv(t *testing.T, certs ...*certstore.Certificate) *env {
 	h, err := api.New(api.Config{
 		Requester: e.store, Executions: e.store, Getter: e.store, Lister: e.store, Retirer: e.store,
 		Starter: e.starter, Stopper: e.stopper, Revoker: e.revoker,
-		Now:    func() time.Time { return now },
-		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)),
+		Now: func() time.Time { return now },
 	})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
@@ -51,9 +51,15 @@ func newEnv(t *testing.T, certs ...*certstore.Certificate) *env {
 	return e
 }
 
+// ctx carries the logger the Lambda adapter would give the handler, writing
+// to e.logs.
+func (e *env) ctx() context.Context {
+	return logging.Into(context.Background(), slog.New(slog.NewJSONHandler(e.logs, nil)))
+}
+
 func (e *env) do(t *testing.T, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
 	t.Helper()
-	resp, err := e.h.Handle(context.Background(), req)
+	resp, err := e.h.Handle(e.ctx(), req)
 	if err != nil {
 		t.Fatalf("Handle returned error %v; want answers only", err)
 	}
@@ -114,12 +120,12 @@ func TestPostFixture(t *testing.T) {
 	if got, want := resp.Headers["location"], "/certificates/blog.customer.example"; got != want {
 		t.Errorf("location = %q, want %q", got, want)
 	}
-	name := execution.IssueName("blog.customer.example", 1)
+	name := flow.IssueName("blog.customer.example", 1)
 	input, ok := e.starter.started[name]
 	if !ok {
 		t.Fatalf("started %v, want %s", e.starter.started, name)
 	}
-	if want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"reason":"request"}`; string(input) != want {
+	if want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"reason":"request","execution":"` + name + `"}`; string(input) != want {
 		t.Errorf("execution input = %s, want %s", input, want)
 	}
 	if got := e.store.items["blog.customer.example"].Execution; !strings.HasSuffix(got, ":"+name) {
@@ -148,11 +154,11 @@ func TestPostStates(t *testing.T) {
 		status    int
 		startedAs string // execution name started, "" for none
 	}{
-		{"new", nil, http.StatusAccepted, execution.IssueName("blog.customer.example", 1)},
+		{"new", nil, http.StatusAccepted, flow.IssueName("blog.customer.example", 1)},
 		{"active", activeCert("blog.customer.example"), http.StatusOK, ""},
 		{"failed", failed, http.StatusOK, ""},
-		{"quarantined starts a new generation", quarantined, http.StatusAccepted, execution.IssueName("blog.customer.example", 5)},
-		{"pending without execution is repaired", orphan, http.StatusAccepted, execution.IssueName("blog.customer.example", 2)},
+		{"quarantined starts a new generation", quarantined, http.StatusAccepted, flow.IssueName("blog.customer.example", 5)},
+		{"pending without execution is repaired", orphan, http.StatusAccepted, flow.IssueName("blog.customer.example", 2)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var certs []*certstore.Certificate
@@ -332,7 +338,7 @@ func TestDeleteOutcomes(t *testing.T) {
 			if tc.noRevoker {
 				var err error
 				h, err = api.New(api.Config{Requester: e.store, Executions: e.store, Getter: e.store, Lister: e.store,
-					Retirer: e.store, Starter: e.starter, Stopper: e.stopper, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))})
+					Retirer: e.store, Starter: e.starter, Stopper: e.stopper})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -340,7 +346,7 @@ func TestDeleteOutcomes(t *testing.T) {
 			req := loadEvent(t, "api-delete.json")
 			req.RawQueryString = tc.query
 			req.QueryStringParameters = nil
-			resp, _ := h.Handle(context.Background(), req)
+			resp, _ := h.Handle(e.ctx(), req)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status = %d (%s), want %d", resp.StatusCode, resp.Body, tc.status)
 			}

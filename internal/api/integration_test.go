@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,7 +35,6 @@ func TestBadInputLeavesDynamoDBUnchanged(t *testing.T) {
 	h, err := api.New(api.Config{
 		Requester: store, Executions: store, Getter: store, Lister: store, Retirer: store,
 		Starter: starter, Stopper: stopper, Revoker: revoker,
-		Logger: slog.New(slog.NewJSONHandler(&strings.Builder{}, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

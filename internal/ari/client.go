@@ -9,25 +9,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/certflow/certflow/internal/retryafter"
 )
 
 // ErrUnsupported is returned by Get when the CA's directory has no
 // renewalInfo endpoint.
 var ErrUnsupported = errors.New("ari: the CA does not offer renewal information")
-
-// Retry-After bounds. RFC 9773 section 4.3 asks clients to poll no more often
-// than the server's Retry-After and suggests reasonable limits; we hold the
-// value between one minute and one day and use six hours when the server
-// sends none or an unreadable one.
-const (
-	DefaultRetryAfter = 6 * time.Hour
-	MinRetryAfter     = time.Minute
-	MaxRetryAfter     = 24 * time.Hour
-)
 
 // maxBody caps what is read from the CA: a directory or a renewalInfo
 // object is a few hundred bytes.
@@ -93,7 +84,8 @@ func (c *Client) endpoint(ctx context.Context) (string, error) {
 // Get fetches the suggested renewal window of the certificate identified by
 // certID (base64url(AKI) "." base64url(serial), as lego's
 // certificate.MakeARICertID builds it), with the delay the CA asks before
-// the next poll. It returns ErrUnsupported when the CA has no ARI.
+// the next poll (retryafter.DefaultRenewalInfo when it says nothing, held
+// within retryafter's bounds). It returns ErrUnsupported when the CA has no ARI.
 func (c *Client) Get(ctx context.Context, certID string) (Window, time.Duration, error) {
 	base, err := c.endpoint(ctx)
 	if err != nil {
@@ -120,23 +112,8 @@ func (c *Client) Get(ctx context.Context, certID string) (Window, time.Duration,
 	if w.Start.IsZero() || w.End.IsZero() || !w.End.After(w.Start) {
 		return Window{}, 0, fmt.Errorf("renewal info for %q: invalid suggested window %v..%v", certID, w.Start, w.End)
 	}
-	return w, retryAfter(h.Get("Retry-After"), c.now()), nil
-}
-
-// retryAfter reads a Retry-After header (delay-seconds or HTTP-date) and
-// holds it within [MinRetryAfter, MaxRetryAfter].
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	d := DefaultRetryAfter
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
-		d = time.Duration(secs) * time.Second
-		if secs > int64(MaxRetryAfter/time.Second) {
-			d = MaxRetryAfter
-		}
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, MinRetryAfter), MaxRetryAfter)
+	d, ok := retryafter.Parse(h.Get("Retry-After"), c.now())
+	return w, retryafter.Or(d, ok, retryafter.DefaultRenewalInfo), nil
 }
 
 // StatusError is an unexpected HTTP answer from the CA.

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/certflow/certflow/internal/retryafter"
 )
 
 // newServer starts a CA stub on 127.0.0.1 whose directory advertises
@@ -68,19 +70,19 @@ func TestClientGet(t *testing.T) {
 			name: "missing Retry-After means six hours", certID: "a.b", status: 200,
 			body:      `{"suggestedWindow":{"start":"2026-04-01T00:00:00Z","end":"2026-04-02T00:00:00Z"}}`,
 			want:      Window{Start: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)},
-			wantRetry: DefaultRetryAfter,
+			wantRetry: retryafter.DefaultRenewalInfo,
 		},
 		{
-			name: "tiny Retry-After is raised to a minute", certID: "a.b", status: 200, retryAfter: "1",
+			name: "tiny Retry-After is raised to the minimum", certID: "a.b", status: 200, retryAfter: "1",
 			body:      `{"suggestedWindow":{"start":"2026-04-01T00:00:00Z","end":"2026-04-02T00:00:00Z"}}`,
 			want:      Window{Start: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)},
-			wantRetry: MinRetryAfter,
+			wantRetry: retryafter.Min,
 		},
 		{
 			name: "huge Retry-After is lowered to a day", certID: "a.b", status: 200, retryAfter: "99999999999999",
 			body:      `{"suggestedWindow":{"start":"2026-04-01T00:00:00Z","end":"2026-04-02T00:00:00Z"}}`,
 			want:      Window{Start: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)},
-			wantRetry: MaxRetryAfter,
+			wantRetry: retryafter.Max,
 		},
 		{name: "end before start", certID: "a.b", status: 200, body: `{"suggestedWindow":{"start":"2026-04-02T00:00:00Z","end":"2026-04-01T00:00:00Z"}}`, wantErr: true},
 		{name: "no window", certID: "a.b", status: 200, body: `{}`, wantErr: true},

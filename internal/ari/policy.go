@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/certflow/certflow/internal/logging"
 )
 
 // RenewAt picks a uniformly random point inside the window, as RFC 9773
@@ -67,8 +69,6 @@ type Scheduler struct {
 	Now func() time.Time
 	// Rand returns a number in [0, 1); nil means math/rand/v2.Float64.
 	Rand func() float64
-	// Logger receives one warning when ARI fails; nil means slog.Default().
-	Logger *slog.Logger
 }
 
 // RenewAt returns when leaf, identified at the CA by ariCertID, should be
@@ -88,11 +88,7 @@ func (s *Scheduler) RenewAt(ctx context.Context, leaf *x509.Certificate, ariCert
 			t = RenewAt(w, now(), s.Rand)
 		case errors.Is(err, ErrUnsupported):
 		default:
-			logger := s.Logger
-			if logger == nil {
-				logger = slog.Default()
-			}
-			logger.WarnContext(ctx, "renewal information unavailable, renewing at two thirds of the lifetime",
+			logging.From(ctx).WarnContext(ctx, "renewal information unavailable, renewing at two thirds of the lifetime",
 				slog.String("ariCertID", ariCertID), slog.String("error", err.Error()))
 		}
 	}

@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/certflow/certflow/internal/logging"
 )
 
 func TestRenewAt(t *testing.T) {
@@ -113,9 +114,9 @@ func TestSchedulerRenewAt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &Scheduler{Info: tt.info, Now: func() time.Time { return now }, Rand: func() float64 { return 0.5 },
-				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
-			got := s.RenewAt(context.Background(), leaf, tt.certID)
+			s := &Scheduler{Info: tt.info, Now: func() time.Time { return now }, Rand: func() float64 { return 0.5 }}
+			ctx := logging.Into(context.Background(), slog.New(slog.DiscardHandler))
+			got := s.RenewAt(ctx, leaf, tt.certID)
 			if !got.Equal(tt.want) {
 				t.Errorf("RenewAt() = %v, want %v", got, tt.want)
 			}

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 
 func TestConcurrentTakersDynamoDBLocal(t *testing.T) {
 	if testDB == nil {
-		t.Skip("integration test (needs the offline stack)")
+		offlinetest.Require(t)
 	}
 	ctx := context.Background()
 	const capacity, takers = 5, 16

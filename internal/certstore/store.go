@@ -194,14 +194,15 @@ func (s *Store) updateCert(domain string, e *table.Expr, returnValues types.Retu
 
 // txUpdateCert is updateCert as a transaction item.
 func (s *Store) txUpdateCert(domain string, e *table.Expr) types.TransactWriteItem {
+	u := s.updateCert(domain, e, types.ReturnValueNone)
 	return types.TransactWriteItem{Update: &types.Update{
-		TableName:                           aws.String(s.table),
-		Key:                                 table.DomainKey(domain, table.SKCert),
-		UpdateExpression:                    e.Update(),
-		ConditionExpression:                 e.Condition(),
-		ExpressionAttributeNames:            e.Names(),
-		ExpressionAttributeValues:           e.Values(),
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		TableName:                           u.TableName,
+		Key:                                 u.Key,
+		UpdateExpression:                    u.UpdateExpression,
+		ConditionExpression:                 u.ConditionExpression,
+		ExpressionAttributeNames:            u.ExpressionAttributeNames,
+		ExpressionAttributeValues:           u.ExpressionAttributeValues,
+		ReturnValuesOnConditionCheckFailure: u.ReturnValuesOnConditionCheckFailure,
 	}}
 }
 

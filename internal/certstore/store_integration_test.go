@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 func newTestStore(t *testing.T) *Store {
 	t.Helper()
 	if testDB == nil {
-		t.Skip("integration test (needs the offline stack)")
+		offlinetest.Require(t)
 	}
 	return New(testDB, testTable, WithTimerTable(testTimers), WithClock(func() time.Time { return t0 }))
 }
@@ -467,7 +467,7 @@ func TestListAndRenewalIndexes(t *testing.T) {
 // checks that no attribute holds a PEM private key.
 func TestNoPlaintextKeys(t *testing.T) {
 	if testDB == nil {
-		t.Skip("integration test (needs the offline stack)")
+		offlinetest.Require(t)
 	}
 	ctx := context.Background()
 	p := dynamodb.NewScanPaginator(testDB, &dynamodb.ScanInput{TableName: aws.String(testTable)})

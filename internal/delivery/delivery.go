@@ -51,6 +51,7 @@ import (
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/httpapi"
+	"github.com/certflow/certflow/internal/logging"
 	"github.com/certflow/certflow/internal/table"
 )
 
@@ -92,9 +93,6 @@ type Config struct {
 	Opener Opener
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Logger receives one record per failed request; nil means
-	// slog.Default(). Key material is never logged.
-	Logger *slog.Logger
 }
 
 // Handler answers GET /sni/{name}. It is safe for concurrent use.
@@ -102,7 +100,6 @@ type Handler struct {
 	finder Finder
 	opener Opener
 	now    func() time.Time
-	logger *slog.Logger
 }
 
 // New returns a Handler.
@@ -110,12 +107,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Finder == nil || cfg.Opener == nil {
 		return nil, errors.New("delivery: Finder and Opener are required")
 	}
-	h := &Handler{finder: cfg.Finder, opener: cfg.Opener, now: cfg.Now, logger: cfg.Logger}
+	h := &Handler{finder: cfg.Finder, opener: cfg.Opener, now: cfg.Now}
 	if h.now == nil {
 		h.now = time.Now
-	}
-	if h.logger == nil {
-		h.logger = slog.Default()
 	}
 	return h, nil
 }
@@ -236,9 +230,10 @@ func notFound() events.APIGatewayV2HTTPResponse {
 	}
 }
 
-// internal logs err once and answers 500, which is not cached.
+// internal logs err once (never key material) and answers 500, which is
+// not cached.
 func (h *Handler) internal(ctx context.Context, req events.APIGatewayV2HTTPRequest, name string, err error) events.APIGatewayV2HTTPResponse {
-	h.logger.ErrorContext(ctx, "delivery request failed",
+	logging.From(ctx).ErrorContext(ctx, "delivery request failed",
 		slog.String("requestId", req.RequestContext.RequestID),
 		slog.String("domain", name),
 		slog.Any("error", err))

@@ -24,6 +24,7 @@ import (
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/delivery"
 	"github.com/certflow/certflow/internal/envelope"
+	"github.com/certflow/certflow/internal/logging"
 
 	"github.com/certflow/certflow/internal/fixtures"
 )
@@ -130,8 +131,7 @@ func newEnv(t testing.TB, certs ...*certstore.Certificate) *env {
 	for _, c := range certs {
 		e.finder.certs[c.Domain] = c
 	}
-	h, err := delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now },
-		Logger: slog.New(slog.NewJSONHandler(e.logs, nil))})
+	h, err := delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,8 @@ func newEnv(t testing.TB, certs ...*certstore.Certificate) *env {
 
 func (e *env) do(t testing.TB, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
 	t.Helper()
-	resp, err := e.h.Handle(context.Background(), req)
+	ctx := logging.Into(context.Background(), slog.New(slog.NewJSONHandler(e.logs, nil)))
+	resp, err := e.h.Handle(ctx, req)
 	if err != nil {
 		t.Fatalf("Handle error %v, want answers only", err)
 	}
@@ -487,8 +488,7 @@ func BenchmarkDeliveryHandler(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			e := newEnv(b, activeCert("shop.customer.example"))
 			e.opener.noTrack = true
-			e.h, _ = delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now },
-				Logger: slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil))})
+			e.h, _ = delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now }})
 			req := loadEvent(b, "delivery-get.json")
 			if bc.accept != "" {
 				req.Headers["accept"] = bc.accept

@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
@@ -50,12 +48,10 @@ func startOffline(t *testing.T) *offlineDelivery {
 	o := &offlineDelivery{stack: stack}
 	o.store = certstore.New(dynamodb.NewFromConfig(cfg), table)
 	o.sealer = envelope.New(kms.NewFromConfig(cfg), stack.KMSKeyID)
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	o.newH = func() *delivery.Handler {
 		h, err := delivery.New(delivery.Config{
 			Finder: certstore.New(dynamodb.NewFromConfig(cfg.Copy()), table),
 			Opener: envelope.New(kms.NewFromConfig(cfg.Copy()), stack.KMSKeyID),
-			Logger: logger,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +59,7 @@ func startOffline(t *testing.T) *offlineDelivery {
 		return h
 	}
 	var err error
-	o.h, err = delivery.New(delivery.Config{Finder: o.store, Opener: o.sealer, Logger: logger})
+	o.h, err = delivery.New(delivery.Config{Finder: o.store, Opener: o.sealer})
 	if err != nil {
 		t.Fatal(err)
 	}

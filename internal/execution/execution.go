@@ -1,19 +1,16 @@
-// Package execution names and starts executions of the issuance state
-// machine. Names are deterministic, so a request or a renewal that is
+// Package execution starts executions of the issuance state machine under
+// the deterministic names of package flow, so that a request or a renewal
 // triggered twice (an API retry, a timer event delivered again, the sweeper
-// catching up) starts one execution: Step Functions refuses the second name.
+// catching up) starts one execution: Step Functions refuses the second
+// name, and Start reports that as success.
 package execution
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -22,28 +19,6 @@ import (
 
 	"github.com/certflow/certflow/internal/failure"
 )
-
-// hashLen is how many hex digits of the SHA-256 a name keeps (160 bits).
-const hashLen = 40
-
-// IssueName returns the name of the execution issuing domain for its
-// generation: "issue-" and 40 lower-case hex digits. A new request of the
-// same domain increments the generation and so gets a new name.
-func IssueName(domain string, generation int64) string {
-	return "issue-" + digest(domain+"|"+strconv.FormatInt(generation, 10))
-}
-
-// RenewName returns the name of the execution renewing the certificate
-// serial of domain due at renewAt: "renew-" and 40 lower-case hex digits.
-// renewAt is taken in UTC at second precision.
-func RenewName(domain, serial string, renewAt time.Time) string {
-	return "renew-" + digest(domain+"|"+serial+"|"+renewAt.UTC().Format(time.RFC3339))
-}
-
-func digest(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])[:hashLen]
-}
 
 // StartExecutionAPI is the part of the Step Functions client a Starter uses.
 type StartExecutionAPI interface {

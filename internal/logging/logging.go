@@ -1,13 +1,14 @@
-// Package logging sets up certflow's structured JSON logs and carries a
-// logger with per-invocation attributes (execution, domain) in a context.
+// Package logging sets up certflow's structured JSON logs and carries the
+// logger in the context: the one convention of the code base. The Lambda
+// adapter (package wiring) puts a logger with the invocation's attributes
+// (function, request ID, domain, execution) into every invocation's
+// context, and code that logs takes it from there with From.
 package logging
 
 import (
 	"context"
 	"io"
 	"log/slog"
-
-	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 // New returns a logger writing JSON lines to w at level and above.
@@ -34,20 +35,4 @@ func Into(ctx context.Context, logger *slog.Logger) context.Context {
 // to every line, for example With(ctx, "domain", name).
 func With(ctx context.Context, args ...any) context.Context {
 	return Into(ctx, From(ctx).With(args...))
-}
-
-// WithLambda returns a copy of ctx carrying logger with an "execution"
-// attribute: execution (the Step Functions execution name, when the state
-// machine passes it in the input) or else the Lambda request ID from ctx.
-// Without either, logger is stored unchanged.
-func WithLambda(ctx context.Context, logger *slog.Logger, execution string) context.Context {
-	if execution == "" {
-		if lc, ok := lambdacontext.FromContext(ctx); ok {
-			execution = lc.AwsRequestID
-		}
-	}
-	if execution != "" {
-		logger = logger.With("execution", execution)
-	}
-	return Into(ctx, logger)
 }

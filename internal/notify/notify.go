@@ -1,129 +1,73 @@
-// Package notify publishes certflow's platform events to Amazon EventBridge,
-// so the platform learns about issued, renewed, failed and quarantined
-// domains without polling. Events never carry key material.
+// Package notify tells the platform what happened to its domains: the
+// state machine's Notify state (this file) and the EventBridge publisher
+// every step uses (publisher.go). Events never carry key material.
 package notify
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/logging"
+	"github.com/certflow/certflow/internal/metrics"
 )
 
-// Source is the EventBridge source of certflow's events.
-const Source = "certflow"
-
-// Event types, used as the EventBridge detail-type.
-const (
-	TypeIssued      = "Certificate Issued"
-	TypeRenewed     = "Certificate Renewed"
-	TypeFailed      = "Certificate Issuance Failed"
-	TypeQuarantined = "Domain Quarantined"
-)
-
-// Event is one platform event. Zero fields are left out of the detail.
-type Event struct {
-	Type         string // one of the Type constants
-	Domain       string
-	Serial       string // lower-case hex
-	NotAfter     time.Time
-	ReasonCode   string // a failure code
-	Message      string
-	FailureCount int
-	UnpauseURL   string
+// Input is the Notify step's input, built by the state machine's
+// Parameters: the certificate the Issue step stored.
+type Input struct {
+	Domain      string      `json:"domain"`
+	Certificate flow.Issued `json:"certificate"`
+	// Execution is the Step Functions execution name, for logs.
+	Execution string `json:"execution,omitempty"`
 }
 
-// Detail is the JSON detail of an event as subscribers receive it.
-type Detail struct {
-	Domain       string `json:"domain"`
-	Serial       string `json:"serial,omitempty"`
-	NotAfter     string `json:"notAfter,omitempty"` // RFC 3339 UTC
-	ReasonCode   string `json:"reasonCode,omitempty"`
-	Message      string `json:"message,omitempty"`
-	FailureCount int    `json:"failureCount,omitempty"`
-	UnpauseURL   string `json:"unpauseURL,omitempty"`
+// LogAttrs are the attributes of every log line of the step.
+func (in Input) LogAttrs() []any {
+	return flow.Input{Domain: in.Domain, Execution: in.Execution}.LogAttrs()
 }
 
-// PutEventsAPI is the part of the EventBridge client a Publisher uses.
-type PutEventsAPI interface {
-	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+// Result is the answer of the Notify step.
+type Result struct {
+	Domain string `json:"domain"`
+	Serial string `json:"serial"`
+	Event  string `json:"event"` // the detail-type published
 }
 
-// Publisher publishes events to one event bus.
-type Publisher struct {
-	client PutEventsAPI
-	bus    string
-	source string
+// Sender publishes one event; *Publisher implements it.
+type Sender interface {
+	Publish(ctx context.Context, ev Event) error
 }
 
-// New returns a Publisher putting events on the bus busName (a name or ARN;
-// empty means the default bus) with source (normally Source).
-func New(client PutEventsAPI, busName, source string) *Publisher {
-	return &Publisher{client: client, bus: busName, source: source}
+var _ Sender = (*Publisher)(nil)
+
+// Step runs the Notify state: it publishes Certificate Issued or
+// Certificate Renewed and counts it.
+type Step struct {
+	sender  Sender
+	metrics *metrics.Emitter
 }
 
-// Publish puts ev on the bus. An entry EventBridge rejects is an error;
-// throttling (of the call or of the entry) is a *failure.TransientError.
-func (p *Publisher) Publish(ctx context.Context, ev Event) error {
-	if ev.Type == "" || ev.Domain == "" {
-		return fmt.Errorf("publish event: type and domain are required (got %q, %q)", ev.Type, ev.Domain)
+// NewStep returns the Notify step publishing through s; m may be nil.
+func NewStep(s Sender, m *metrics.Emitter) *Step { return &Step{sender: s, metrics: m} }
+
+// Handle publishes that the certificate in in was issued or renewed.
+func (s *Step) Handle(ctx context.Context, in Input) (Result, error) {
+	c := in.Certificate
+	if in.Domain == "" || c.Serial == "" || c.NotAfter.IsZero() {
+		return Result{}, &failure.InvalidInputError{Message: "notify needs domain, certificate.serial and certificate.notAfter"}
 	}
-	d := Detail{
-		Domain:       ev.Domain,
-		Serial:       ev.Serial,
-		ReasonCode:   ev.ReasonCode,
-		Message:      ev.Message,
-		FailureCount: ev.FailureCount,
-		UnpauseURL:   ev.UnpauseURL,
+	typ, metric := TypeIssued, metrics.CertificatesIssued
+	if c.Renewed {
+		typ, metric = TypeRenewed, metrics.CertificatesRenewed
 	}
-	if !ev.NotAfter.IsZero() {
-		d.NotAfter = ev.NotAfter.UTC().Format(time.RFC3339)
+	if err := s.sender.Publish(ctx, Event{Type: typ, Domain: in.Domain, Serial: c.Serial, NotAfter: c.NotAfter}); err != nil {
+		return Result{}, fmt.Errorf("announce certificate of %q: %w", in.Domain, err)
 	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("publish %q for %q: %w", ev.Type, ev.Domain, err)
-	}
-	entry := types.PutEventsRequestEntry{
-		Source:     aws.String(p.source),
-		DetailType: aws.String(ev.Type),
-		Detail:     aws.String(string(b)),
-	}
-	if p.bus != "" {
-		entry.EventBusName = aws.String(p.bus)
-	}
-	out, err := p.client.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{entry}})
-	if err != nil {
-		if throttled(err) {
-			err = &failure.TransientError{Message: "EventBridge is throttling or unavailable", Err: err}
+	if s.metrics != nil {
+		if err := s.metrics.Emit(metric, 1, metrics.UnitCount, nil); err != nil {
+			logging.From(ctx).Warn("emit metric", "metric", metric, "error", err.Error())
 		}
-		return fmt.Errorf("publish %q for %q: %w", ev.Type, ev.Domain, err)
 	}
-	if out.FailedEntryCount > 0 {
-		code, msg := "unknown", ""
-		if len(out.Entries) > 0 {
-			code, msg = aws.ToString(out.Entries[0].ErrorCode), aws.ToString(out.Entries[0].ErrorMessage)
-		}
-		err := fmt.Errorf("entry rejected: %s: %s", code, msg)
-		if code == "ThrottlingException" || code == "InternalException" || code == "InternalFailure" {
-			err = &failure.TransientError{Message: "EventBridge rejected the event: " + code, Err: err}
-		}
-		return fmt.Errorf("publish %q for %q: %w", ev.Type, ev.Domain, err)
-	}
-	return nil
-}
-
-func throttled(err error) bool {
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
-	return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary ||
-		retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
+	return Result{Domain: in.Domain, Serial: c.Serial, Event: typ}, nil
 }

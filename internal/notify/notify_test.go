@@ -1,109 +1,84 @@
 package notify
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-	"github.com/aws/smithy-go"
-
-	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/fixtures"
+	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/metrics"
 )
 
-type fakeEventBridge struct {
-	in  *eventbridge.PutEventsInput
-	out *eventbridge.PutEventsOutput
-	err error
+type fakeSender struct {
+	events []Event
+	err    error
 }
 
-func (f *fakeEventBridge) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
-	f.in = in
-	if f.out == nil && f.err == nil {
-		return &eventbridge.PutEventsOutput{Entries: []types.PutEventsResultEntry{{EventId: aws.String("1")}}}, nil
+func (f *fakeSender) Publish(_ context.Context, ev Event) error {
+	if f.err != nil {
+		return f.err
 	}
-	return f.out, f.err
+	f.events = append(f.events, ev)
+	return nil
 }
 
-func TestPublishDetail(t *testing.T) {
-	notAfter := time.Date(2026, 8, 1, 12, 0, 0, 0, time.FixedZone("X", 7200))
+func TestStep(t *testing.T) {
+	notAfter := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
-		name string
-		ev   Event
-		want string
+		name       string
+		cert       flow.Issued
+		wantType   string
+		wantMetric string
+		wantErr    bool
 	}{
-		{"issued", Event{Type: TypeIssued, Domain: "a.example", Serial: "0a1b", NotAfter: notAfter},
-			`{"domain":"a.example","serial":"0a1b","notAfter":"2026-08-01T10:00:00Z"}`},
-		{"failed", Event{Type: TypeFailed, Domain: "a.example", ReasonCode: "challenge_failed", Message: "connection refused", FailureCount: 3},
-			`{"domain":"a.example","reasonCode":"challenge_failed","message":"connection refused","failureCount":3}`},
-		{"quarantined", Event{Type: TypeQuarantined, Domain: "a.example", ReasonCode: "account_paused", UnpauseURL: "https://ca.example/unpause"},
-			`{"domain":"a.example","reasonCode":"account_paused","unpauseURL":"https://ca.example/unpause"}`},
+		{"issued", flow.Issued{Serial: "0a", NotAfter: notAfter}, TypeIssued, metrics.CertificatesIssued, false},
+		{"renewed", flow.Issued{Serial: "0b", NotAfter: notAfter, Renewed: true}, TypeRenewed, metrics.CertificatesRenewed, false},
+		{"no certificate", flow.Issued{}, "", "", true},
+		{"no serial", flow.Issued{NotAfter: notAfter}, "", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &fakeEventBridge{}
-			if err := New(f, "certflow-bus", Source).Publish(context.Background(), tt.ev); err != nil {
-				t.Fatalf("Publish() error: %v", err)
+			s := &fakeSender{}
+			var emf bytes.Buffer
+			got, err := NewStep(s, metrics.New(&emf, metrics.Namespace, nil)).Handle(context.Background(), Input{Domain: "a.example", Certificate: tt.cert})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Handle() error = %v, want error %v", err, tt.wantErr)
 			}
-			if len(f.in.Entries) != 1 {
-				t.Fatalf("PutEvents got %d entries, want 1", len(f.in.Entries))
+			if err != nil {
+				return
 			}
-			e := f.in.Entries[0]
-			if got := aws.ToString(e.Detail); got != tt.want {
-				t.Errorf("Detail = %s, want %s", got, tt.want)
+			if want := (Result{Domain: "a.example", Serial: tt.cert.Serial, Event: tt.wantType}); got != want {
+				t.Errorf("Handle() = %+v, want %+v", got, want)
 			}
-			if aws.ToString(e.DetailType) != tt.ev.Type || aws.ToString(e.Source) != Source || aws.ToString(e.EventBusName) != "certflow-bus" {
-				t.Errorf("entry = type %q source %q bus %q, want %q certflow certflow-bus",
-					aws.ToString(e.DetailType), aws.ToString(e.Source), aws.ToString(e.EventBusName), tt.ev.Type)
+			wantEv := Event{Type: tt.wantType, Domain: "a.example", Serial: tt.cert.Serial, NotAfter: notAfter}
+			if len(s.events) != 1 || s.events[0] != wantEv {
+				t.Errorf("events = %+v, want [%+v]", s.events, wantEv)
+			}
+			if !strings.Contains(emf.String(), `"`+tt.wantMetric+`":1`) {
+				t.Errorf("metrics = %s, want %s", emf.String(), tt.wantMetric)
 			}
 		})
 	}
 }
 
-func TestPublishErrors(t *testing.T) {
-	rejected := func(code string) *eventbridge.PutEventsOutput {
-		return &eventbridge.PutEventsOutput{FailedEntryCount: 1, Entries: []types.PutEventsResultEntry{{ErrorCode: aws.String(code), ErrorMessage: aws.String("no")}}}
-	}
-	tests := []struct {
-		name      string
-		client    *fakeEventBridge
-		ev        Event
-		transient bool
-	}{
-		{"entry rejected", &fakeEventBridge{out: rejected("AccessDeniedException")}, Event{Type: TypeIssued, Domain: "a.example"}, false},
-		{"entry throttled", &fakeEventBridge{out: rejected("ThrottlingException")}, Event{Type: TypeIssued, Domain: "a.example"}, true},
-		{"call throttled", &fakeEventBridge{err: &smithy.GenericAPIError{Code: "ThrottlingException"}}, Event{Type: TypeIssued, Domain: "a.example"}, true},
-		{"call denied", &fakeEventBridge{err: &smithy.GenericAPIError{Code: "AccessDeniedException"}}, Event{Type: TypeIssued, Domain: "a.example"}, false},
-		{"no type", &fakeEventBridge{}, Event{Domain: "a.example"}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := New(tt.client, "", Source).Publish(context.Background(), tt.ev)
-			if err == nil {
-				t.Fatal("Publish() = nil, want an error")
-			}
-			var te *failure.TransientError
-			if errors.As(err, &te) != tt.transient {
-				t.Errorf("Publish() error = %v, want transient %v", err, tt.transient)
-			}
-		})
-	}
-}
-
-func TestDetailRoundTrip(t *testing.T) {
-	f := &fakeEventBridge{}
-	if err := New(f, "", Source).Publish(context.Background(), Event{Type: TypeRenewed, Domain: "a.example", Serial: "ff"}); err != nil {
+// TestStepFixture runs events/notify.json (also used with sam local
+// invoke) through the step.
+func TestStepFixture(t *testing.T) {
+	in := fixtures.StrictEvent[Input](t, "notify.json")
+	s := &fakeSender{}
+	got, err := NewStep(s, nil).Handle(context.Background(), in)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if f.in.Entries[0].EventBusName != nil {
-		t.Errorf("EventBusName = %q, want unset for the default bus", aws.ToString(f.in.Entries[0].EventBusName))
+	want := Result{Domain: "blog.customer.example", Serial: "04a1b2c3d4e5f60718293a4b5c6d7e8f9a0b", Event: TypeRenewed}
+	if got != want {
+		t.Errorf("Handle(notify.json) = %+v, want %+v", got, want)
 	}
-	var d Detail
-	if err := json.Unmarshal([]byte(aws.ToString(f.in.Entries[0].Detail)), &d); err != nil || d.Serial != "ff" {
-		t.Errorf("detail = %+v (%v), want serial ff", d, err)
+	wantEv := Event{Type: TypeRenewed, Domain: "blog.customer.example", Serial: want.Serial, NotAfter: time.Date(2026, 5, 30, 11, 0, 0, 0, time.UTC)}
+	if len(s.events) != 1 || s.events[0] != wantEv {
+		t.Errorf("events = %+v, want [%+v]", s.events, wantEv)
 	}
 }

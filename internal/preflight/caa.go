@@ -112,5 +112,5 @@ func (c *Checker) evaluateCAA(name, owner string, set []*dns.CAA, wildcard bool)
 // value: the text before the first ";", lower-cased; empty if none.
 func issuerDomain(value string) string {
 	d, _, _ := strings.Cut(value, ";")
-	return normalizeName(d)
+	return dnsName(d)
 }

@@ -110,7 +110,7 @@ func (c Config) normalized() (Config, error) {
 	}
 	out.Resolver = c.Resolver
 	for _, n := range c.EdgeCNAMEs {
-		n = normalizeName(n)
+		n = dnsName(n)
 		base := strings.TrimPrefix(n, "*.")
 		if base == "" || strings.Contains(base, "*") {
 			return Config{}, fmt.Errorf("%s: %q is not a host name or *.name pattern", EnvEdgeCNAMEs, n)
@@ -130,7 +130,7 @@ func (c Config) normalized() (Config, error) {
 		return Config{}, errors.New("preflight: no edge CNAMEs or addresses configured")
 	}
 	for _, id := range c.CAAIdentities {
-		id = normalizeName(id)
+		id = dnsName(id)
 		if _, ok := dns.IsDomainName(id); !ok || id == "" {
 			return Config{}, fmt.Errorf("%s: %q is not a domain name", EnvCAAIdentities, id)
 		}
@@ -140,6 +140,6 @@ func (c Config) normalized() (Config, error) {
 }
 
 // normalizeName lower-cases n and removes a final dot.
-func normalizeName(n string) string {
+func dnsName(n string) string {
 	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(n)), ".")
 }

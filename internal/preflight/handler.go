@@ -4,17 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/flow"
 )
-
-// Input is the preflight task's input: the execution input of the issuance
-// state machine (other members are ignored).
-type Input struct {
-	Domain string   `json:"domain"`
-	SANs   []string `json:"sans,omitempty"`
-	// Execution is the Step Functions execution name, for logs.
-	Execution string `json:"execution,omitempty"`
-}
 
 // Output is the preflight task's result.
 type Output struct {
@@ -22,26 +15,19 @@ type Output struct {
 	Checked []string `json:"checked"` // every name checked, domain first
 }
 
-// Handle checks the domain and each SAN in turn and stops at the first
+// Handle runs the Preflight state: it checks the domain and each SAN in
+// turn, names normalised by package domain, and stops at the first
 // failure, which names the failing name.
-func (c *Checker) Handle(ctx context.Context, in Input) (Output, error) {
-	domain := normalizeName(in.Domain)
-	if domain == "" {
-		return Output{}, &failure.InvalidInputError{Message: "domain is required"}
+func (c *Checker) Handle(ctx context.Context, in flow.Input) (Output, error) {
+	primary, sans, err := domain.NormalizeAll(in.Domain, in.SANs)
+	if err != nil {
+		return Output{}, &failure.InvalidInputError{Message: err.Error(), Err: err}
 	}
-	names := []string{domain}
-	seen := map[string]bool{domain: true}
-	for _, s := range in.SANs {
-		s = normalizeName(s)
-		if s != "" && !seen[s] {
-			seen[s] = true
-			names = append(names, s)
-		}
-	}
+	names := append([]string{primary}, sans...)
 	for _, n := range names {
 		if err := c.Check(ctx, n); err != nil {
 			return Output{}, fmt.Errorf("preflight %q: %w", n, err)
 		}
 	}
-	return Output{Domain: domain, Checked: names}, nil
+	return Output{Domain: primary, Checked: names}, nil
 }

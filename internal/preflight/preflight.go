@@ -48,7 +48,7 @@ func New(cfg Config) (*Checker, error) {
 // error is a *failure.DomainNotPointedError, a *failure.CAAForbiddenError or,
 // when DNS itself failed (timeouts, SERVFAIL), a *failure.TransientError.
 func (c *Checker) Check(ctx context.Context, name string) error {
-	name = normalizeName(name)
+	name = dnsName(name)
 	base, wildcard := strings.CutPrefix(name, "*.")
 	if _, ok := dns.IsDomainName(base); !ok || base == "" || strings.Contains(base, "*") {
 		return &failure.InvalidInputError{Message: fmt.Sprintf("%q is not a domain name", name)}
@@ -171,8 +171,8 @@ func joinAddrs(addrs []netip.Addr) string {
 // cnameOf returns the target of the CNAME record owned by name in rrs.
 func cnameOf(rrs []dns.RR, name string) (string, bool) {
 	for _, rr := range rrs {
-		if c, ok := rr.(*dns.CNAME); ok && normalizeName(c.Hdr.Name) == name {
-			return normalizeName(c.Target), true
+		if c, ok := rr.(*dns.CNAME); ok && dnsName(c.Hdr.Name) == name {
+			return dnsName(c.Target), true
 		}
 	}
 	return "", false
@@ -182,7 +182,7 @@ func cnameOf(rrs []dns.RR, name string) (string, bool) {
 func addrsOf(rrs []dns.RR, name string) []netip.Addr {
 	var out []netip.Addr
 	for _, rr := range rrs {
-		if normalizeName(rr.Header().Name) != name {
+		if dnsName(rr.Header().Name) != name {
 			continue
 		}
 		var ip []byte

@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/flow"
 
 	"github.com/certflow/certflow/internal/fixtures"
 )
@@ -274,15 +275,15 @@ func TestHandle(t *testing.T) {
 	c := newTestChecker(t, z, "letsencrypt.org")
 	tests := []struct {
 		name    string
-		in      Input
+		in      flow.Input
 		want    Output
 		wantErr string
 	}{
-		{"domain and SANs", Input{Domain: "direct.customer.example", SANs: []string{"alias.customer.example", "DIRECT.customer.example", "*.wild2.customer.example"}},
-			Output{Domain: "direct.customer.example", Checked: []string{"direct.customer.example", "alias.customer.example", "*.wild2.customer.example"}}, ok},
-		{"failing SAN", Input{Domain: "direct.customer.example", SANs: []string{"elsewhere.customer.example"}}, Output{}, notPointed},
-		{"failing CAA SAN", Input{Domain: "direct.customer.example", SANs: []string{"www.strict.example"}}, Output{}, caaDenied},
-		{"no domain", Input{}, Output{}, invalidName},
+		{"domain and SANs", flow.Input{Domain: "direct.customer.example", SANs: []string{"alias.customer.example", "DIRECT.customer.example", "*.wild2.customer.example"}},
+			Output{Domain: "direct.customer.example", Checked: []string{"direct.customer.example", "*.wild2.customer.example", "alias.customer.example"}}, ok},
+		{"failing SAN", flow.Input{Domain: "direct.customer.example", SANs: []string{"elsewhere.customer.example"}}, Output{}, notPointed},
+		{"failing CAA SAN", flow.Input{Domain: "direct.customer.example", SANs: []string{"www.strict.example"}}, Output{}, caaDenied},
+		{"no domain", flow.Input{}, Output{}, invalidName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -343,7 +344,7 @@ func TestConfigFromEnv(t *testing.T) {
 // TestFixture runs events/preflight.json (also used with sam local invoke).
 func TestFixture(t *testing.T) {
 	in := fixtures.StrictEvent[struct {
-		Input
+		flow.Input
 		Reason string `json:"reason"`
 	}](t, "preflight.json")
 	z := startZone(t, true)

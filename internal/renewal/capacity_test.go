@@ -3,7 +3,6 @@ package renewal_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,8 +59,7 @@ func TestSweeperCapacity(t *testing.T) {
 	meter.Add(&metered)
 	store := certstore.New(dynamodb.NewFromConfig(metered), tables.Certificates, certstore.WithTimerTable(tables.Timers))
 	starter := &noopStarter{}
-	s := &renewal.Sweeper{Due: store, Starter: starter, Leaser: store, ARI: laterARI{}, Mover: store, Positions: store, Expiry: store,
-		Logger: slog.New(slog.DiscardHandler)}
+	s := &renewal.Sweeper{Due: store, Starter: starter, Leaser: store, ARI: laterARI{}, Mover: store, Positions: store, Expiry: store}
 	sum, err := s.Handle(ctx, events.EventBridgeEvent{})
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,6 @@ package renewal
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -12,9 +10,8 @@ import (
 
 	"github.com/certflow/certflow/internal/ari"
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/flow"
 )
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
 
 type fakeGetter struct {
 	certs map[string]*certstore.Certificate
@@ -34,7 +31,7 @@ func (f *fakeGetter) Get(_ context.Context, domain string) (*certstore.Certifica
 
 type started struct {
 	Name  string
-	Input Input
+	Input flow.Input
 }
 
 type fakeStarter struct {
@@ -47,7 +44,7 @@ type fakeStarter struct {
 func (f *fakeStarter) Start(_ context.Context, name string, input any) (string, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	in := input.(Input)
+	in := input.(flow.Input)
 	if err := f.fail[in.Domain]; err != nil {
 		return "", false, err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/flow"
 )
 
 // DefaultLease is how far a started renewal pushes the certificate's
@@ -16,27 +17,6 @@ import (
 // renewal still unfinished after the lease (a CA outage, a long backoff) is
 // started again under a new execution name.
 const DefaultLease = 6 * time.Hour
-
-// ReasonRenewal is the execution input's reason for a renewal.
-const ReasonRenewal = "renewal"
-
-// What started a renewal, in the execution input's startedBy: the expired
-// timer (the normal path) or the sweeper (a timer late or lost).
-const (
-	StartedByTimer   = "timer"
-	StartedBySweeper = "sweeper"
-)
-
-// Input is the issuance state machine's execution input for a renewal
-// (docs/ARCHITECTURE.md, "Execution input").
-type Input struct {
-	Domain         string   `json:"domain"`
-	SANs           []string `json:"sans"`
-	Replaces       string   `json:"replaces,omitempty"` // ARI certificate ID of the certificate replaced
-	ReplacesSerial string   `json:"replacesSerial"`
-	Reason         string   `json:"reason"`
-	StartedBy      string   `json:"startedBy"` // StartedByTimer or StartedBySweeper
-}
 
 // Starter starts a state machine execution; an execution of the same name
 // that already exists is a success with alreadyStarted true.
@@ -78,21 +58,23 @@ type starter struct {
 
 // startOne starts the renewal of d and leases it until now+lease. It
 // reports whether this call started the execution (false when it existed).
-// by is recorded in the execution input.
+// by (flow.StartedByTimer or flow.StartedBySweeper) is recorded in the
+// execution input.
 func (s starter) startOne(ctx context.Context, d due, now time.Time, by string) (started bool, err error) {
 	serial := strings.ToLower(d.Serial)
-	name := execution.RenewName(d.Domain, serial, d.RenewAt)
+	name := flow.RenewName(d.Domain, serial, d.RenewAt)
 	sans := d.SANs
 	if len(sans) == 0 {
 		sans = []string{d.Domain}
 	}
-	_, already, err := s.start.Start(ctx, name, Input{
+	_, already, err := s.start.Start(ctx, name, flow.Input{
 		Domain:         d.Domain,
 		SANs:           sans,
 		Replaces:       d.ARICertID,
 		ReplacesSerial: serial,
-		Reason:         ReasonRenewal,
+		Reason:         flow.ReasonRenewal,
 		StartedBy:      by,
+		Execution:      name,
 	})
 	if err != nil {
 		return false, fmt.Errorf("start renewal of %q: %w", d.Domain, err)

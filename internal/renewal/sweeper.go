@@ -17,6 +17,8 @@ import (
 
 	"github.com/certflow/certflow/internal/ari"
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/logging"
 	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/table"
 )
@@ -145,9 +147,8 @@ type Sweeper struct {
 	// timer before the sweeper starts the renewal (DefaultGrace).
 	Grace time.Duration
 
-	Now    func() time.Time // time.Now
-	Rand   func() float64   // math/rand/v2.Float64
-	Logger *slog.Logger     // slog.Default()
+	Now  func() time.Time // time.Now
+	Rand func() float64   // math/rand/v2.Float64
 }
 
 // Detail is what an invocation of the sweeper may ask for in its event's
@@ -206,19 +207,12 @@ func (s *Sweeper) Handle(ctx context.Context, ev events.EventBridgeEvent) (Summa
 	if err := s.recheckARI(ctx, t, ariShard, &sum); err != nil {
 		errs = append(errs, err)
 	}
-	s.logger().InfoContext(ctx, "sweep finished", slog.Int("started", sum.Started), slog.Int("alreadyStarted", sum.AlreadyStarted),
+	logging.From(ctx).InfoContext(ctx, "sweep finished", slog.Int("started", sum.Started), slog.Int("alreadyStarted", sum.AlreadyStarted),
 		slog.Int("failed", sum.Failed), slog.Int("ariChecked", sum.ARIChecked), slog.Int("moved", sum.Moved), slog.Bool("truncated", sum.Truncated))
 	if err := errors.Join(errs...); err != nil {
 		return sum, fmt.Errorf("sweep: %w", err)
 	}
 	return sum, nil
-}
-
-func (s *Sweeper) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
-	}
-	return slog.Default()
 }
 
 func orDefault[T int | time.Duration](v, def T) T {
@@ -279,14 +273,14 @@ func (s *Sweeper) startDue(ctx context.Context, now time.Time, sum *Summary) err
 					sum.Truncated = true
 					return errors.Join(errs...)
 				}
-				started, err := st.startOne(ctx, due{Domain: r.Domain, SANs: r.SANs, Serial: r.Serial, ARICertID: r.ARICertID, RenewAt: r.RenewAt}, now, StartedBySweeper)
+				started, err := st.startOne(ctx, due{Domain: r.Domain, SANs: r.SANs, Serial: r.Serial, ARICertID: r.ARICertID, RenewAt: r.RenewAt}, now, flow.StartedBySweeper)
 				switch {
 				case err != nil:
 					sum.Failed++
-					s.logger().ErrorContext(ctx, "sweeper could not start a renewal", slog.String("domain", r.Domain), slog.String("error", err.Error()))
+					logging.From(ctx).ErrorContext(ctx, "sweeper could not start a renewal", slog.String("domain", r.Domain), slog.String("error", err.Error()))
 				case started:
 					sum.Started++
-					s.logger().InfoContext(ctx, "renewal started by sweeper", slog.String("domain", r.Domain),
+					logging.From(ctx).InfoContext(ctx, "renewal started by sweeper", slog.String("domain", r.Domain),
 						slog.String("serial", r.Serial), slog.Time("renewAt", r.RenewAt))
 				default:
 					sum.AlreadyStarted++
@@ -351,12 +345,12 @@ func (s *Sweeper) recheckARI(ctx context.Context, now time.Time, shard string, s
 				checked.Add(1)
 				m, err := s.recheckOne(gctx, r, now)
 				if errors.Is(err, ari.ErrUnsupported) {
-					once.Do(func() { s.logger().InfoContext(ctx, "the CA has no ARI, re-check skipped") })
+					once.Do(func() { logging.From(ctx).InfoContext(ctx, "the CA has no ARI, re-check skipped") })
 					unsupported.Store(true)
 					return nil
 				}
 				if err != nil {
-					s.logger().WarnContext(ctx, "ARI re-check failed", slog.String("domain", r.Domain), slog.String("error", err.Error()))
+					logging.From(ctx).WarnContext(ctx, "ARI re-check failed", slog.String("domain", r.Domain), slog.String("error", err.Error()))
 				}
 				if m {
 					moved.Add(1)
@@ -425,7 +419,7 @@ func (s *Sweeper) recheckOne(ctx context.Context, r certstore.Renewal, now time.
 	if err != nil {
 		return false, err
 	}
-	s.logger().InfoContext(ctx, "renewal moved earlier by the CA's renewal information", slog.String("domain", r.Domain),
+	logging.From(ctx).InfoContext(ctx, "renewal moved earlier by the CA's renewal information", slog.String("domain", r.Domain),
 		slog.Time("from", r.RenewAt), slog.Time("to", at), slog.String("explanationURL", w.ExplanationURL))
 	return true, nil
 }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/certflow/certflow/internal/ari"
 	"github.com/certflow/certflow/internal/certstore"
-	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/fixtures"
+	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/table"
 )
@@ -45,11 +45,11 @@ func TestSweeperStartsDueRenewals(t *testing.T) {
 	}}
 	// c was started by its timer already; d cannot be started.
 	st := &fakeStarter{
-		existing: map[string]bool{execution.RenewName("c.example", "aac", overdue): true},
+		existing: map[string]bool{flow.RenewName("c.example", "aac", overdue): true},
 		fail:     map[string]error{"d.example": errors.New("throttled")},
 	}
 	ls := &fakeLeaser{}
-	s := &Sweeper{Due: due, Starter: st, Leaser: ls, PageSize: 2, Now: func() time.Time { return now }, Logger: discardLogger()}
+	s := &Sweeper{Due: due, Starter: st, Leaser: ls, PageSize: 2, Now: func() time.Time { return now }}
 	sum, err := s.Handle(context.Background(), sweeperEvent(t))
 	if err != nil {
 		t.Fatalf("Handle() error = %v", err)
@@ -67,10 +67,10 @@ func TestSweeperStartsDueRenewals(t *testing.T) {
 				}
 			}
 		}
-		if wantName := execution.RenewName(r.Domain, r.Serial, r.RenewAt); c.Name != wantName {
+		if wantName := flow.RenewName(r.Domain, r.Serial, r.RenewAt); c.Name != wantName {
 			t.Errorf("execution for %s named %q, want %q (the trigger's name)", r.Domain, c.Name, wantName)
 		}
-		if c.Input.Replaces != r.ARICertID || c.Input.ReplacesSerial != r.Serial || c.Input.Reason != ReasonRenewal || c.Input.StartedBy != StartedBySweeper {
+		if c.Input.Replaces != r.ARICertID || c.Input.ReplacesSerial != r.Serial || c.Input.Reason != flow.ReasonRenewal || c.Input.StartedBy != flow.StartedBySweeper {
 			t.Errorf("execution input for %s = %+v", r.Domain, c.Input)
 		}
 	}
@@ -111,7 +111,7 @@ func TestSweeperBounds(t *testing.T) {
 			defer cancel()
 			st := &fakeStarter{}
 			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: st, Leaser: &fakeLeaser{}, MaxStarts: tt.maxStarts, Grace: time.Second,
-				Now: func() time.Time { return now }, Logger: discardLogger()}
+				Now: func() time.Time { return now }}
 			sum, err := s.Handle(ctx, events.EventBridgeEvent{})
 			if err != nil {
 				t.Fatal(err)
@@ -130,7 +130,7 @@ func TestSweeperQueryFailureStillRunsOtherShards(t *testing.T) {
 		rows: map[string][]certstore.Renewal{shards[3]: {renewal("a.example", now.Add(-time.Hour))}},
 		fail: map[string]error{shards[1]: errors.New("throttled")},
 	}
-	s := &Sweeper{Due: due, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, Now: func() time.Time { return now }, Logger: discardLogger()}
+	s := &Sweeper{Due: due, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, Now: func() time.Time { return now }}
 	sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
 	if err == nil {
 		t.Fatalf("Handle() error = nil, want the query failure")
@@ -201,7 +201,7 @@ func TestSweeperARIRecheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mv := &fakeMover{err: tt.moverErr}
 			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, ARI: tt.ari, Mover: mv,
-				ARIConcurrency: 1, PageSize: 2, Now: func() time.Time { return now }, Rand: func() float64 { return 0.5 }, Logger: discardLogger()}
+				ARIConcurrency: 1, PageSize: 2, Now: func() time.Time { return now }, Rand: func() float64 { return 0.5 }}
 			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Handle() error = %v, want error %v", err, tt.wantErr)
@@ -242,7 +242,7 @@ func TestSweeperARIResumes(t *testing.T) {
 	pos := &fakePositions{}
 	s := &Sweeper{Due: &fakeDue{rows: map[string][]certstore.Renewal{shard: rows}}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{},
 		ARI: a, Mover: &fakeMover{}, Positions: pos, MaxARIChecks: 4, PageSize: 3, ARIConcurrency: 1,
-		Now: func() time.Time { return now }, Logger: discardLogger()}
+		Now: func() time.Time { return now }}
 	visits := []struct {
 		asked     []string
 		truncated bool
@@ -290,7 +290,7 @@ func TestSweeperARIPositionErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := &fakeStarter{}
 			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: st, Leaser: &fakeLeaser{}, ARI: tt.ari, Mover: &fakeMover{}, Positions: tt.pos,
-				Grace: time.Hour, Now: func() time.Time { return now }, Logger: discardLogger()}
+				Grace: time.Hour, Now: func() time.Time { return now }}
 			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Handle() error = %v, want error %v", err, tt.wantErr)
@@ -324,7 +324,7 @@ func TestSweeperMinDaysToExpiry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			em := &fakeEmitter{}
 			s := &Sweeper{Due: &fakeDue{}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, Expiry: tt.expiry, Metrics: em,
-				Now: func() time.Time { return now }, Logger: discardLogger()}
+				Now: func() time.Time { return now }}
 			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Handle() error = %v, want error %v", err, tt.wantErr)
@@ -374,7 +374,7 @@ func TestSweeperDetail(t *testing.T) {
 			due := &fakeDue{rows: map[string][]certstore.Renewal{"07": {renewal("a.example", now.Add(-48*time.Hour))}}}
 			st := &fakeStarter{}
 			s := &Sweeper{Due: due, Starter: st, Leaser: &fakeLeaser{}, ARI: &fakeARI{}, Mover: &fakeMover{},
-				Now: func() time.Time { return now }, Logger: discardLogger()}
+				Now: func() time.Time { return now }}
 			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{Detail: json.RawMessage(tt.detail)})
 			if tt.wantErr {
 				if err == nil || len(st.calls) != 0 || due.queries != 0 {

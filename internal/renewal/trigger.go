@@ -11,13 +11,15 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/logging"
+	"github.com/certflow/certflow/internal/table"
 )
 
 // The stream record fields that mark a deletion by DynamoDB's TTL.
 const (
 	ttlIdentityType      = "Service"
 	ttlIdentityPrincipal = "dynamodb.amazonaws.com"
-	timerSortKey         = "TIMER"
 )
 
 // Getter reads a domain's certificate item; a missing domain is an error
@@ -28,8 +30,9 @@ type Getter interface {
 
 var _ Getter = (*certstore.Store)(nil)
 
-// Trigger handles the table's DynamoDB stream: a renewal timer deleted by
-// TTL starts the renewal of the certificate it was set for.
+// Trigger handles the renewal timers table's DynamoDB stream: a renewal
+// timer deleted by TTL starts the renewal of the certificate it was set
+// for.
 type Trigger struct {
 	// Certificates reads certificate items.
 	Certificates Getter
@@ -41,9 +44,6 @@ type Trigger struct {
 	Lease time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Logger receives one record per skipped or failed record; nil means
-	// slog.Default().
-	Logger *slog.Logger
 }
 
 // Handle processes a batch of stream records. Only REMOVE records of timer
@@ -60,20 +60,13 @@ func (t *Trigger) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		if err := t.handleRecord(ctx, rec); err != nil {
-			t.logger().ErrorContext(ctx, "renewal trigger record failed",
+			logging.From(ctx).ErrorContext(ctx, "renewal trigger record failed",
 				slog.String("sequenceNumber", rec.Change.SequenceNumber), slog.String("error", err.Error()))
 			resp.BatchItemFailures = append(resp.BatchItemFailures,
 				events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
 		}
 	}
 	return resp, nil
-}
-
-func (t *Trigger) logger() *slog.Logger {
-	if t.Logger != nil {
-		return t.Logger
-	}
-	return slog.Default()
 }
 
 // IsTTLTimerRemoval reports whether rec is the deletion of a renewal timer
@@ -85,12 +78,12 @@ func IsTTLTimerRemoval(rec *events.DynamoDBEventRecord) bool {
 	if rec.UserIdentity == nil || rec.UserIdentity.Type != ttlIdentityType || rec.UserIdentity.PrincipalID != ttlIdentityPrincipal {
 		return false
 	}
-	sk, ok := rec.Change.Keys["sk"]
-	return ok && sk.DataType() == events.DataTypeString && sk.String() == timerSortKey
+	sk, ok := rec.Change.Keys[table.AttrSK]
+	return ok && sk.DataType() == events.DataTypeString && sk.String() == table.SKTimer
 }
 
 func (t *Trigger) handleRecord(ctx context.Context, rec *events.DynamoDBEventRecord) error {
-	log := t.logger()
+	log := logging.From(ctx)
 	if !IsTTLTimerRemoval(rec) {
 		log.DebugContext(ctx, "stream record is not a timer expiry, skipped",
 			slog.String("eventName", rec.EventName), slog.String("sequenceNumber", rec.Change.SequenceNumber))
@@ -127,7 +120,7 @@ func (t *Trigger) handleRecord(ctx context.Context, rec *events.DynamoDBEventRec
 	if d.ARICertID == "" {
 		d.ARICertID = cert.ARICertID
 	}
-	started, err := starter{start: t.Starter, lease: t.Leaser, dur: t.Lease}.startOne(ctx, d, now(), StartedByTimer)
+	started, err := starter{start: t.Starter, lease: t.Leaser, dur: t.Lease}.startOne(ctx, d, now(), flow.StartedByTimer)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/certflow/certflow/internal/certstore"
-	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/flow"
 
 	"github.com/certflow/certflow/internal/fixtures"
 )
@@ -66,9 +66,9 @@ func TestFixtureShape(t *testing.T) {
 
 func TestTriggerHandle(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
-	wantName := execution.RenewName(fixtureDomain, fixtureSerial, fixtureRenewAt)
-	wantInput := Input{Domain: fixtureDomain, SANs: []string{fixtureDomain, "www.shop.example.com"}, Replaces: fixtureARI,
-		ReplacesSerial: fixtureSerial, Reason: "renewal", StartedBy: StartedByTimer}
+	wantName := flow.RenewName(fixtureDomain, fixtureSerial, fixtureRenewAt)
+	wantInput := flow.Input{Domain: fixtureDomain, SANs: []string{fixtureDomain, "www.shop.example.com"}, Replaces: fixtureARI,
+		ReplacesSerial: fixtureSerial, Reason: "renewal", StartedBy: flow.StartedByTimer}
 	boom := errors.New("boom")
 	tests := []struct {
 		name        string
@@ -125,7 +125,7 @@ func TestTriggerHandle(t *testing.T) {
 				st.existing = map[string]bool{wantName: true}
 			}
 			ls := &fakeLeaser{fail: map[string]error{fixtureDomain: tt.leaseErr}}
-			tr := &Trigger{Certificates: g, Starter: st, Leaser: ls, Now: func() time.Time { return now }, Logger: discardLogger()}
+			tr := &Trigger{Certificates: g, Starter: st, Leaser: ls, Now: func() time.Time { return now }}
 			resp, err := tr.Handle(context.Background(), ev)
 			if err != nil {
 				t.Fatalf("Handle() error = %v, want nil", err)
@@ -183,7 +183,7 @@ func TestTriggerBatchReportsOnlyFailedRecords(t *testing.T) {
 		g.certs[d] = c
 	}
 	st := &fakeStarter{fail: map[string]error{"b.example": errors.New("throttled")}}
-	tr := &Trigger{Certificates: g, Starter: st, Leaser: &fakeLeaser{}, Logger: discardLogger()}
+	tr := &Trigger{Certificates: g, Starter: st, Leaser: &fakeLeaser{}}
 	resp, err := tr.Handle(context.Background(), ev)
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/certflow/certflow/internal/function"
+	"github.com/certflow/certflow/internal/wiring"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/apigw"
 	"github.com/certflow/certflow/offline/lambdaapi"
@@ -179,17 +179,17 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	if err != nil {
 		return nil, err
 	}
-	builders := function.Builders()
+	builders := wiring.Functions()
 	for id := range fns {
 		build, ok := builders[id]
 		if !ok {
-			return nil, fmt.Errorf("template function %s has no builder in internal/function", id)
+			return nil, fmt.Errorf("template function %s has no builder in internal/wiring", id)
 		}
 		h, err := build(ctx, fnCfg, logger.With("function", id))
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", id, err)
 		}
-		s.handlers[id] = lambda.NewHandler(h)
+		s.handlers[id] = h
 		s.lambdaSrv.Register(id, s.handlers[id])
 	}
 
@@ -225,11 +225,11 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 func (s *Deployment) setEnv(setenv func(k, v string) error, sweepGrace time.Duration) error {
 	st := s.Stack
 	env := map[string]string{
-		function.EnvTable:           s.Table,
-		function.EnvTimerTable:      s.TimerTable,
-		function.EnvKMSKeyID:        st.KMSKeyID,
-		function.EnvStateMachineARN: s.StateMachineARN,
-		function.EnvEventBus:        EventBus,
+		wiring.EnvTable:             s.Table,
+		wiring.EnvTimerTable:        s.TimerTable,
+		wiring.EnvKMSKeyID:          st.KMSKeyID,
+		wiring.EnvStateMachineARN:   s.StateMachineARN,
+		wiring.EnvEventBus:          EventBus,
 		"CERTFLOW_ACME_DIRECTORY":   st.PebbleDirectoryURL,
 		"CERTFLOW_ACME_CA_ROOTS":    st.PebbleTLSCAFile,
 		"CERTFLOW_KEY_TYPE":         "ec256",
@@ -239,7 +239,7 @@ func (s *Deployment) setEnv(setenv func(k, v string) error, sweepGrace time.Dura
 		"CERTFLOW_EDGE_ADDRESSES":   offline.EdgeAddress + ",::1",
 		"CERTFLOW_CAA_IDENTITIES":   "",
 		"CERTFLOW_ORDER_BUDGET":     "300/3h",
-		function.EnvSweepGrace:      sweepGrace.String(),
+		wiring.EnvSweepGrace:        sweepGrace.String(),
 	}
 	for _, kv := range st.Env() {
 		k, v, _ := cut(kv)

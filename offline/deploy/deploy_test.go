@@ -25,10 +25,11 @@ import (
 
 	"github.com/certflow/certflow/certclient"
 	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/renewal"
 	"github.com/certflow/certflow/internal/table"
-	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/capacity"
+	"github.com/certflow/certflow/offline/offlinetest"
 	"github.com/certflow/certflow/offline/template"
 )
 
@@ -49,12 +50,7 @@ type doc struct {
 // ARI window that Pebble moves earlier moves the timer, which then renews.
 // The DynamoDB capacity of one renewal is measured on the way.
 func TestRenewalEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the whole offline system")
-	}
-	if _, err := offline.FindTools(""); err != nil {
-		t.Skipf("offline tools missing (make tools): %v", err)
-	}
+	offlinetest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	const grace = 3 * time.Second
@@ -95,7 +91,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 	meter.Reset()
 	metered := time.Now()
 
-	want := execution.RenewName(name, first.Serial, parseTime(t, first.RenewAt))
+	want := flow.RenewName(name, first.Serial, parseTime(t, first.RenewAt))
 	second := waitForStored(ctx, t, db, sys.Table, name, first.Serial)
 	renewStarted := waitSucceeded(ctx, t, sfnClient, want)
 	if second.NotAfter <= first.NotAfter {
@@ -108,7 +104,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 	} else {
 		t.Logf("DynamoDB capacity not measured: the renewal started before the meter was reset")
 	}
-	if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, name); len(by) != 1 || by[want] != renewal.StartedByTimer {
+	if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, name); len(by) != 1 || by[want] != flow.StartedByTimer {
 		t.Errorf("renewal executions of %s = %v, want only %s started by the timer", name, by, want)
 	}
 
@@ -140,7 +136,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 		t.Fatalf("sweeper started nothing: %+v", sum)
 	}
 	waitFor(ctx, t, sys.APIURL, lost, func(d doc) bool { return d.Status == "active" && d.Serial != lostFirst.Serial })
-	if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, lost); by[execution.RenewName(lost, lostFirst.Serial, lostAt)] != renewal.StartedBySweeper {
+	if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, lost); by[flow.RenewName(lost, lostFirst.Serial, lostAt)] != flow.StartedBySweeper {
 		t.Errorf("renewal executions of %s = %v, want the lost timer's renewal started by the sweeper", lost, by)
 	}
 
@@ -170,7 +166,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 		}
 		// The moved timer expires and renews, long before the old time.
 		renewed := waitFor(ctx, t, sys.APIURL, ariName, func(d doc) bool { return d.Serial != issued.Serial && d.Status == "active" })
-		if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, ariName); by[execution.RenewName(ariName, issued.Serial, at)] != renewal.StartedByTimer {
+		if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, ariName); by[flow.RenewName(ariName, issued.Serial, at)] != flow.StartedByTimer {
 			t.Errorf("renewal executions of %s: %v, want one started by the moved timer", ariName, by)
 		}
 		t.Logf("ARI: renewal moved from %s to %s, renewed to serial %s", issued.RenewAt, moved.RenewAt, renewed.Serial)
@@ -294,7 +290,7 @@ func startedBy(ctx context.Context, t *testing.T, c *sfn.Client, arn, domain str
 		if err != nil {
 			t.Fatal(err)
 		}
-		var in renewal.Input
+		var in flow.Input
 		if err := json.Unmarshal([]byte(aws.ToString(d.Input)), &in); err != nil {
 			t.Fatal(err)
 		}

@@ -41,7 +41,8 @@ const (
 	fnPreflight   = "PreflightFunction"
 	fnOrderBudget = "OrderBudgetFunction"
 	fnIssue       = "IssueFunction"
-	fnOutcome     = "OutcomeFunction"
+	fnRecord      = "RecordFunction"
+	fnNotify      = "NotifyFunction"
 )
 
 func issuanceSubstitutions() map[string]string {
@@ -49,7 +50,8 @@ func issuanceSubstitutions() map[string]string {
 		"PreflightFunctionArn":   template.FunctionARN(fnPreflight),
 		"OrderBudgetFunctionArn": template.FunctionARN(fnOrderBudget),
 		"IssueFunctionArn":       template.FunctionARN(fnIssue),
-		"OutcomeFunctionArn":     template.FunctionARN(fnOutcome),
+		"RecordFunctionArn":      template.FunctionARN(fnRecord),
+		"NotifyFunctionArn":      template.FunctionARN(fnNotify),
 	}
 	for k, v := range policyDefaults {
 		values[k] = v
@@ -474,18 +476,28 @@ func (f *fakeFunctions) register(s *lambdaapi.Server) {
 		out, err := h(n, in)
 		return out, failure.ForLambda(err)
 	}))
-	s.Register(fnOutcome, lambda.NewHandler(func(ctx context.Context, raw json.RawMessage) (any, error) {
+	s.Register(fnRecord, lambda.NewHandler(func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var in outcomeInput
 		if err := json.Unmarshal(raw, &in); err != nil {
 			return nil, failure.ForLambda(&failure.InvalidInputError{Message: err.Error()})
 		}
-		f.record(fnOutcome, raw)
+		f.record(fnRecord, raw)
+		out, err := f.outcome(in)
+		return out, failure.ForLambda(err)
+	}))
+	s.Register(fnNotify, lambda.NewHandler(func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var in outcomeInput
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return nil, failure.ForLambda(&failure.InvalidInputError{Message: err.Error()})
+		}
+		f.record(fnNotify, raw)
+		in.Action = "issued"
 		out, err := f.outcome(in)
 		return out, failure.ForLambda(err)
 	}))
 }
 
-// outcome imitates the outcome function's contract: "failure" reads the
+// outcome imitates the record and notify functions' contract: "failure" reads the
 // failure.Detail from the Cause, counts it (rate limits are not counted)
 // and computes the backoff from the policy it was given.
 func (f *fakeFunctions) outcome(in outcomeInput) (any, error) {

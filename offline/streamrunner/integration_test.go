@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/certflow/certflow/internal/certstore"
-	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/renewal"
 	"github.com/certflow/certflow/internal/table"
 	"github.com/certflow/certflow/offline"
@@ -31,7 +31,7 @@ import (
 
 type startCall struct {
 	name  string
-	input renewal.Input
+	input flow.Input
 	at    time.Time
 }
 
@@ -48,7 +48,7 @@ func (s *recordingStarter) Start(_ context.Context, name string, input any) (str
 			return "arn:" + name, true, nil
 		}
 	}
-	s.calls = append(s.calls, startCall{name, input.(renewal.Input), time.Now()})
+	s.calls = append(s.calls, startCall{name, input.(flow.Input), time.Now()})
 	return "arn:" + name, false, nil
 }
 
@@ -113,7 +113,7 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 
 	t.Run("TTL removal starts one renewal", func(t *testing.T) {
 		starter := &recordingStarter{}
-		trig := &renewal.Trigger{Certificates: store, Starter: starter, Leaser: store, Logger: logger}
+		trig := &renewal.Trigger{Certificates: store, Starter: starter, Leaser: store}
 		var mu sync.Mutex
 		var delivered []events.DynamoDBEventRecord
 		handler := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
@@ -153,7 +153,7 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 		if len(calls) != 1 {
 			t.Fatalf("renewals started = %+v, want one (ttl.example)", calls)
 		}
-		if want := execution.RenewName("ttl.example", "0a01", renewAt); calls[0].name != want || calls[0].input.Domain != "ttl.example" ||
+		if want := flow.RenewName("ttl.example", "0a01", renewAt); calls[0].name != want || calls[0].input.Domain != "ttl.example" ||
 			calls[0].input.Replaces != "aki.0a01" || calls[0].input.ReplacesSerial != "0a01" || calls[0].input.Reason != "renewal" {
 			t.Errorf("started %+v, want %s for ttl.example", calls[0], want)
 		}

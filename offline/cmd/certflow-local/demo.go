@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,9 +25,10 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/certflow/certflow/certclient"
-	"github.com/certflow/certflow/internal/renewal"
+	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/deploy"
+	"github.com/certflow/certflow/offline/proc"
 	"github.com/certflow/certflow/offline/template"
 )
 
@@ -180,13 +180,9 @@ func withLog(err error, logPath string) error {
 	return fmt.Errorf("%w\n--- last lines of %s ---\n%s", err, logPath, strings.Join(lines, "\n"))
 }
 
-// child is the offline system's process.
-type child struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func startChild(f runFlags, logPath string) (*child, error) {
+// startChild starts the offline system (`certflow-local run`) as a child
+// process.
+func startChild(f runFlags, logPath string) (*proc.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -205,24 +201,12 @@ func startChild(f runFlags, logPath string) (*child, error) {
 	cmd := exec.Command(self, args...)
 	cmd.Stdout = io.Discard
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the offline system: %w", err)
-	}
-	c := &child{cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(c.exited) }()
-	return c, nil
+	return proc.Start("the offline system", cmd)
 }
 
-func stopChild(c *child) {
+func stopChild(c *proc.Process) {
 	step("stopping the offline system")
-	_ = c.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-c.exited:
-	case <-time.After(20 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-	}
+	c.Stop(20 * time.Second)
 }
 
 type demoClient struct {
@@ -255,7 +239,7 @@ func (d *demoClient) do(ctx context.Context, method, path string, body any) (int
 	return resp.StatusCode, b, err
 }
 
-func (d *demoClient) waitReady(ctx context.Context, c *child) error {
+func (d *demoClient) waitReady(ctx context.Context, c *proc.Process) error {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	begin := time.Now()
@@ -269,7 +253,7 @@ func (d *demoClient) waitReady(ctx context.Context, c *child) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the offline system did not become ready: %w", ctx.Err())
-		case <-c.exited:
+		case <-c.Done():
 			return errors.New("the offline system exited before it was ready")
 		case <-tick.C:
 		}
@@ -424,14 +408,14 @@ func renewalExecutions(ctx context.Context, c *sfn.Client, domain string) ([]str
 		if err != nil {
 			return nil, fmt.Errorf("describe execution %s: %w", n, err)
 		}
-		var in renewal.Input
+		var in flow.Input
 		if err := json.Unmarshal([]byte(aws.ToString(d.Input)), &in); err != nil {
 			return nil, fmt.Errorf("execution %s input: %w", n, err)
 		}
 		if in.Domain != domain {
 			continue
 		}
-		byTimer = byTimer || in.StartedBy == renewal.StartedByTimer
+		byTimer = byTimer || in.StartedBy == flow.StartedByTimer
 		names = append(names, fmt.Sprintf("%s (%s, started by the %s)", n, e.Status, in.StartedBy))
 	}
 	if len(names) == 0 {

@@ -1,0 +1,64 @@
+package wiring
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	legolog "github.com/go-acme/lego/v4/log"
+
+	"github.com/certflow/certflow/internal/account"
+	"github.com/certflow/certflow/internal/acme"
+	"github.com/certflow/certflow/internal/ari"
+	"github.com/certflow/certflow/internal/dns01"
+	"github.com/certflow/certflow/internal/envelope"
+	"github.com/certflow/certflow/internal/http01"
+	"github.com/certflow/certflow/internal/issue"
+)
+
+// Issue builds functions/issue, the Issue state: ACME order, sealed key,
+// certificate and renewal timer stored; metadata only in its answer. The
+// ACME client is built on first use (acme.Lazy), so an unreachable CA fails
+// an invocation, not the cold start.
+func Issue(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler, error) {
+	dynamo := dynamodb.NewFromConfig(cfg)
+	store, table, err := certificateStore(dynamo)
+	if err != nil {
+		return nil, err
+	}
+	keyID, err := requireEnv(EnvKMSKeyID, "the KMS key sealing certificate keys")
+	if err != nil {
+		return nil, err
+	}
+	acmeCfg, err := acme.ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	kind, dnsCfg, err := dns01.ConfigFromEnv(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if acmeCfg.DNS01, err = dns01.NewProvider(kind, dnsCfg); err != nil {
+		return nil, err
+	}
+	// lego logs its progress through its own standard logger; keep it JSON.
+	legolog.Logger = slog.NewLogLogger(logger.Handler(), slog.LevelInfo)
+
+	sealer := envelope.New(kms.NewFromConfig(cfg), keyID)
+	acmeCfg.HTTP01 = http01.NewProvider(dynamo, table)
+	caClient, err := acme.NewHTTPClient(acmeCfg)
+	if err != nil {
+		return nil, err
+	}
+	h := issue.New(
+		acme.NewLazy(acmeCfg, account.New(dynamo, table, sealer, nil)),
+		sealer,
+		&ari.Scheduler{Info: ari.New(caClient, acmeCfg.DirectoryURL)},
+		store,
+		acme.KeyTypeName(acmeCfg.KeyType),
+	)
+	return handler(logger, h.Handle), nil
+}

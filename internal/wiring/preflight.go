@@ -1,0 +1,25 @@
+package wiring
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/certflow/certflow/internal/preflight"
+)
+
+// Preflight builds functions/preflight, the Preflight state: DNS checks
+// before any ACME order.
+func Preflight(_ context.Context, _ aws.Config, logger *slog.Logger) (lambda.Handler, error) {
+	cfg, err := preflight.ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	checker, err := preflight.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return handler(logger, checker.Handle), nil
+}

@@ -1,0 +1,32 @@
+package wiring
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+
+	"github.com/certflow/certflow/internal/metrics"
+	"github.com/certflow/certflow/internal/notify"
+	"github.com/certflow/certflow/internal/record"
+)
+
+// Record builds functions/record, the RecordFailure, RecordRateLimit,
+// RecordPermanentFailure and Quarantine states.
+func Record(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler, error) {
+	store, _, err := certificateStore(dynamodb.NewFromConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	bus, err := requireEnv(EnvEventBus, "the name or ARN of the event bus")
+	if err != nil {
+		return nil, err
+	}
+	pub := notify.New(eventbridge.NewFromConfig(cfg), bus, notify.Source)
+	h := record.New(store, store, pub, metrics.New(os.Stdout, metrics.Namespace, nil), nil)
+	return handler(logger, h.Handle), nil
+}

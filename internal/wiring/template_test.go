@@ -1,0 +1,241 @@
+package wiring
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/certflow/certflow/offline/template"
+)
+
+// The deployable artifact, checked by reading template.yaml through
+// goformation's intrinsic processor: what is promised in the README is what
+// `sam deploy` creates.
+
+func loadTemplate(t *testing.T) *template.Template {
+	t.Helper()
+	tmpl, err := template.Load("../../template.yaml", template.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
+}
+
+// folders maps logical IDs to functions/<folder>, as the Makefile does.
+var folderOf = regexp.MustCompile(`(?m)^FN_(\w+)\s*:=\s*(\S+)`)
+
+func TestTemplateFunctions(t *testing.T) {
+	fns, err := loadTemplate(t).Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	makefile, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	folders := map[string]string{}
+	for _, m := range folderOf.FindAllStringSubmatch(string(makefile), -1) {
+		folders[m[1]] = m[2]
+	}
+	fixtures, _ := filepath.Glob("../../events/*.json")
+	builders := Functions()
+	for id, f := range fns {
+		t.Run(id, func(t *testing.T) {
+			if f.Runtime != "provided.al2023" {
+				t.Errorf("runtime = %q, want provided.al2023", f.Runtime)
+			}
+			if len(f.Architectures) != 1 || f.Architectures[0] != "arm64" {
+				t.Errorf("architectures = %v, want [arm64]", f.Architectures)
+			}
+			if f.Handler != "bootstrap" {
+				t.Errorf("handler = %q, want bootstrap", f.Handler)
+			}
+			if f.Metadata["BuildMethod"] != "makefile" {
+				t.Errorf("Metadata.BuildMethod = %v, want makefile", f.Metadata["BuildMethod"])
+			}
+			folder, ok := folders[id]
+			if !ok {
+				t.Fatalf("Makefile has no FN_%s (so no build-%s target)", id, id)
+			}
+			if _, err := os.Stat(filepath.Join("../../functions", folder, "main.go")); err != nil {
+				t.Errorf("functions/%s/main.go: %v", folder, err)
+			}
+			if _, ok := builders[id]; !ok {
+				t.Errorf("no builder in internal/wiring for %s", id)
+			}
+			var events []string
+			for _, f := range fixtures {
+				if b := filepath.Base(f); strings.HasPrefix(b, folder+".json") || strings.HasPrefix(b, folder+"-") {
+					events = append(events, b)
+				}
+			}
+			if len(events) == 0 {
+				t.Errorf("no event in events/ for %s (want events/%s.json or events/%s-*.json)", id, folder, folder)
+			}
+		})
+	}
+	if len(fns) != len(builders) {
+		t.Errorf("template has %d functions, internal/wiring builds %d", len(fns), len(builders))
+	}
+}
+
+// TestTemplatePoliciesLeastPrivilege: no IAM statement grants a "*" action.
+func TestTemplatePoliciesLeastPrivilege(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal(loadTemplate(t).JSON(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, c := range v {
+				if k == "Action" {
+					for _, a := range asStrings(c) {
+						if a == "*" || strings.HasSuffix(a, ":*") {
+							t.Errorf("%s: action %q grants everything", path, a)
+						}
+					}
+				}
+				walk(path+"."+k, c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(path, c)
+			}
+		}
+	}
+	walk("template", doc)
+}
+
+func TestTemplateStreamMapping(t *testing.T) {
+	tmpl := loadTemplate(t)
+	fns, err := tmpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream map[string]any
+	for _, e := range fns["RenewalTriggerFunction"].Events {
+		if e.Type == "DynamoDB" {
+			if err := json.Unmarshal(e.Properties, &stream); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if stream == nil {
+		t.Fatal("RenewalTriggerFunction has no DynamoDB stream event")
+	}
+	if got := asStrings(stream["FunctionResponseTypes"]); len(got) != 1 || got[0] != "ReportBatchItemFailures" {
+		t.Errorf("FunctionResponseTypes = %v, want [ReportBatchItemFailures]", got)
+	}
+	if id, ok := template.TableOfStream(fmt.Sprint(stream["Stream"])); !ok || id != "RenewalTimersTable" {
+		t.Errorf("Stream = %v, want the stream of RenewalTimersTable", stream["Stream"])
+	}
+	if stream["BisectBatchOnFunctionError"] != true {
+		t.Error("BisectBatchOnFunctionError is not true")
+	}
+	if n, ok := stream["MaximumRetryAttempts"].(float64); !ok || n < 1 || n > 100 {
+		t.Errorf("MaximumRetryAttempts = %v, want bounded", stream["MaximumRetryAttempts"])
+	}
+	onFailure, _ := stream["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)
+	if onFailure["Type"] != "SQS" {
+		t.Errorf("OnFailure = %v, want an SQS destination", onFailure)
+	}
+	filters, _ := stream["FilterCriteria"].(map[string]any)["Filters"].([]any)
+	if len(filters) != 1 {
+		t.Fatalf("FilterCriteria.Filters = %v, want one filter", filters)
+	}
+	var pattern struct {
+		EventName    []string `json:"eventName"`
+		UserIdentity struct {
+			Type        []string `json:"type"`
+			PrincipalID []string `json:"principalId"`
+		} `json:"userIdentity"`
+		DynamoDB struct {
+			Keys struct {
+				SK struct {
+					S []string `json:"S"`
+				} `json:"sk"`
+			} `json:"Keys"`
+		} `json:"dynamodb"`
+	}
+	if err := json.Unmarshal([]byte(filters[0].(map[string]any)["Pattern"].(string)), &pattern); err != nil {
+		t.Fatalf("filter pattern: %v", err)
+	}
+	if strings.Join(pattern.EventName, ",") != "REMOVE" ||
+		strings.Join(pattern.UserIdentity.Type, ",") != "Service" ||
+		strings.Join(pattern.UserIdentity.PrincipalID, ",") != "dynamodb.amazonaws.com" ||
+		strings.Join(pattern.DynamoDB.Keys.SK.S, ",") != "TIMER" {
+		t.Errorf("filter pattern = %+v, want TTL REMOVEs of TIMER items only", pattern)
+	}
+}
+
+func TestTemplateTables(t *testing.T) {
+	tests := []struct {
+		logicalID string
+		stream    string // stream view type; empty: no stream
+		indexes   string
+		keysOnly  bool // no attribute but the keys (DynamoDB Local's TTL needs it)
+	}{
+		{logicalID: "CertificatesTable", indexes: "ByExpiry,ByRenewal,ByStatus"},
+		{logicalID: "RenewalTimersTable", stream: "OLD_IMAGE", keysOnly: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.logicalID, func(t *testing.T) {
+			table, err := loadTemplate(t).Table(tt.logicalID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if table.TimeToLiveSpecification == nil || !table.TimeToLiveSpecification.Enabled || *table.TimeToLiveSpecification.AttributeName != "expiresAt" {
+				t.Error("TTL on expiresAt is not enabled")
+			}
+			switch {
+			case tt.stream == "" && table.StreamSpecification != nil:
+				t.Errorf("stream %s, want none (certificate items stay out of streams)", table.StreamSpecification.StreamViewType)
+			case tt.stream != "" && (table.StreamSpecification == nil || table.StreamSpecification.StreamViewType != tt.stream):
+				t.Errorf("stream is not %s", tt.stream)
+			}
+			if table.PointInTimeRecoverySpecification == nil || table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled == nil || !*table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled {
+				t.Error("point-in-time recovery is not enabled")
+			}
+			if table.SSESpecification == nil || !table.SSESpecification.SSEEnabled {
+				t.Error("server-side encryption is not enabled")
+			}
+			var indexes []string
+			for _, g := range table.GlobalSecondaryIndexes {
+				indexes = append(indexes, g.IndexName)
+			}
+			sort.Strings(indexes)
+			if strings.Join(indexes, ",") != tt.indexes {
+				t.Errorf("indexes = %v, want %s", indexes, tt.indexes)
+			}
+			if tt.keysOnly && len(table.AttributeDefinitions) != len(table.KeySchema) {
+				t.Errorf("%d attribute definitions, want only the %d keys", len(table.AttributeDefinitions), len(table.KeySchema))
+			}
+		})
+	}
+	if _, err := os.Stat("../../statemachine/issuance.asl.json"); err != nil {
+		t.Errorf("state machine definition: %v", err)
+	}
+}
+
+func asStrings(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}

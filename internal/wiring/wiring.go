@@ -1,0 +1,154 @@
+// Package wiring is the composition root of certflow's Lambda functions:
+// it builds each function's handler from the configuration template.yaml
+// gives it, with one file per function named like its folder under
+// functions/ (issue.go builds functions/issue). Every functions/<name>/main.go
+// only calls Run with its builder, and the offline runtime (offline/deploy)
+// calls the same builders, so what runs locally is what runs in AWS.
+//
+// Every handler goes through one adapter (adapter.go): typed input and
+// output, a logger carried in the context with the function, the request
+// ID, the domain and the execution name, one log per failure, and the
+// failure classified at the Lambda boundary (failure.ForLambda).
+//
+// Configuration comes from environment variables, read once per cold start;
+// a missing or malformed variable is reported by name.
+package wiring
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"github.com/certflow/certflow/internal/awsconfig"
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/logging"
+)
+
+// Environment variables shared by several functions. Variables one
+// function reads are declared beside its builder or in the package that
+// parses them.
+const (
+	EnvTable           = "CERTFLOW_TABLE"
+	EnvTimerTable      = "CERTFLOW_TIMER_TABLE"
+	EnvKMSKeyID        = "CERTFLOW_KMS_KEY_ID"
+	EnvStateMachineARN = "CERTFLOW_STATE_MACHINE_ARN"
+	EnvEventBus        = "CERTFLOW_EVENT_BUS"
+)
+
+// Builder builds a function's handler once per execution environment, with
+// SDK clients made from cfg; logger is the function's logger, which the
+// adapter carries into every invocation.
+type Builder func(ctx context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler, error)
+
+// Functions maps each function's logical ID in template.yaml to its builder.
+func Functions() map[string]Builder {
+	return map[string]Builder{
+		"IssueFunction":          Issue,
+		"ChallengeFunction":      Challenge,
+		"PreflightFunction":      Preflight,
+		"OrderBudgetFunction":    OrderBudget,
+		"RecordFunction":         Record,
+		"NotifyFunction":         Notify,
+		"ApiFunction":            API,
+		"DeliveryFunction":       Delivery,
+		"RenewalTriggerFunction": RenewalTrigger,
+		"SweeperFunction":        Sweeper,
+	}
+}
+
+// Run is the whole main of a Lambda function: load the AWS configuration,
+// build the handler once, serve invocations. A configuration error is logged
+// once and ends the process, so the failed init is visible in the logs.
+func Run(name string, build Builder) {
+	logger := logging.New(os.Stdout, slog.LevelInfo).With("function", name)
+	ctx := context.Background()
+	cfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		logger.Error("start function", "error", err.Error())
+		os.Exit(1)
+	}
+	h, err := build(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("start function", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(h)
+}
+
+// certificateStore returns the store over the certificate table and the
+// timers table, and the certificate table's name for the packages that keep
+// their own items in it (challenges, ACME account, order budget).
+func certificateStore(dynamo certstore.DynamoDB) (*certstore.Store, string, error) {
+	table, err := requireEnv(EnvTable, "the name of the certflow table")
+	if err != nil {
+		return nil, "", err
+	}
+	timers, err := requireEnv(EnvTimerTable, "the name of the renewal timers table")
+	if err != nil {
+		return nil, "", err
+	}
+	return certstore.New(dynamo, table, certstore.WithTimerTable(timers)), table, nil
+}
+
+// starting is what the functions that start executions (api,
+// renewal-trigger, sweeper) share: the store, the certificate table's name,
+// the Step Functions client and the starter of executions of the state
+// machine CERTFLOW_STATE_MACHINE_ARN names.
+type starting struct {
+	store   *certstore.Store
+	table   string
+	sfn     *sfn.Client
+	starter *execution.Starter
+}
+
+func newStarting(cfg aws.Config) (starting, error) {
+	store, table, err := certificateStore(dynamodb.NewFromConfig(cfg))
+	if err != nil {
+		return starting{}, err
+	}
+	arn := os.Getenv(EnvStateMachineARN)
+	if _, err := execution.ExecutionARN(arn, "check"); err != nil {
+		return starting{}, fmt.Errorf("%s = %q: want the ARN of the issuance state machine", EnvStateMachineARN, arn)
+	}
+	client := sfn.NewFromConfig(cfg)
+	return starting{store: store, table: table, sfn: client, starter: execution.New(client, arn)}, nil
+}
+
+func requireEnv(name, want string) (string, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("%s is not set: want %s", name, want)
+	}
+	return v, nil
+}
+
+// positiveEnv reads a positive setting from the environment, def when it
+// is unset.
+func positiveEnv[T int | time.Duration](name string, def T, parse func(string) (T, error), want string) (T, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := parse(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s = %q: want %s", name, v, want)
+	}
+	return n, nil
+}
+
+func intEnv(name string, def int) (int, error) {
+	return positiveEnv(name, def, strconv.Atoi, "a positive integer")
+}
+
+func durationEnv(name string, def time.Duration) (time.Duration, error) {
+	return positiveEnv(name, def, time.ParseDuration, "a positive Go duration such as 1h")
+}
