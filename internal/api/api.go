@@ -116,6 +116,9 @@ type Config struct {
 	IssueName func(domain string, generation int64) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Names decides which domain names requests may use; the zero value
+	// refuses names under .test and .example.
+	Names domain.Policy
 }
 
 // Handler answers certificates API requests. It is safe for concurrent use.
@@ -252,7 +255,7 @@ func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if apiErr != nil {
 		return errorResponse(apiErr)
 	}
-	primary, sans, err := domain.NormalizeAll(body.Domain, body.SANs)
+	primary, sans, err := h.cfg.Names.NormalizeAll(body.Domain, body.SANs)
 	if err != nil {
 		return errorResponse(domainError(err))
 	}
@@ -293,7 +296,7 @@ func (h *Handler) get(ctx context.Context, req events.APIGatewayV2HTTPRequest, p
 	if _, err := queryParams(req); err != nil {
 		return errorResponse(err)
 	}
-	name, apiErr := pathDomain(param)
+	name, apiErr := pathDomain(h.cfg.Names, param)
 	if apiErr != nil {
 		return errorResponse(apiErr)
 	}
@@ -356,7 +359,7 @@ func (h *Handler) retire(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if apiErr != nil {
 		return errorResponse(apiErr)
 	}
-	name, apiErr := pathDomain(param)
+	name, apiErr := pathDomain(h.cfg.Names, param)
 	if apiErr != nil {
 		return errorResponse(apiErr)
 	}
@@ -410,13 +413,13 @@ func (h *Handler) retire(ctx context.Context, req events.APIGatewayV2HTTPRequest
 }
 
 // pathDomain URL-decodes and normalises the {domain} path segment.
-func pathDomain(param string) (string, *Error) {
+func pathDomain(policy domain.Policy, param string) (string, *Error) {
 	raw, err := url.PathUnescape(param)
 	if err != nil {
 		return "", &Error{Status: http.StatusBadRequest, Code: CodeInvalidDomain, Reason: domain.CodeInvalidCharacter,
 			Name: truncate(param), Message: fmt.Sprintf("domain %q is not validly percent-encoded", truncate(param))}
 	}
-	name, err := domain.Normalize(raw)
+	name, err := policy.Normalize(raw)
 	if err != nil {
 		return "", domainError(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/certflow/certflow/internal/api"
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/logging"
 )
@@ -42,7 +43,8 @@ func newEnv(t *testing.T, certs ...*certstore.Certificate) *env {
 	h, err := api.New(api.Config{
 		Requester: e.store, Executions: e.store, Getter: e.store, Lister: e.store, Retirer: e.store,
 		Starter: e.starter, Stopper: e.stopper, Revoker: e.revoker,
-		Now: func() time.Time { return now },
+		Now:   func() time.Time { return now },
+		Names: domain.Policy{AllowTestingTLDs: true},
 	})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
@@ -338,7 +340,8 @@ func TestDeleteOutcomes(t *testing.T) {
 			if tc.noRevoker {
 				var err error
 				h, err = api.New(api.Config{Requester: e.store, Executions: e.store, Getter: e.store, Lister: e.store,
-					Retirer: e.store, Starter: e.starter, Stopper: e.stopper})
+					Retirer: e.store, Starter: e.starter, Stopper: e.stopper,
+					Names: domain.Policy{AllowTestingTLDs: true}})
 				if err != nil {
 					t.Fatal(err)
 				}

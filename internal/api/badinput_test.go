@@ -151,7 +151,7 @@ func badInputs(t testing.TB) []badInput {
 		bad("missing domain", post(`{"sans": ["www.blog.customer.example"]}`), api.CodeMissingField),
 		bad("empty object", post(`{}`), api.CodeMissingField),
 		badInput{name: "escaped NUL in domain", req: post(`{"domain": "blog.customer.example\u0000"}`), status: http.StatusBadRequest, code: api.CodeInvalidDomain, reason: "invalid_character"},
-		badInput{name: "escaped bidi override", req: post(`{"domain": "blog\u202e.customer.example"}`), status: http.StatusBadRequest, code: api.CodeInvalidDomain, reason: "invalid_idn"},
+		badInput{name: "escaped bidi override", req: post(`{"domain": "blog\u202e.customer.example"}`), status: http.StatusBadRequest, code: api.CodeInvalidDomain, reason: "invisible_character"},
 		badInput{name: "too many SANs", req: post(`{"domain": "blog.customer.example", "sans": [` + strings.Join(tooManySANs, ",") + `]}`), status: http.StatusBadRequest, code: api.CodeInvalidDomain, reason: "too_many_names"},
 		badInput{name: "oversized body", req: post(padded), status: http.StatusRequestEntityTooLarge, code: api.CodeBodyTooLarge},
 		badInput{name: "oversized base64 body", req: func() events.APIGatewayV2HTTPRequest {

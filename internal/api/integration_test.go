@@ -15,6 +15,7 @@ import (
 
 	"github.com/certflow/certflow/internal/api"
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/offlinetest"
 )
@@ -35,6 +36,7 @@ func TestBadInputLeavesDynamoDBUnchanged(t *testing.T) {
 	h, err := api.New(api.Config{
 		Requester: store, Executions: store, Getter: store, Lister: store, Retirer: store,
 		Starter: starter, Stopper: stopper, Revoker: revoker,
+		Names: domain.Policy{AllowTestingTLDs: true},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -93,6 +93,9 @@ type Config struct {
 	Opener Opener
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Names decides which names are looked up; the zero value answers 404
+	// for names under .test and .example without a lookup.
+	Names domain.Policy
 }
 
 // Handler answers GET /sni/{name}. It is safe for concurrent use.
@@ -100,6 +103,7 @@ type Handler struct {
 	finder Finder
 	opener Opener
 	now    func() time.Time
+	names  domain.Policy
 }
 
 // New returns a Handler.
@@ -107,7 +111,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Finder == nil || cfg.Opener == nil {
 		return nil, errors.New("delivery: Finder and Opener are required")
 	}
-	h := &Handler{finder: cfg.Finder, opener: cfg.Opener, now: cfg.Now}
+	h := &Handler{finder: cfg.Finder, opener: cfg.Opener, now: cfg.Now, names: cfg.Names}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -125,7 +129,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if err != nil {
 		return notFound(), nil
 	}
-	name, err := domain.Normalize(raw)
+	name, err := h.names.Normalize(raw)
 	if err != nil {
 		return notFound(), nil
 	}

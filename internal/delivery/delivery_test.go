@@ -23,6 +23,7 @@ import (
 
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/delivery"
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/logging"
 
@@ -131,7 +132,7 @@ func newEnv(t testing.TB, certs ...*certstore.Certificate) *env {
 	for _, c := range certs {
 		e.finder.certs[c.Domain] = c
 	}
-	h, err := delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now }})
+	h, err := delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now }, Names: domain.Policy{AllowTestingTLDs: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +489,7 @@ func BenchmarkDeliveryHandler(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			e := newEnv(b, activeCert("shop.customer.example"))
 			e.opener.noTrack = true
-			e.h, _ = delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now }})
+			e.h, _ = delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now }, Names: domain.Policy{AllowTestingTLDs: true}})
 			req := loadEvent(b, "delivery-get.json")
 			if bc.accept != "" {
 				req.Headers["accept"] = bc.accept

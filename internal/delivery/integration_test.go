@@ -23,6 +23,7 @@ import (
 
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/delivery"
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/offlinetest"
@@ -52,6 +53,7 @@ func startOffline(t *testing.T) *offlineDelivery {
 		h, err := delivery.New(delivery.Config{
 			Finder: certstore.New(dynamodb.NewFromConfig(cfg.Copy()), table),
 			Opener: envelope.New(kms.NewFromConfig(cfg.Copy()), stack.KMSKeyID),
+			Names:  domain.Policy{AllowTestingTLDs: true},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -59,7 +61,7 @@ func startOffline(t *testing.T) *offlineDelivery {
 		return h
 	}
 	var err error
-	o.h, err = delivery.New(delivery.Config{Finder: o.store, Opener: o.sealer})
+	o.h, err = delivery.New(delivery.Config{Finder: o.store, Opener: o.sealer, Names: domain.Policy{AllowTestingTLDs: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

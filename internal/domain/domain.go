@@ -8,9 +8,12 @@
 // a reserved suffix such as .local or .internal, and not itself a public
 // suffix such as co.uk or github.io. A wildcard is allowed only as the whole
 // leftmost label ("*.example.com") and never directly over a public suffix.
+// Names that could be shown as a different name are refused too: invisible
+// and text-direction characters anywhere, and labels mixing scripts.
 //
-// The suffixes .test and .example are deliberately allowed: the offline stack
-// and the tests issue certificates for names such as blog.customer.example.
+// The testing suffixes .test and .example are refused unless a Policy
+// allows them: the offline stack and the tests issue certificates for names
+// such as blog.customer.example.
 package domain
 
 import (
@@ -38,18 +41,51 @@ const (
 	MaxSANs = 99
 )
 
+// EnvAllowTestingTLDs is the environment variable that sets
+// Policy.AllowTestingTLDs in the functions that take names ("true" or
+// "false"; unset means false). The offline stack sets it to "true"; a
+// deployment to AWS leaves it false. The composition root reads it once.
+const EnvAllowTestingTLDs = "CERTFLOW_ALLOW_TESTING_TLDS"
+
+// Policy holds what a deployment accepts beyond the names a public CA issues
+// for. The zero value is strict and is what Normalize and NormalizeAll
+// apply.
+type Policy struct {
+	// AllowTestingTLDs accepts names under .test and .example, which
+	// RFC 2606 reserves for testing: the offline stack and the tests issue
+	// certificates for them from a test CA. The other reserved suffixes
+	// (.localhost, .invalid, .local, .onion, .alt, .internal, ...) are
+	// refused whatever the policy: no deployment needs them.
+	AllowTestingTLDs bool
+}
+
+// Normalize is Policy{}.Normalize: it refuses names under .test and .example.
+func Normalize(name string) (string, error) {
+	return Policy{}.Normalize(name)
+}
+
+// NormalizeAll is Policy{}.NormalizeAll: it refuses names under .test and
+// .example.
+func NormalizeAll(primary string, sans []string) (string, []string, error) {
+	return Policy{}.NormalizeAll(primary, sans)
+}
+
 // Normalize returns the canonical form of name or an *Error saying why name
 // cannot be used. Apart from removing a single trailing dot it never drops
-// characters: leading or embedded spaces, control characters and empty labels
-// are errors, not things to tidy up.
+// characters: leading or embedded spaces, control characters, invisible
+// characters and empty labels are errors, not things to tidy up.
 //
 // Internationalised names are converted with UTS #46 non-transitional lookup
 // mapping and validated against IDNA2008 (disallowed code points, hyphen and
 // joiner rules, the bidi rule); existing "xn--" labels must decode to a valid
-// label and re-encode to exactly themselves.
+// label and re-encode to exactly themselves. Every internationalised label,
+// given in Unicode or as an "xn--" label, must then be free of invisible
+// characters and written in one script, or in Latin with Han and kana, with
+// Han and Bopomofo, or with Han and Hangul (UTS #39 "highly restrictive",
+// simplified).
 //
-// Normalize is idempotent: Normalize(n) returns n for every n it returned.
-func Normalize(name string) (string, error) {
+// Normalize is idempotent: p.Normalize(n) returns n for every n it returned.
+func (p Policy) Normalize(name string) (string, error) {
 	if name == "" {
 		return "", newError(CodeEmpty, name, "domain name is empty")
 	}
@@ -122,6 +158,12 @@ func Normalize(name string) (string, error) {
 		return "", newError(CodePublicSuffix, name,
 			"domain name %q is a public suffix, under which different owners register names; request a name under it instead", name)
 	}
+	// Last, so that a name wrong on every deployment gets the same code
+	// whatever the policy (the shared bad_names.json relies on it).
+	if isTestingTLD(tld) && !p.AllowTestingTLDs {
+		return "", newError(CodeReserved, name,
+			"domain name %q is under %q, which is reserved for testing (RFC 2606) and not allowed in this deployment", name, "."+tld)
+	}
 	return full, nil
 }
 
@@ -153,19 +195,19 @@ func WildcardParent(name string) (string, bool) {
 // sorted; the slice is never nil. The first invalid name fails the whole
 // call with that name's *Error; more than MaxSANs distinct SANs fail with
 // CodeTooManyNames.
-func NormalizeAll(primary string, sans []string) (string, []string, error) {
-	p, err := Normalize(primary)
+func (p Policy) NormalizeAll(primary string, sans []string) (string, []string, error) {
+	first, err := p.Normalize(primary)
 	if err != nil {
 		return "", nil, err
 	}
 	seen := make(map[string]struct{}, min(len(sans), MaxSANs))
 	out := make([]string, 0, min(len(sans), MaxSANs))
 	for _, san := range sans {
-		n, err := Normalize(san)
+		n, err := p.Normalize(san)
 		if err != nil {
 			return "", nil, err
 		}
-		if _, dup := seen[n]; dup || n == p {
+		if _, dup := seen[n]; dup || n == first {
 			continue
 		}
 		if len(out) == MaxSANs {
@@ -176,12 +218,13 @@ func NormalizeAll(primary string, sans []string) (string, []string, error) {
 		out = append(out, n)
 	}
 	slices.Sort(out)
-	return p, out, nil
+	return first, out, nil
 }
 
-// checkCharacters rejects invalid UTF-8, control characters, white space and
-// ASCII punctuation other than '.', '-' and '*'. It reports whether s is
-// entirely ASCII.
+// checkCharacters rejects invalid UTF-8, control characters, white space,
+// invisible characters and ASCII punctuation other than '.', '-' and '*'. It
+// runs before any mapping, which would delete most invisible characters. It
+// reports whether s is entirely ASCII.
 func checkCharacters(name, s string) (ascii bool, err error) {
 	ascii = true
 	for i := 0; i < len(s); {
@@ -203,6 +246,12 @@ func checkCharacters(name, s string) (ascii bool, err error) {
 		if unicode.IsControl(r) || unicode.IsSpace(r) {
 			return false, newError(CodeInvalidCharacter, name,
 				"domain name %q contains %q at byte %d; spaces and control characters are not allowed", name, r, i)
+		}
+		if isInvisible(r) {
+			// %+q: some invisible characters are marks or letters that
+			// %q would leave as they are, unseen.
+			return false, newError(CodeInvisibleCharacter, name,
+				"domain name %+q contains the invisible character %U at byte %d; zero-width, joiner, bidi-control, variation-selector and other format characters are refused, never removed", name, r, i)
 		}
 		i += size
 	}
@@ -246,16 +295,15 @@ func checkLabels(name, base string) error {
 }
 
 // checkALabels verifies that every "xn--" label of base decodes to a valid
-// IDNA2008 label and re-encodes to exactly itself, and that the name as a
-// whole satisfies the bidi rule.
+// IDNA2008 label and re-encodes to exactly itself, that the name as a whole
+// satisfies the bidi rule, and that the decoded labels pass checkULabel.
 func checkALabels(name, base string) error {
 	p := strictProfile()
 	if u, err := p.ToUnicode(base); err == nil {
 		if a, err := p.ToASCII(u); err == nil && a == base {
 			for label := range strings.SplitSeq(u, ".") {
-				if problem := idna2008Problem(label); problem != "" {
-					return newError(CodeInvalidIDN, name,
-						"label %q in domain name %q is not a valid internationalized label: %s", label, name, problem)
+				if err := checkULabel(name, label); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -270,6 +318,10 @@ func checkALabels(name, base string) error {
 		if err != nil {
 			return newError(CodeInvalidIDN, name,
 				"label %q in domain name %q is not valid punycode", label, name)
+		}
+		if r := findInvisible(raw); r >= 0 {
+			return newError(CodeInvisibleCharacter, name,
+				"label %q in domain name %q decodes to %+q, which contains the invisible character %U", label, name, raw, r)
 		}
 		u, err := p.ToUnicode(label)
 		if err != nil {
@@ -288,6 +340,25 @@ func checkALabels(name, base string) error {
 	}
 	return newError(CodeInvalidIDN, name,
 		"domain name %q mixes right-to-left and left-to-right labels in a way the bidi rule (RFC 5893) forbids", name)
+}
+
+// checkULabel checks a decoded label for what IDNA leaves to us: the
+// joiners it allows in context (invisible all the same), the IDNA2008 code
+// point rules and mixed scripts.
+func checkULabel(name, label string) error {
+	if r := findInvisible(label); r >= 0 {
+		return newError(CodeInvisibleCharacter, name,
+			"label %+q in domain name %+q contains the invisible character %U", label, name, r)
+	}
+	if problem := idna2008Problem(label); problem != "" {
+		return newError(CodeInvalidIDN, name,
+			"label %q in domain name %q is not a valid internationalized label: %s", label, name, problem)
+	}
+	if problem := mixedScriptProblem(label); problem != "" {
+		return newError(CodeMixedScript, name,
+			"label %q in domain name %q %s", label, name, problem)
+	}
+	return nil
 }
 
 // strictProfile validates A-labels: UTS #46 non-transitional lookup with
@@ -343,12 +414,19 @@ func isNumericLabel(label string) bool {
 // isReservedTLD reports whether names under tld can never get a publicly
 // trusted certificate: special-use names (localhost and .invalid from
 // RFC 6761, .local from RFC 6762, .onion from RFC 7686, .arpa including
-// home.arpa from RFC 8375), .internal, and the private-use suffixes .lan,
-// .corp and .home that ICANN will not delegate.
+// home.arpa from RFC 8375, .alt from RFC 9476), .internal (reserved by ICANN
+// for private use in 2024), and the private-use suffixes .lan, .corp and
+// .home that ICANN will not delegate.
 func isReservedTLD(tld string) bool {
 	switch tld {
-	case "localhost", "local", "internal", "invalid", "arpa", "onion", "lan", "corp", "home":
+	case "localhost", "local", "internal", "invalid", "arpa", "onion", "alt", "lan", "corp", "home":
 		return true
 	}
 	return false
+}
+
+// isTestingTLD reports whether tld is one of the testing suffixes of
+// RFC 2606 (RFC 6761 sections 6.2 and 6.5), which only a Policy allows.
+func isTestingTLD(tld string) bool {
+	return tld == "test" || tld == "example"
 }

@@ -12,6 +12,16 @@ import (
 	"unicode/utf8"
 )
 
+// allowTesting is the policy of the offline stack, which the names of most
+// tests need.
+var allowTesting = Policy{AllowTestingTLDs: true}
+
+// policies are the two a deployment can have.
+var policies = []struct {
+	name   string
+	policy Policy
+}{{"strict", Policy{}}, {"allow testing TLDs", allowTesting}}
+
 func TestNormalize(t *testing.T) {
 	tests := []struct {
 		name string
@@ -50,18 +60,75 @@ func TestNormalize(t *testing.T) {
 		{"right-to-left label", "xn--mgbh0a.example", "xn--mgbh0a.example"},
 		{"right-to-left TLD", "ab.xn--ngbrx", "ab.xn--ngbrx"},
 		{"hyphens elsewhere", "a-b--c.example", "a-b--c.example"},
+		{"ASCII", "shop-24.example.com", "shop-24.example.com"},
+		{"German IDN", "bücher.de", "xn--bcher-kva.de"},
+		{"German IDN A-label", "xn--bcher-kva.de", "xn--bcher-kva.de"},
+		{"Japanese Han, Hiragana, Katakana and Latin", "日本語テストひらがなabc.jp", "xn--abc-o73b4fvb9j6o0dva8760mehdm06m.jp"},
+		{"Japanese A-label", "xn--abc-o73b4fvb9j6o0dva8760mehdm06m.jp", "xn--abc-o73b4fvb9j6o0dva8760mehdm06m.jp"},
+		{"half-width Katakana mapped", "ﾃｽﾄ.jp", "xn--zckzah.jp"},
+		{"Katakana prolonged sound mark (Common)", "ラーメン.jp", "xn--4dkp5a8a.jp"},
+		{"Chinese Han and Bopomofo", "中文ㄅㄆ.tw", "xn--5ekc105thxu.tw"},
+		{"Korean Hangul, Han and Latin", "한국韓國abc.kr", "xn--abc-9l6el570a8c1auo2d.kr"},
+		{"Greek and digits", "αβγ123.gr", "xn--123-nxcfg.gr"},
+		{"Cyrillic and digits", "пример-1.рф", "xn---1-mlcluqhd.xn--p1ai"},
+		{"Cyrillic and combining marks (Inherited)", "\u0430\u0301\u0300.com", "xn--ksab22g.com"},
+		{"Thai", "ไทย.com", "xn--o3cw4h.com"},
+		{"scripts differ between labels", "пример.example.com", "xn--e1afmkfd.example.com"},
+		// Whole-script confusables are beyond the mixed-script rule: this
+		// is Cyrillic throughout.
+		{"whole-script confusable", "аррӏе.com", "xn--80ak6aa92e.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Normalize(tt.in)
+			got, err := allowTesting.Normalize(tt.in)
 			if err != nil {
 				t.Fatalf("Normalize(%q) error = %v, want %q", tt.in, err, tt.want)
 			}
 			if got != tt.want {
 				t.Errorf("Normalize(%q) = %q, want %q", tt.in, got, tt.want)
 			}
-			if again, err := Normalize(got); err != nil || again != got {
+			if again, err := allowTesting.Normalize(got); err != nil || again != got {
 				t.Errorf("Normalize(%q) = %q, %v, want %q (idempotent)", got, again, err, got)
+			}
+		})
+	}
+}
+
+func TestNormalizePolicy(t *testing.T) {
+	tests := []struct {
+		in         string
+		want       string // when the testing TLDs are allowed
+		strictCode string // "" when the strict policy gives want as well
+	}{
+		{"blog.customer.example", "blog.customer.example", CodeReserved},
+		{"Blog.Customer.EXAMPLE.", "blog.customer.example", CodeReserved},
+		{"*.customer.example", "*.customer.example", CodeReserved},
+		{"app.test", "app.test", CodeReserved},
+		{"bücher.example", "xn--bcher-kva.example", CodeReserved},
+		{"xn--bcher-kva.test", "xn--bcher-kva.test", CodeReserved},
+		{"example.com", "example.com", ""},
+		{"test.example.com", "test.example.com", ""},
+		{"example.org", "example.org", ""},
+		{"my.test.net", "my.test.net", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got, err := allowTesting.Normalize(tt.in); err != nil || got != tt.want {
+				t.Errorf("%+v.Normalize(%q) = %q, %v, want %q", allowTesting, tt.in, got, err, tt.want)
+			}
+			for _, normalize := range []func(string) (string, error){Policy{}.Normalize, Normalize} {
+				got, err := normalize(tt.in)
+				if tt.strictCode == "" {
+					if err != nil || got != tt.want {
+						t.Errorf("strict Normalize(%q) = %q, %v, want %q", tt.in, got, err, tt.want)
+					}
+					continue
+				}
+				var de *Error
+				if !errors.As(err, &de) || de.Code != tt.strictCode {
+					t.Fatalf("strict Normalize(%q) = %q, %v, want code %q", tt.in, got, err, tt.strictCode)
+				}
+				checkError(t, tt.in, de)
 			}
 		})
 	}
@@ -107,8 +174,50 @@ func TestNormalizeRejects(t *testing.T) {
 		{"emoji A-label", "xn--n3h.example", CodeInvalidIDN},
 		{"emoji", "☃.example", CodeInvalidIDN},
 		{"disallowed U+2488", "\u2488.example", CodeInvalidIDN},
-		{"bidi override", "exa\u202emple.com", CodeInvalidIDN},
-		{"zero width joiner", "a\u200db.example", CodeInvalidIDN},
+		{"bidi override", "exa\u202emple.com", CodeInvisibleCharacter},
+		{"zero width joiner", "a\u200db.example", CodeInvisibleCharacter},
+		{"zero width space", "ex\u200bample.com", CodeInvisibleCharacter},
+		{"zero width space in wildcard", "*.ex\u200bample.com", CodeInvisibleCharacter},
+		{"soft hyphen", "ex\u00adample.com", CodeInvisibleCharacter},
+		{"zero width non-joiner", "a\u200cb.example", CodeInvisibleCharacter},
+		{"left-to-right mark", "example.com\u200e", CodeInvisibleCharacter},
+		{"right-to-left mark", "\u200fexample.com", CodeInvisibleCharacter},
+		{"left-to-right embedding", "exa\u202ample.com", CodeInvisibleCharacter},
+		{"word joiner", "exa\u2060mple.com", CodeInvisibleCharacter},
+		{"invisible plus", "exa\u2064mple.com", CodeInvisibleCharacter},
+		{"left-to-right isolate", "exa\u2066mple.com", CodeInvisibleCharacter},
+		{"pop directional isolate", "exa\u2069mple.com", CodeInvisibleCharacter},
+		{"byte order mark", "\ufeffexample.com", CodeInvisibleCharacter},
+		{"Mongolian vowel separator", "exa\u180emple.com", CodeInvisibleCharacter},
+		{"combining grapheme joiner", "exa\u034fmple.com", CodeInvisibleCharacter},
+		{"variation selector 1", "exa\ufe00mple.com", CodeInvisibleCharacter},
+		{"variation selector 16", "love\ufe0f.com", CodeInvisibleCharacter},
+		{"variation selector 17", "exa\U000e0100mple.com", CodeInvisibleCharacter},
+		{"variation selector 256", "exa\U000e01efmple.com", CodeInvisibleCharacter},
+		{"language tag", "exa\U000e0001mple.com", CodeInvisibleCharacter},
+		{"tag letter", "exa\U000e0061mple.com", CodeInvisibleCharacter},
+		{"cancel tag", "exa\U000e007fmple.com", CodeInvisibleCharacter},
+		{"Arabic letter mark (Cf)", "exa\u061cmple.com", CodeInvisibleCharacter},
+		{"Hangul filler (default ignorable)", "\u3164.com", CodeInvisibleCharacter},
+		{"invisible next to a bad label", "-a\u200b.example", CodeInvisibleCharacter},
+		{"A-label of soft hyphen", "xn--ab-5da.com", CodeInvisibleCharacter},
+		{"A-label of zero width space", "xn--ab-g1t.com", CodeInvisibleCharacter},
+		{"A-label of ZWNJ out of context", "xn--ab-j1t.com", CodeInvisibleCharacter},
+		{"A-label of ZWJ in context", "xn--11b2ezcw70k.in", CodeInvisibleCharacter},
+		{"Latin and Cyrillic", "ex\u0430mple.com", CodeMixedScript},
+		{"Latin and Cyrillic A-label", "xn--exmple-4nf.com", CodeMixedScript},
+		{"Latin and Cyrillic A-label upper case", "XN--EXMPLE-4NF.com", CodeMixedScript},
+		{"Cyrillic and Latin", "\u0440\u0430\u0443\u0440\u0430l.com", CodeMixedScript},
+		{"Latin and Greek", "g\u03bf\u03bfgle.com", CodeMixedScript},
+		{"Greek and Cyrillic", "\u03b1\u03b2\u03b3\u0430.com", CodeMixedScript},
+		{"mixed second label", "www.ex\u0430mple.com", CodeMixedScript},
+		{"mixed TLD", "example.c\u043em", CodeMixedScript},
+		{"mixed wildcard base", "*.ex\u0430mple.com", CodeMixedScript},
+		{"Latin and Devanagari", "abc\u0915.com", CodeMixedScript},
+		{"Thai and Latin", "\u0e44\u0e17\u0e22abc.com", CodeMixedScript},
+		{"Hangul and Hiragana", "\ud55c\uad6d\u3072\u3089.com", CodeMixedScript},
+		{"Bopomofo and Katakana", "\u3105\u3106\u30ab\u30bf.com", CodeMixedScript},
+		{"Han, Bopomofo and Hangul", "\u4e2d\u6587\u3105\u3106\ud55c\uad6d.com", CodeMixedScript},
 		{"bidi rule in label", "\u05d0a.example", CodeInvalidIDN},
 		{"bidi rule across labels", "1ab.xn--ngbrx", CodeInvalidIDN},
 		{"middle dot out of context", "a·b.example", CodeInvalidIDN},
@@ -131,6 +240,8 @@ func TestNormalizeRejects(t *testing.T) {
 		{"arpa", "1.0.0.127.in-addr.arpa", CodeReserved},
 		{"home.arpa", "router.home.arpa", CodeReserved},
 		{"onion", "abc.onion", CodeReserved},
+		{"alt", "foo.alt", CodeReserved},
+		{"under alt", "a.b.ALT.", CodeReserved},
 		{"lan", "nas.lan", CodeReserved},
 		{"corp", "mail.corp", CodeReserved},
 		{"home", "tv.home", CodeReserved},
@@ -148,20 +259,55 @@ func TestNormalizeRejects(t *testing.T) {
 		{"inner wildcard", "foo.*.example.com", CodeInvalidWildcard},
 		{"wildcard without dot", "*example.com", CodeInvalidWildcard},
 	}
+	for _, pp := range policies {
+		for _, tt := range tests {
+			t.Run(pp.name+"/"+tt.name, func(t *testing.T) {
+				got, err := pp.policy.Normalize(tt.in)
+				if err == nil {
+					t.Fatalf("Normalize(%q) = %q, want error %q", tt.in, got, tt.code)
+				}
+				var de *Error
+				if !errors.As(err, &de) {
+					t.Fatalf("Normalize(%q) error = %T %v, want *Error", tt.in, err, err)
+				}
+				if de.Code != tt.code {
+					t.Errorf("Normalize(%q) code = %q (%s), want %q", tt.in, de.Code, de.Message, tt.code)
+				}
+				checkError(t, tt.in, de)
+			})
+		}
+	}
+}
+
+// TestErrorMessages checks that the new rejections say what is wrong and
+// where.
+func TestErrorMessages(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"ex\u200bample.com", []string{`"ex\u200bample.com"`, "U+200B", "byte 2"}},
+		{"exa\ufe0fmple.com", []string{`"exa\ufe0fmple.com"`, "U+FE0F"}},
+		{"xn--ab-j1t.com", []string{`"xn--ab-j1t"`, "U+200C"}},
+		{"xn--11b2ezcw70k.in", []string{"U+200D"}},
+		{"ex\u0430mple.com", []string{"label \"ex\u0430mple\"", "mixes Latin and Cyrillic", "U+0430"}},
+		{"xn--exmple-4nf.com", []string{"label \"ex\u0430mple\"", `"xn--exmple-4nf.com"`, "mixes Latin and Cyrillic"}},
+		{"\u03b1\u03b2\u03b3\u0430a.com", []string{"mixes Greek, Cyrillic and Latin"}},
+		{"blog.customer.example", []string{`".example"`, "testing"}},
+		{"foo.alt", []string{`".alt"`}},
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Normalize(tt.in)
-			if err == nil {
-				t.Fatalf("Normalize(%q) = %q, want error %q", tt.in, got, tt.code)
-			}
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := Normalize(tt.in)
 			var de *Error
 			if !errors.As(err, &de) {
-				t.Fatalf("Normalize(%q) error = %T %v, want *Error", tt.in, err, err)
+				t.Fatalf("Normalize(%q) error = %v, want *Error", tt.in, err)
 			}
-			if de.Code != tt.code {
-				t.Errorf("Normalize(%q) code = %q (%s), want %q", tt.in, de.Code, de.Message, tt.code)
+			for _, w := range tt.want {
+				if !strings.Contains(de.Message, w) {
+					t.Errorf("Normalize(%q) message = %q, want it to mention %s", tt.in, de.Message, w)
+				}
 			}
-			checkError(t, tt.in, de)
 		})
 	}
 }
@@ -208,23 +354,28 @@ func TestBadNamesCorpus(t *testing.T) {
 	if len(corpus) < 50 {
 		t.Errorf("bad_names.json has %d names, want at least 50", len(corpus))
 	}
+	// Every deployment refuses these names with the same code: the API
+	// tests run the corpus with the testing TLDs allowed.
 	seen := map[string]bool{}
-	for i, c := range corpus {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			seen[c.Code] = true
-			got, err := Normalize(c.Name)
-			var de *Error
-			if !errors.As(err, &de) {
-				t.Fatalf("Normalize(%q) = %q, %v, want *Error %q", c.Name, got, err, c.Code)
-			}
-			if de.Code != c.Code {
-				t.Errorf("Normalize(%q) code = %q (%s), want %q", c.Name, de.Code, de.Message, c.Code)
-			}
-			checkError(t, c.Name, de)
-		})
+	for _, pp := range policies {
+		for i, c := range corpus {
+			t.Run(fmt.Sprint(pp.name, "/", i), func(t *testing.T) {
+				seen[c.Code] = true
+				got, err := pp.policy.Normalize(c.Name)
+				var de *Error
+				if !errors.As(err, &de) {
+					t.Fatalf("Normalize(%q) = %q, %v, want *Error %q", c.Name, got, err, c.Code)
+				}
+				if de.Code != c.Code {
+					t.Errorf("Normalize(%q) code = %q (%s), want %q", c.Name, de.Code, de.Message, c.Code)
+				}
+				checkError(t, c.Name, de)
+			})
+		}
 	}
 	for _, code := range []string{CodeEmpty, CodeTooLong, CodeLabelTooLong, CodeEmptyLabel, CodeInvalidCharacter,
-		CodeInvalidHyphen, CodeInvalidIDN, CodeIPLiteral, CodeSingleLabel, CodeReserved, CodePublicSuffix, CodeInvalidWildcard} {
+		CodeInvisibleCharacter, CodeInvalidHyphen, CodeInvalidIDN, CodeMixedScript, CodeIPLiteral, CodeSingleLabel,
+		CodeReserved, CodePublicSuffix, CodeInvalidWildcard} {
 		if !seen[code] {
 			t.Errorf("bad_names.json has no name with code %q", code)
 		}
@@ -306,10 +457,12 @@ func TestNormalizeAll(t *testing.T) {
 		{name: "100 SANs", primary: "example.com", sans: many(100), wantCode: CodeTooManyNames},
 		{name: "bad primary", primary: "localhost", wantCode: CodeReserved},
 		{name: "bad SAN", primary: "example.com", sans: []string{"ok.example.com", "1.2.3.4"}, wantCode: CodeIPLiteral},
+		{name: "invisible SAN", primary: "example.com", sans: []string{"ok.example.com", "ok\u200b.example.com"}, wantCode: CodeInvisibleCharacter},
+		{name: "mixed-script SAN", primary: "example.com", sans: []string{"ex\u0430mple.example.com"}, wantCode: CodeMixedScript},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, sans, err := NormalizeAll(tt.primary, tt.sans)
+			p, sans, err := allowTesting.NormalizeAll(tt.primary, tt.sans)
 			if tt.wantCode != "" {
 				var de *Error
 				if !errors.As(err, &de) || de.Code != tt.wantCode {
@@ -327,11 +480,35 @@ func TestNormalizeAll(t *testing.T) {
 	}
 }
 
+func TestNormalizeAllStrict(t *testing.T) {
+	tests := []struct {
+		primary string
+		sans    []string
+	}{
+		{"blog.customer.example", nil},
+		{"example.com", []string{"www.example.com", "www.customer.example"}},
+		{"example.com", []string{"app.test"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.primary, func(t *testing.T) {
+			p, sans, err := NormalizeAll(tt.primary, tt.sans)
+			var de *Error
+			if !errors.As(err, &de) || de.Code != CodeReserved {
+				t.Fatalf("NormalizeAll(%q, %q) = %q, %q, %v, want code %q", tt.primary, tt.sans, p, sans, err, CodeReserved)
+			}
+			if _, _, err := allowTesting.NormalizeAll(tt.primary, tt.sans); err != nil {
+				t.Errorf("%+v.NormalizeAll(%q, %q) error = %v", allowTesting, tt.primary, tt.sans, err)
+			}
+		})
+	}
+}
+
 func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{
 		"example.com", "WWW.Example.COM.", "*.example.com", "bücher.example", "xn--bcher-kva.example",
 		"xn--a.example", "xn--zz-zzz.example", "1.2.3.4", "[::1]", "a..b", "ドメイン・テスト.jp", "l·l.example",
 		"ab.xn--ngbrx", "ＥＸＡＭＰＬＥ.com", "straße.example", "co.uk", "*.co.uk", "-a.example",
+		"ex\u200bample.com", "exаmple.com", "xn--exmple-4nf.com", "日本語テストひらがなabc.jp", "аррӏе.com", "app.test",
 	} {
 		f.Add(s)
 	}
@@ -344,14 +521,36 @@ func FuzzNormalize(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		out, err := Normalize(in)
+		strict, strictErr := Normalize(in)
+		out, err := allowTesting.Normalize(in)
+		// The policy only adds names: what strict accepts, it accepts
+		// alike; what it refuses, strict refuses with the same code.
+		if strictErr == nil && (err != nil || out != strict) {
+			t.Fatalf("Normalize(%q) = %q but %+v.Normalize = %q, %v", in, strict, allowTesting, out, err)
+		}
 		if err != nil {
-			var de *Error
+			var de, strictDE *Error
 			if !errors.As(err, &de) {
 				t.Fatalf("Normalize(%q) error = %T %v, want *Error", in, err, err)
 			}
 			checkError(t, in, de)
+			if !errors.As(strictErr, &strictDE) || strictDE.Code != de.Code {
+				t.Fatalf("Normalize(%q) error = %v, want code %q as with %+v", in, strictErr, de.Code, allowTesting)
+			}
 			return
+		}
+		if strictErr != nil {
+			var de *Error
+			if !errors.As(strictErr, &de) || de.Code != CodeReserved {
+				t.Fatalf("Normalize(%q) error = %v, want code %q or %q", in, strictErr, CodeReserved, out)
+			}
+			checkError(t, in, de)
+		}
+		// Nothing invisible is dropped on the way: such input is refused.
+		if i := strings.IndexFunc(in, func(r rune) bool {
+			return unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+		}); i >= 0 {
+			t.Fatalf("Normalize(%q) = %q, want an error for the invisible character at byte %d", in, out, i)
 		}
 		if len(out) == 0 || len(out) > MaxNameLength {
 			t.Fatalf("Normalize(%q) = %q: length %d outside 1..%d", in, out, len(out), MaxNameLength)
@@ -365,7 +564,7 @@ func FuzzNormalize(f *testing.F) {
 		if strings.Contains(strings.TrimPrefix(out, "*."), "*") {
 			t.Fatalf("Normalize(%q) = %q: misplaced wildcard", in, out)
 		}
-		again, err := Normalize(out)
+		again, err := allowTesting.Normalize(out)
 		if err != nil || again != out {
 			t.Fatalf("Normalize(%q) = %q, %v, want %q (idempotent; input %q)", out, again, err, out, in)
 		}
@@ -379,12 +578,15 @@ func BenchmarkNormalize(b *testing.B) {
 		{"wildcard", "*.customer.example.co.uk"},
 		{"a-label", "xn--bcher-kva.example"},
 		{"unicode", "bücher.example"},
+		{"unicode-japanese", "日本語テストひらがなabc.jp"},
+		{"unicode-thai", "ไทย.com"},
 		{"rejected", "a..example"},
+		{"rejected-mixed-script", "exаmple.com"},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				_, _ = Normalize(bb.in)
+				_, _ = allowTesting.Normalize(bb.in)
 			}
 		})
 	}

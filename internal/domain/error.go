@@ -5,25 +5,28 @@ import "fmt"
 // Codes identify why a name was rejected. They are stable: the API returns
 // them to clients, the state machine stores them, and tests match on them.
 const (
-	CodeEmpty            = "empty"
-	CodeTooLong          = "too_long"
-	CodeLabelTooLong     = "label_too_long"
-	CodeEmptyLabel       = "empty_label"
-	CodeInvalidCharacter = "invalid_character"
-	CodeInvalidHyphen    = "invalid_hyphen"
-	CodeInvalidIDN       = "invalid_idn"
-	CodeIPLiteral        = "ip_literal"
-	CodeSingleLabel      = "single_label"
-	CodeReserved         = "reserved"
-	CodePublicSuffix     = "public_suffix"
-	CodeInvalidWildcard  = "invalid_wildcard"
-	CodeTooManyNames     = "too_many_names"
+	CodeEmpty              = "empty"
+	CodeTooLong            = "too_long"
+	CodeLabelTooLong       = "label_too_long"
+	CodeEmptyLabel         = "empty_label"
+	CodeInvalidCharacter   = "invalid_character"
+	CodeInvisibleCharacter = "invisible_character" // zero-width, joiner, bidi control, variation selector...: refused, never dropped
+	CodeInvalidHyphen      = "invalid_hyphen"
+	CodeInvalidIDN         = "invalid_idn"
+	CodeMixedScript        = "mixed_script" // a label mixing scripts, as "exаmple" with a Cyrillic "а"
+	CodeIPLiteral          = "ip_literal"
+	CodeSingleLabel        = "single_label"
+	CodeReserved           = "reserved" // also .test and .example, unless the Policy allows them
+	CodePublicSuffix       = "public_suffix"
+	CodeInvalidWildcard    = "invalid_wildcard"
+	CodeTooManyNames       = "too_many_names"
 )
 
 // Error reports a name that cannot enter the system. Code is one of the Code
 // constants, Name is the name as it was given (truncated when it is overlong)
 // and Message explains the problem to a person, quoting the name with %q so
-// that control characters and bidi overrides are escaped.
+// that control characters and bidi overrides are escaped (with %+q when it
+// holds an invisible character that %q would print as it is).
 type Error struct {
 	Code    string
 	Name    string

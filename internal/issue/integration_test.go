@@ -34,6 +34,7 @@ import (
 	"github.com/certflow/certflow/internal/ari"
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/dns01"
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/flow"
@@ -189,7 +190,7 @@ func (w *world) handler(t *testing.T, iss *acme.Client) *issue.Handler {
 		t.Fatal(err)
 	}
 	scheduler := &ari.Scheduler{Info: ari.New(client, cfg.DirectoryURL)}
-	return issue.New(iss, w.sealer, scheduler, w.store, "ec256")
+	return issue.New(iss, w.sealer, scheduler, w.store, "ec256", domain.Policy{AllowTestingTLDs: true})
 }
 
 // request records the platform's request, as the API function does before

@@ -52,12 +52,14 @@ type Handler struct {
 	scheduler Scheduler
 	saver     Saver
 	keyType   string
+	names     domain.Policy
 }
 
 // New returns a Handler. keyType is the configuration name of the
-// certificate key type ("ec256", "rsa2048") recorded on the item.
-func New(o Obtainer, s Sealer, sch Scheduler, sv Saver, keyType string) *Handler {
-	return &Handler{obtainer: o, sealer: s, scheduler: sch, saver: sv, keyType: keyType}
+// certificate key type ("ec256", "rsa2048") recorded on the item; names
+// decides which domain names may be issued for.
+func New(o Obtainer, s Sealer, sch Scheduler, sv Saver, keyType string, names domain.Policy) *Handler {
+	return &Handler{obtainer: o, sealer: s, scheduler: sch, saver: sv, keyType: keyType, names: names}
 }
 
 // Handle normalises the names of in, obtains the certificate, seals its key
@@ -67,7 +69,7 @@ func New(o Obtainer, s Sealer, sch Scheduler, sv Saver, keyType string) *Handler
 // known (invalid names are InvalidInputError); they are logged once, by the
 // caller.
 func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error) {
-	primary, sans, err := domain.NormalizeAll(in.Domain, in.SANs)
+	primary, sans, err := h.names.NormalizeAll(in.Domain, in.SANs)
 	if err != nil {
 		var de *domain.Error
 		if errors.As(err, &de) {

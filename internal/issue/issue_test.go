@@ -20,6 +20,7 @@ import (
 
 	"github.com/certflow/certflow/internal/acme"
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/flow"
@@ -121,7 +122,7 @@ func TestHandleFixture(t *testing.T) {
 	s := &fakeSealer{}
 	sv := &fakeSaver{}
 	var logs bytes.Buffer
-	h := New(o, s, twoThirds{}, sv, "ec256")
+	h := New(o, s, twoThirds{}, sv, "ec256", domain.Policy{AllowTestingTLDs: true})
 
 	ctx := logging.Into(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)))
 	out, err := h.Handle(ctx, readFixture(t))
@@ -166,7 +167,7 @@ func TestHandleFixture(t *testing.T) {
 
 func TestHandleRenewalAndIDN(t *testing.T) {
 	o := &fakeObtainer{cert: testCertificate(t)}
-	h := New(o, &fakeSealer{}, twoThirds{}, &fakeSaver{}, "ec256")
+	h := New(o, &fakeSealer{}, twoThirds{}, &fakeSaver{}, "ec256", domain.Policy{AllowTestingTLDs: true})
 	out, err := h.Handle(context.Background(), flow.Input{Domain: "Bücher.Customer.Example.", SANs: []string{"www.bücher.customer.example", "bücher.customer.example"}, Replaces: "aki.serial", ReplacesSerial: "01"})
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
@@ -205,7 +206,7 @@ func TestHandleErrors(t *testing.T) {
 			keyPEM := cert.KeyPEM
 			o := &fakeObtainer{cert: cert, err: tt.obtain}
 			sv := &fakeSaver{err: tt.save}
-			h := New(o, &fakeSealer{err: tt.seal}, twoThirds{}, sv, "ec256")
+			h := New(o, &fakeSealer{err: tt.seal}, twoThirds{}, sv, "ec256", domain.Policy{AllowTestingTLDs: true})
 			_, err := h.Handle(context.Background(), tt.in)
 			if err == nil {
 				t.Fatalf("Handle(%+v) succeeded, want an error", tt.in)

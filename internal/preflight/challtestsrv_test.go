@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/offlinetest"
 )
@@ -48,6 +49,7 @@ func TestChallTestSrv(t *testing.T) {
 		EdgeAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
 		CAAIdentities: []string{"pebble.letsencrypt.org"},
 		Timeout:       time.Second,
+		Names:         domain.Policy{AllowTestingTLDs: true},
 	})
 	if err != nil {
 		t.Fatal(err)

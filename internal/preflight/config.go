@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/certflow/certflow/internal/domain"
 )
 
 // Environment variables read by ConfigFromEnv. Lists are comma-separated.
@@ -49,6 +51,9 @@ type Config struct {
 	// Attempts is how many times a query is sent before a timeout or
 	// SERVFAIL is reported as transient; zero means DefaultAttempts.
 	Attempts int
+	// Names decides which domain names may be checked; the zero value
+	// refuses names under .test and .example.
+	Names domain.Policy
 }
 
 // ConfigFromEnv reads the Config from the environment. At least one of
@@ -94,7 +99,7 @@ func splitList(s string) []string {
 // normalized validates c and returns a copy with defaults applied, names
 // lower-cased without a final dot and addresses unmapped.
 func (c Config) normalized() (Config, error) {
-	out := Config{Timeout: c.Timeout, Attempts: c.Attempts}
+	out := Config{Timeout: c.Timeout, Attempts: c.Attempts, Names: c.Names}
 	if out.Timeout <= 0 {
 		out.Timeout = DefaultTimeout
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/flow"
 )
@@ -19,7 +18,7 @@ type Output struct {
 // turn, names normalised by package domain, and stops at the first
 // failure, which names the failing name.
 func (c *Checker) Handle(ctx context.Context, in flow.Input) (Output, error) {
-	primary, sans, err := domain.NormalizeAll(in.Domain, in.SANs)
+	primary, sans, err := c.cfg.Names.NormalizeAll(in.Domain, in.SANs)
 	if err != nil {
 		return Output{}, &failure.InvalidInputError{Message: err.Error(), Err: err}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/flow"
 
@@ -130,6 +131,7 @@ func newTestChecker(t *testing.T, z *zoneServer, caa ...string) *Checker {
 		CAAIdentities: caa,
 		Timeout:       300 * time.Millisecond,
 		Attempts:      2,
+		Names:         domain.Policy{AllowTestingTLDs: true},
 	})
 	if err != nil {
 		t.Fatalf("New() error: %v", err)

@@ -28,6 +28,10 @@ func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler
 	if err != nil {
 		return nil, err
 	}
+	names, err := namePolicy()
+	if err != nil {
+		return nil, err
+	}
 	c := api.Config{
 		Requester:  st.store,
 		Executions: st.store,
@@ -37,6 +41,7 @@ func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler
 		Starter:    st.starter,
 		Stopper:    st.sfn,
 		IssueName:  flow.IssueName,
+		Names:      names,
 	}
 	// Revocation signs with the ACME account key, sealed under the KMS key;
 	// without it, revoke requests answer 501.

@@ -26,9 +26,14 @@ func Delivery(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Ha
 	if err != nil {
 		return nil, err
 	}
+	names, err := namePolicy()
+	if err != nil {
+		return nil, err
+	}
 	h, err := delivery.New(delivery.Config{
 		Finder: certstore.New(dynamodb.NewFromConfig(cfg), table),
 		Opener: envelope.New(kms.NewFromConfig(cfg), keyID),
+		Names:  names,
 	})
 	if err != nil {
 		return nil, err

@@ -3,7 +3,32 @@ package wiring
 import (
 	"testing"
 	"time"
+
+	"github.com/certflow/certflow/internal/domain"
 )
+
+func TestNamePolicy(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    bool
+		wantErr bool
+	}{
+		{value: "", want: false},
+		{value: "false", want: false},
+		{value: "true", want: true},
+		{value: "1", want: true},
+		{value: "yes", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			t.Setenv(domain.EnvAllowTestingTLDs, tt.value)
+			p, err := namePolicy()
+			if (err != nil) != tt.wantErr || p.AllowTestingTLDs != tt.want {
+				t.Errorf("namePolicy() with %q = %+v, %v; want AllowTestingTLDs %v, error %v", tt.value, p, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
 
 func TestNumericEnv(t *testing.T) {
 	const name = "CERTFLOW_TEST_SETTING"

@@ -33,6 +33,10 @@ func Issue(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handl
 	if err != nil {
 		return nil, err
 	}
+	names, err := namePolicy()
+	if err != nil {
+		return nil, err
+	}
 	acmeCfg, err := acme.ConfigFromEnv()
 	if err != nil {
 		return nil, err
@@ -59,6 +63,7 @@ func Issue(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handl
 		&ari.Scheduler{Info: ari.New(caClient, acmeCfg.DirectoryURL)},
 		store,
 		acme.KeyTypeName(acmeCfg.KeyType),
+		names,
 	)
 	return handler(logger, h.Handle), nil
 }

@@ -17,6 +17,9 @@ func Preflight(_ context.Context, _ aws.Config, logger *slog.Logger) (lambda.Han
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Names, err = namePolicy(); err != nil {
+		return nil, err
+	}
 	checker, err := preflight.New(cfg)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,7 @@ import (
 
 	"github.com/certflow/certflow/internal/awsconfig"
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/logging"
 )
@@ -121,6 +122,20 @@ func newStarting(cfg aws.Config) (starting, error) {
 	}
 	client := sfn.NewFromConfig(cfg)
 	return starting{store: store, table: table, sfn: client, starter: execution.New(client, arn)}, nil
+}
+
+// namePolicy reads which domain names the deployment accepts from
+// CERTFLOW_ALLOW_TESTING_TLDS; unset means the strict zero value.
+func namePolicy() (domain.Policy, error) {
+	v := os.Getenv(domain.EnvAllowTestingTLDs)
+	if v == "" {
+		return domain.Policy{}, nil
+	}
+	allow, err := strconv.ParseBool(v)
+	if err != nil {
+		return domain.Policy{}, fmt.Errorf("%s = %q: want true or false", domain.EnvAllowTestingTLDs, v)
+	}
+	return domain.Policy{AllowTestingTLDs: allow}, nil
 }
 
 func requireEnv(name, want string) (string, error) {

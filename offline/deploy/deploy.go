@@ -30,6 +30,7 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/wiring"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/apigw"
@@ -239,6 +240,7 @@ func (s *Deployment) setEnv(setenv func(k, v string) error, sweepGrace time.Dura
 		"CERTFLOW_EDGE_ADDRESSES":   offline.EdgeAddress + ",::1",
 		"CERTFLOW_CAA_IDENTITIES":   "",
 		"CERTFLOW_ORDER_BUDGET":     "300/3h",
+		domain.EnvAllowTestingTLDs:  "true", // names under .example, Pebble as the CA
 		wiring.EnvSweepGrace:        sweepGrace.String(),
 	}
 	for _, kv := range st.Env() {
