@@ -13,18 +13,54 @@ import (
 )
 
 // Stable codes recorded on certificate items, in events and in API answers.
+//
+// Whose fault a failure is decides what the state machine does with it:
+// evidence about the domain itself (not pointed, challenge failed while the
+// CA answered, CAA, rejected name, paused hostname) counts towards its
+// quarantine; the CA or certflow's own dependencies failing (the CA
+// unreachable or erroring, AWS services, a step timing out) never does, and
+// is retried for as long as it takes.
 const (
 	CodeRateLimited      = "rate_limited"
 	CodeAccountPaused    = "account_paused"
 	CodeChallengeFailed  = "challenge_failed"
 	CodeDomainRejected   = "domain_rejected"
-	CodeTransient        = "transient"
 	CodeDomainNotPointed = "domain_not_pointed"
 	CodeCAAForbidden     = "caa_forbidden"
 	CodeInvalidInput     = "invalid_input"
 	CodeDomainRetired    = "domain_retired"
-	CodeInternal         = "internal"
+	CodeSuperseded       = "superseded"
+	CodeNeedsOrderSlot   = "needs_order_slot"
+	CodeReplacesRefused  = "replaces_refused"
+
+	// CodeCAUnreachable: the CA could not be reached or did not answer in
+	// time (connection refused or reset, DNS, TLS, timeouts).
+	CodeCAUnreachable = "ca_unreachable"
+	// CodeCAError: the CA answered with a failure of its own (5xx,
+	// serverInternal, badNonce, an unreadable answer).
+	CodeCAError = "ca_error"
+	// CodeDependencyError: a service certflow depends on failed (DynamoDB,
+	// KMS, Step Functions, EventBridge, the DNS resolver of preflight).
+	CodeDependencyError = "dependency_error"
+	// CodeStepTimeout: a step ran out of time (the Lambda function or the
+	// state's TimeoutSeconds).
+	CodeStepTimeout = "step_timeout"
+	// CodeTransient: retryable, cause not known more precisely.
+	CodeTransient = "transient"
+	// CodeInternal: a defect of certflow's own; never the CA's or the
+	// domain's.
+	CodeInternal = "internal"
 )
+
+// CountsAgainstDomain reports whether a failure with code is evidence
+// about the domain itself, and so counts towards its quarantine.
+func CountsAgainstDomain(code string) bool {
+	switch code {
+	case CodeDomainNotPointed, CodeChallengeFailed, CodeCAAForbidden, CodeDomainRejected, CodeAccountPaused, CodeInvalidInput:
+		return true
+	}
+	return false
+}
 
 // Detail is what every failure carries. It is also the JSON errorMessage of a
 // failed Lambda invocation, so the state machine's Cause is machine-readable.
@@ -100,19 +136,29 @@ func (e *DomainRejectedError) Detail() Detail {
 	return Detail{Code: CodeDomainRejected, Message: e.Message}
 }
 
-// TransientError is a failure that an immediate retry with backoff is likely
-// to cure (badNonce, serverInternal, network, throttled AWS calls).
+// TransientError is a failure of the CA or of a dependency that a retry with
+// backoff is likely to cure; Code says whose (CodeCAUnreachable, CodeCAError,
+// CodeDependencyError, CodeStepTimeout; empty means CodeTransient). It
+// never counts against the domain.
 type TransientError struct {
+	Code    string
 	Message string
 	Err     error
 }
 
-func (e *TransientError) Error() string { return "transient failure: " + e.Message }
+func (e *TransientError) Error() string { return e.code() + ": " + e.Message }
 func (e *TransientError) Unwrap() error { return e.Err }
+
+func (e *TransientError) code() string {
+	if e.Code == "" {
+		return CodeTransient
+	}
+	return e.Code
+}
 
 // Detail implements Failure.
 func (e *TransientError) Detail() Detail {
-	return Detail{Code: CodeTransient, Message: e.Message}
+	return Detail{Code: e.code(), Message: e.Message}
 }
 
 // DomainNotPointedError means the name does not resolve to the platform's
@@ -173,6 +219,53 @@ func (e *DomainRetiredError) Detail() Detail {
 	return Detail{Code: CodeDomainRetired, Message: e.Message}
 }
 
+// SupersededError means another execution now owns the domain (a newer
+// generation, or a restart by the reconciler): this one's writes are
+// refused and it ends quietly.
+type SupersededError struct {
+	Message string
+	Err     error
+}
+
+func (e *SupersededError) Error() string { return "execution superseded: " + e.Message }
+func (e *SupersededError) Unwrap() error { return e.Err }
+
+// Detail implements Failure.
+func (e *SupersededError) Detail() Detail {
+	return Detail{Code: CodeSuperseded, Message: e.Message}
+}
+
+// NeedsOrderSlotError means a new ACME order must be placed and the
+// execution holds no usable slot of the new-order budget (none yet, or it
+// was spent by an order that failed, or it lapsed and was taken): the state
+// machine reserves one, waits for it and retries.
+type NeedsOrderSlotError struct {
+	Message string
+}
+
+func (e *NeedsOrderSlotError) Error() string { return "needs an order slot: " + e.Message }
+
+// Detail implements Failure.
+func (e *NeedsOrderSlotError) Detail() Detail {
+	return Detail{Code: CodeNeedsOrderSlot, Message: e.Message}
+}
+
+// ReplacesRefusedError means the CA refused the renewal's ARI "replaces"
+// (RFC 9773: already replaced, unknown certificate): the order must be
+// placed without it, which makes it a new order under the budget.
+type ReplacesRefusedError struct {
+	Message string
+	Err     error
+}
+
+func (e *ReplacesRefusedError) Error() string { return "replaces refused: " + e.Message }
+func (e *ReplacesRefusedError) Unwrap() error { return e.Err }
+
+// Detail implements Failure.
+func (e *ReplacesRefusedError) Detail() Detail {
+	return Detail{Code: CodeReplacesRefused, Message: e.Message}
+}
+
 // Failure is implemented by every failure type of this package.
 type Failure interface {
 	error
@@ -189,6 +282,9 @@ var (
 	_ Failure = (*CAAForbiddenError)(nil)
 	_ Failure = (*InvalidInputError)(nil)
 	_ Failure = (*DomainRetiredError)(nil)
+	_ Failure = (*SupersededError)(nil)
+	_ Failure = (*NeedsOrderSlotError)(nil)
+	_ Failure = (*ReplacesRefusedError)(nil)
 )
 
 // Find returns the first Failure in err's chain.

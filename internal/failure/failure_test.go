@@ -1,6 +1,7 @@
 package failure
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,12 @@ func TestForLambda(t *testing.T) {
 		{"challenge", &ChallengeFailedError{Message: "connection refused"}, "ChallengeFailedError", Detail{Code: CodeChallengeFailed, Message: "connection refused"}},
 		{"rejected", &DomainRejectedError{Message: "blocked"}, "DomainRejectedError", Detail{Code: CodeDomainRejected, Message: "blocked"}},
 		{"transient", &TransientError{Message: "badNonce"}, "TransientError", Detail{Code: CodeTransient, Message: "badNonce"}},
+		{"CA unreachable", &TransientError{Code: CodeCAUnreachable, Message: "connection refused"}, "TransientError", Detail{Code: CodeCAUnreachable, Message: "connection refused"}},
+		{"AWS SDK error", fmt.Errorf("store: %w", &fakeOperationError{service: "DynamoDB", operation: "UpdateItem"}), "TransientError", Detail{Code: CodeDependencyError, Message: "DynamoDB UpdateItem failed"}},
+		{"deadline", fmt.Errorf("seal: %w", context.DeadlineExceeded), "TransientError", Detail{Code: CodeStepTimeout, Message: "the step ran out of time"}},
+		{"superseded", &SupersededError{Message: "issue-x"}, "SupersededError", Detail{Code: CodeSuperseded, Message: "issue-x"}},
+		{"needs a slot", &NeedsOrderSlotError{Message: "spent"}, "NeedsOrderSlotError", Detail{Code: CodeNeedsOrderSlot, Message: "spent"}},
+		{"replaces refused", &ReplacesRefusedError{Message: "alreadyReplaced"}, "ReplacesRefusedError", Detail{Code: CodeReplacesRefused, Message: "alreadyReplaced"}},
 		{"not pointed", &DomainNotPointedError{Message: "resolves to 127.0.0.2"}, "DomainNotPointedError", Detail{Code: CodeDomainNotPointed, Message: "resolves to 127.0.0.2"}},
 		{"caa", &CAAForbiddenError{Message: "issue ca.example"}, "CAAForbiddenError", Detail{Code: CodeCAAForbidden, Message: "issue ca.example"}},
 		{"invalid", &InvalidInputError{Message: "bad name"}, "InvalidInputError", Detail{Code: CodeInvalidInput, Message: "bad name"}},
@@ -54,6 +61,24 @@ func TestForLambda(t *testing.T) {
 	}
 }
 
+// fakeOperationError has the methods of an AWS SDK operation error.
+type fakeOperationError struct{ service, operation string }
+
+func (e *fakeOperationError) Error() string     { return "operation error " + e.service + ": " + e.operation + ": secret" }
+func (e *fakeOperationError) Service() string   { return e.service }
+func (e *fakeOperationError) Operation() string { return e.operation }
+
+func TestCountsAgainstDomain(t *testing.T) {
+	for code, want := range map[string]bool{
+		CodeDomainNotPointed: true, CodeChallengeFailed: true, CodeCAAForbidden: true, CodeDomainRejected: true, CodeAccountPaused: true,
+		CodeCAUnreachable: false, CodeCAError: false, CodeDependencyError: false, CodeStepTimeout: false, CodeInternal: false, CodeRateLimited: false,
+	} {
+		if got := CountsAgainstDomain(code); got != want {
+			t.Errorf("CountsAgainstDomain(%q) = %v, want %v", code, got, want)
+		}
+	}
+}
+
 func TestParseCause(t *testing.T) {
 	detail := `{"code":"rate_limited","message":"slow down","retryAfterSeconds":120}`
 	payload, _ := json.Marshal(map[string]string{"errorType": "RateLimitedError", "errorMessage": detail})
@@ -67,7 +92,8 @@ func TestParseCause(t *testing.T) {
 		{"AWS: cause is a JSON string", "RateLimitedError", string(asString), Detail{Code: CodeRateLimited, Message: "slow down", RetryAfterSeconds: 120}},
 		{"local engine: cause is an object", "RateLimitedError", string(payload), Detail{Code: CodeRateLimited, Message: "slow down", RetryAfterSeconds: 120}},
 		{"plain errorMessage", "ChallengeFailedError", `{"errorType":"ChallengeFailedError","errorMessage":"oops"}`, Detail{Code: CodeChallengeFailed, Message: "oops"}},
-		{"lambda timeout", "States.Timeout", `"Task timed out"`, Detail{Code: CodeInternal, Message: "Task timed out"}},
+		{"lambda timeout", "States.Timeout", `"Task timed out"`, Detail{Code: CodeStepTimeout, Message: "Task timed out"}},
+		{"lambda service", "Lambda.ServiceException", `"Rate exceeded"`, Detail{Code: CodeDependencyError, Message: "Rate exceeded"}},
 		{"empty", "States.Runtime", ``, Detail{Code: CodeInternal, Message: "execution step failed with States.Runtime"}},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package failure
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,9 +26,11 @@ func TypeName(f Failure) string {
 
 // ForLambda converts the error a handler is about to return into the
 // invocation error the state machine matches on: the errorType is the Go type
-// name of the Failure found in err's chain (InternalError if none) and the
-// errorMessage is its Detail as JSON. Wrapping with context therefore never
-// hides a failure class from the state machine. ForLambda(nil) is nil.
+// name of the Failure found in err's chain and the errorMessage is its
+// Detail as JSON. Wrapping with context therefore never hides a failure
+// class from the state machine. An error with no Failure in its chain is
+// classified by Classify; only what is left is InternalError, with a
+// message that leaks nothing. ForLambda(nil) is nil.
 func ForLambda(err error) error {
 	if err == nil {
 		return nil
@@ -36,7 +39,7 @@ func ForLambda(err error) error {
 	if errors.As(err, &ive) {
 		return ive
 	}
-	f, ok := Find(err)
+	f, ok := Find(Classify(err))
 	if !ok {
 		d := Detail{Code: CodeInternal, Message: "internal error"}
 		b, _ := json.Marshal(d)
@@ -86,21 +89,57 @@ func fallbackMessage(errorName, s string, raw []byte) string {
 	return msg
 }
 
-var codesByTypeName = map[string]string{
-	"RateLimitedError":      CodeRateLimited,
-	"AccountPausedError":    CodeAccountPaused,
-	"ChallengeFailedError":  CodeChallengeFailed,
-	"DomainRejectedError":   CodeDomainRejected,
-	"TransientError":        CodeTransient,
-	"DomainNotPointedError": CodeDomainNotPointed,
-	"CAAForbiddenError":     CodeCAAForbidden,
-	"InvalidInputError":     CodeInvalidInput,
-	"DomainRetiredError":    CodeDomainRetired,
+// Classify returns err itself when it holds a Failure, and otherwise
+// classifies what certflow's code hands up unclassified: a call to an AWS
+// service that failed (an SDK operation error) is a dependency error, a
+// context that expired a step timeout. Anything else is returned
+// unchanged.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := Find(err); ok {
+		return err
+	}
+	var op interface {
+		Service() string
+		Operation() string
+	}
+	switch {
+	case errors.As(err, &op):
+		return &TransientError{Code: CodeDependencyError, Message: fmt.Sprintf("%s %s failed", op.Service(), op.Operation()), Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &TransientError{Code: CodeStepTimeout, Message: "the step ran out of time", Err: err}
+	}
+	return err
 }
 
+var codesByTypeName = map[string]string{
+	"RateLimitedError":        CodeRateLimited,
+	"AccountPausedError":      CodeAccountPaused,
+	"ChallengeFailedError":    CodeChallengeFailed,
+	"DomainRejectedError":     CodeDomainRejected,
+	"TransientError":          CodeTransient,
+	"SupersededError":         CodeSuperseded,
+	"NeedsOrderSlotError":     CodeNeedsOrderSlot,
+	"ReplacesRefusedError":    CodeReplacesRefused,
+	"States.Timeout":          CodeStepTimeout,
+	"States.HeartbeatTimeout": CodeStepTimeout,
+	"DomainNotPointedError":   CodeDomainNotPointed,
+	"CAAForbiddenError":       CodeCAAForbidden,
+	"InvalidInputError":       CodeInvalidInput,
+	"DomainRetiredError":      CodeDomainRetired,
+}
+
+// codeForErrorName is the code of a state error whose Cause holds no
+// Detail: a failure class, a step timeout, the Lambda service failing (a
+// dependency of the state machine), else internal.
 func codeForErrorName(name string) string {
 	if c, ok := codesByTypeName[name]; ok {
 		return c
+	}
+	if strings.HasPrefix(name, "Lambda.") {
+		return CodeDependencyError
 	}
 	return CodeInternal
 }
