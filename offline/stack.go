@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/certflow/certflow/offline/proc"
 	"github.com/certflow/certflow/offline/template"
@@ -290,6 +291,7 @@ func (s *Stack) loadAWS(ctx context.Context) error {
 		config.WithSharedCredentialsFiles([]string{}),
 		config.WithSharedConfigProfile("certflow-offline"),
 		config.WithEC2IMDSClientEnableState(1), // imds.ClientDisabled
+		config.WithLogger(crcQuiet{logging.NewStandardLogger(os.Stderr)}),
 	)
 	if err != nil {
 		return fmt.Errorf("offline aws config: %w", err)
@@ -298,6 +300,18 @@ func (s *Stack) loadAWS(ctx context.Context) error {
 	s.AWS = cfg
 	s.mu.Unlock()
 	return nil
+}
+
+// crcQuiet drops the SDK's warning about a response checksum: DynamoDB
+// Local answers errors (every failed condition) with an X-Amz-Crc32 header
+// of 0, which the SDK would warn about each time. Other messages pass.
+type crcQuiet struct{ next logging.Logger }
+
+func (q crcQuiet) Logf(c logging.Classification, format string, v ...any) {
+	if c == logging.Warn && strings.Contains(fmt.Sprintf(format, v...), "did not match expected checksum") {
+		return
+	}
+	q.next.Logf(c, format, v...)
 }
 
 // httpAnswers succeeds once url answers any HTTP status.

@@ -40,25 +40,39 @@ import (
 
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/domain"
+	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/httpapi"
 	"github.com/certflow/certflow/internal/logging"
+	"github.com/certflow/certflow/internal/notify"
+	"github.com/certflow/certflow/internal/reconcile"
 )
 
 // Requester records that the platform wants a certificate for a domain.
 // Request creates a pending item for a new domain, or a new generation for a
-// quarantined or retired one, and then reports started=true: the caller
-// must start the issuance. For a pending, active or failed domain it changes
-// nothing and reports started=false. It returns the resulting item.
+// quarantined or retired one, naming the execution that owns it, and then
+// reports started=true: the caller must start that execution. For a
+// pending, active or failed domain it changes nothing and reports
+// started=false. A name another live domain holds is an error wrapping
+// certstore.ErrNameTaken, and nothing changed. It returns the resulting
+// item.
 type Requester interface {
 	Request(ctx context.Context, domain string, sans []string, now time.Time) (*certstore.Certificate, bool, error)
 }
 
-// ExecutionRecorder records the ARN of the execution working on a
-// generation of a domain. It returns an error wrapping certstore.ErrStale
-// when the item has moved on to another generation.
-type ExecutionRecorder interface {
-	SetExecution(ctx context.Context, domain string, generation int64, arn string) error
+// Reconciler starts the execution an item names, and makes sure one works
+// on a domain requested again while pending or failed: if its execution is
+// gone or ended without an outcome, the next run is started.
+// *reconcile.Reconciler implements it.
+type Reconciler interface {
+	Start(ctx context.Context, c *certstore.Certificate, by string) error
+	Reconcile(ctx context.Context, c *certstore.Certificate, by string) (reconcile.Outcome, error)
+}
+
+// Publisher tells the platform that a domain was retired.
+// *notify.Publisher implements it.
+type Publisher interface {
+	Publish(ctx context.Context, ev notify.Event) error
 }
 
 // Getter reads the certificate item of a domain; it returns an error
@@ -81,13 +95,6 @@ type Retirer interface {
 	Retire(ctx context.Context, domain string) (*certstore.Certificate, error)
 }
 
-// Starter starts a Step Functions execution of the issuance state machine
-// under a deterministic name; alreadyStarted reports that an execution of
-// that name existed, which is success.
-type Starter interface {
-	Start(ctx context.Context, name string, input any) (arn string, alreadyStarted bool, err error)
-}
-
 // Stopper stops executions. *sfn.Client implements it.
 type Stopper interface {
 	StopExecution(ctx context.Context, in *sfn.StopExecutionInput, optFns ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error)
@@ -99,21 +106,22 @@ type Revoker interface {
 }
 
 // Config holds the dependencies of a Handler. One certstore.Store usually
-// serves as Requester, ExecutionRecorder, Getter, Lister and Retirer.
+// serves as Requester, Getter, Lister and Retirer.
 type Config struct {
 	Requester  Requester
-	Executions ExecutionRecorder
+	Reconciler Reconciler
 	Getter     Getter
 	Lister     Lister
 	Retirer    Retirer
-	Starter    Starter
 	Stopper    Stopper
+	// StateMachineARN is the issuance state machine's, from which the ARN
+	// of an execution to stop is derived.
+	StateMachineARN string
+	// Publisher, when set, publishes Domain Retired.
+	Publisher Publisher
 	// Revoker is optional; without it DELETE ?revoke=true answers 501
 	// before anything is changed.
 	Revoker Revoker
-	// IssueName names the issuance execution of a generation of a domain;
-	// nil means flow.IssueName.
-	IssueName func(domain string, generation int64) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Names decides which domain names requests may use; the zero value
@@ -133,8 +141,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Requester == nil {
 		missing = append(missing, "Requester")
 	}
-	if cfg.Executions == nil {
-		missing = append(missing, "Executions")
+	if cfg.Reconciler == nil {
+		missing = append(missing, "Reconciler")
 	}
 	if cfg.Getter == nil {
 		missing = append(missing, "Getter")
@@ -145,9 +153,6 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Retirer == nil {
 		missing = append(missing, "Retirer")
 	}
-	if cfg.Starter == nil {
-		missing = append(missing, "Starter")
-	}
 	if cfg.Stopper == nil {
 		missing = append(missing, "Stopper")
 	}
@@ -157,9 +162,6 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{cfg: cfg, now: cfg.Now}
 	if h.now == nil {
 		h.now = time.Now
-	}
-	if h.cfg.IssueName == nil {
-		h.cfg.IssueName = flow.IssueName
 	}
 	return h, nil
 }
@@ -261,28 +263,34 @@ func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	}
 
 	c, started, err := h.cfg.Requester.Request(ctx, primary, sans, h.now())
+	if errors.Is(err, certstore.ErrNameTaken) {
+		return errorResponse(&Error{Status: http.StatusConflict, Code: CodeSANConflict, Message: sanConflictMessage(err)})
+	}
 	if err != nil {
 		return h.internal(ctx, req, primary, fmt.Errorf("request certificate: %w", err))
 	}
 	status := http.StatusOK
-	// A pending item without an execution is one whose start failed after
-	// the item was written: the deterministic execution name makes starting
-	// it again safe, so a retried POST repairs it.
-	if started || (c.Status == certstore.StatusPending && c.Execution == "") {
-		name := h.cfg.IssueName(c.Domain, c.Generation)
-		arn, already, err := h.cfg.Starter.Start(ctx, name, flow.Input{Domain: c.Domain, SANs: nonNil(c.SANs), Reason: flow.ReasonRequest, Execution: name})
+	switch {
+	case started:
+		if err := h.cfg.Reconciler.Start(ctx, c, flow.ReasonRequest); err != nil {
+			// The item names the execution; a retried POST, or the
+			// sweeper once the domain is due, starts it.
+			return h.internal(ctx, req, primary, err)
+		}
+		status = http.StatusAccepted
+	case c.Status == certstore.StatusPending || c.Status == certstore.StatusFailed:
+		// Requested again while issuance is under way: make sure an
+		// execution still works on it (its engine may have lost it, or
+		// it ended without an outcome).
+		out, err := h.cfg.Reconciler.Reconcile(ctx, c, flow.ReasonRequest)
 		if err != nil {
-			return h.internal(ctx, req, primary, fmt.Errorf("start execution %q: %w", name, err))
+			return h.internal(ctx, req, primary, err)
 		}
-		if c.Execution != arn {
-			err := h.cfg.Executions.SetExecution(ctx, c.Domain, c.Generation, arn)
-			if err != nil && !errors.Is(err, certstore.ErrStale) {
-				return h.internal(ctx, req, primary, fmt.Errorf("record execution %q: %w", arn, err))
-			}
-			c.Execution = arn
-		}
-		if started || !already {
+		if out == reconcile.Started || out == reconcile.Restarted {
 			status = http.StatusAccepted
+			if fresh, err := h.cfg.Getter.Get(ctx, c.Domain); err == nil {
+				c = fresh
+			}
 		}
 	}
 	resp := jsonResponse(status, newDocument(c))
@@ -386,16 +394,14 @@ func (h *Handler) retire(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	}
 	// Stopping is best effort: the store refuses every write of a retired
 	// item, so an execution that keeps running cannot bring the domain
-	// back; it only fails at its next write.
+	// back; it ends at its next write.
 	if prev.Execution != "" {
-		_, err := h.cfg.Stopper.StopExecution(ctx, &sfn.StopExecutionInput{
-			ExecutionArn: aws.String(prev.Execution),
-			Error:        aws.String("certflow.Retired"),
-			Cause:        aws.String("the platform retired the domain"),
-		})
-		var gone *sfntypes.ExecutionDoesNotExist
-		if err != nil && !errors.As(err, &gone) {
-			logging.From(ctx).WarnContext(ctx, "stop execution of retired domain", requestAttrs(req, name, fmt.Errorf("stop execution %q: %w", prev.Execution, err))...)
+		h.stop(ctx, req, name, prev.Execution)
+	}
+	if prev.Status != certstore.StatusRetired && h.cfg.Publisher != nil {
+		ev := notify.Event{Type: notify.TypeRetired, Domain: name, Serial: prev.Serial, Version: prev.Version + 1}
+		if err := h.cfg.Publisher.Publish(ctx, ev); err != nil {
+			logging.From(ctx).ErrorContext(ctx, "publish Domain Retired", requestAttrs(req, name, err)...)
 		}
 	}
 	if revoke && prev.CertPEM != "" {
@@ -410,6 +416,32 @@ func (h *Handler) retire(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	retired.Execution = ""
 	retired.UpdatedAt = h.now()
 	return jsonResponse(http.StatusOK, newDocument(&retired))
+}
+
+// stop stops the execution called execName, logging (once) a failure other
+// than the execution being gone.
+func (h *Handler) stop(ctx context.Context, req events.APIGatewayV2HTTPRequest, name, execName string) {
+	arn, err := execution.ExecutionARN(h.cfg.StateMachineARN, execName)
+	if err == nil {
+		_, err = h.cfg.Stopper.StopExecution(ctx, &sfn.StopExecutionInput{
+			ExecutionArn: aws.String(arn),
+			Error:        aws.String("certflow.Retired"),
+			Cause:        aws.String("the platform retired the domain"),
+		})
+	}
+	var gone *sfntypes.ExecutionDoesNotExist
+	if err != nil && !errors.As(err, &gone) {
+		logging.From(ctx).WarnContext(ctx, "stop execution of retired domain", requestAttrs(req, name, fmt.Errorf("stop execution %q: %w", execName, err))...)
+	}
+}
+
+// sanConflictMessage says which name is taken, never by whom.
+func sanConflictMessage(err error) string {
+	var taken *certstore.NameTakenError
+	if errors.As(err, &taken) {
+		return fmt.Sprintf("%s: nothing was changed", taken.Error())
+	}
+	return "a name of the request is held by another domain: nothing was changed"
 }
 
 // pathDomain URL-decodes and normalises the {domain} path segment.

@@ -18,34 +18,50 @@ import (
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/logging"
+	"github.com/certflow/certflow/internal/notify"
+	"github.com/certflow/certflow/internal/reconcile"
 )
 
 var now = time.Date(2026, 11, 21, 16, 5, 12, 0, time.UTC)
 
+const stateMachineARN = "arn:aws:states:us-east-1:123456789012:stateMachine:certflow-issuance"
+
 type env struct {
-	store   *fakeStore
-	starter *fakeStarter
-	stopper *fakeStopper
-	revoker *fakeRevoker
-	logs    *bytes.Buffer
-	h       *api.Handler
+	store      *fakeStore
+	starter    *fakeStarter
+	executions *fakeExecutions
+	stopper    *fakeStopper
+	revoker    *fakeRevoker
+	publisher  *fakePublisher
+	logs       *bytes.Buffer
+	h          *api.Handler
+}
+
+// config is the Handler's configuration over e's fakes and the real
+// reconciler.
+func (e *env) config() api.Config {
+	return api.Config{
+		Requester: e.store, Getter: e.store, Lister: e.store, Retirer: e.store,
+		Reconciler: &reconcile.Reconciler{Store: e.store, Starter: e.starter, Executions: e.executions,
+			StateMachineARN: stateMachineARN, Now: func() time.Time { return now }},
+		Stopper: e.stopper, StateMachineARN: stateMachineARN, Publisher: e.publisher, Revoker: e.revoker,
+		Now:   func() time.Time { return now },
+		Names: domain.Policy{AllowTestingTLDs: true},
+	}
 }
 
 func newEnv(t *testing.T, certs ...*certstore.Certificate) *env {
 	t.Helper()
 	e := &env{
-		store:   newFakeStore(t, certs...),
-		starter: &fakeStarter{t: t},
-		stopper: &fakeStopper{t: t},
-		revoker: &fakeRevoker{t: t},
-		logs:    &bytes.Buffer{},
+		store:     newFakeStore(t, certs...),
+		starter:   &fakeStarter{t: t},
+		stopper:   &fakeStopper{t: t},
+		revoker:   &fakeRevoker{t: t},
+		publisher: &fakePublisher{},
+		logs:      &bytes.Buffer{},
 	}
-	h, err := api.New(api.Config{
-		Requester: e.store, Executions: e.store, Getter: e.store, Lister: e.store, Retirer: e.store,
-		Starter: e.starter, Stopper: e.stopper, Revoker: e.revoker,
-		Now:   func() time.Time { return now },
-		Names: domain.Policy{AllowTestingTLDs: true},
-	})
+	e.executions = &fakeExecutions{starter: e.starter}
+	h, err := api.New(e.config())
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
@@ -81,7 +97,6 @@ func activeCert(name string) *certstore.Certificate {
 		Key:       certstore.SealedKey{Wrapped: []byte("wrapped"), Ciphertext: []byte("ciphertext")},
 		NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(89 * 24 * time.Hour),
 		Serial: "03a1f5c2e4b6d8f0", Issuer: "CN=Pebble Intermediate CA", RenewAt: now.Add(59 * 24 * time.Hour),
-		Execution:   "arn:aws:states:us-east-1:123456789012:execution:certflow-issuance:renew-0123",
 		RequestedAt: now.Add(-48 * time.Hour), UpdatedAt: now.Add(-24 * time.Hour),
 	}
 }
@@ -122,19 +137,20 @@ func TestPostFixture(t *testing.T) {
 	if got, want := resp.Headers["location"], "/certificates/blog.customer.example"; got != want {
 		t.Errorf("location = %q, want %q", got, want)
 	}
-	name := flow.IssueName("blog.customer.example", 1)
+	name := flow.IssueName("blog.customer.example", 1, 1)
 	input, ok := e.starter.started[name]
 	if !ok {
 		t.Fatalf("started %v, want %s", e.starter.started, name)
 	}
-	if want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"reason":"request","execution":"` + name + `"}`; string(input) != want {
+	if want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"reason":"request","generation":1,"execution":"` + name + `"}`; string(input) != want {
 		t.Errorf("execution input = %s, want %s", input, want)
 	}
-	if got := e.store.items["blog.customer.example"].Execution; !strings.HasSuffix(got, ":"+name) {
-		t.Errorf("recorded execution = %q, want the ARN of %s", got, name)
+	if got := e.store.items["blog.customer.example"].Execution; got != name {
+		t.Errorf("owning execution = %q, want %s", got, name)
 	}
 
-	// A repeated request for a pending domain starts nothing.
+	// A repeated request for a pending domain whose execution runs starts
+	// nothing.
 	resp = e.do(t, loadEvent(t, "api-post.json"))
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("repeated POST status = %d, want 200", resp.StatusCode)
@@ -145,22 +161,30 @@ func TestPostFixture(t *testing.T) {
 }
 
 func TestPostStates(t *testing.T) {
-	quarantined := activeCert("blog.customer.example")
+	const d = "blog.customer.example"
+	quarantined := activeCert(d)
 	quarantined.Status, quarantined.Generation, quarantined.QuarantineReason = certstore.StatusQuarantined, 4, "domain_rejected"
-	failed := activeCert("blog.customer.example")
-	failed.Status, failed.FailureCount, failed.LastErrorCode, failed.LastErrorMessage = certstore.StatusFailed, 2, "challenge_failed", "connection refused"
-	orphan := &certstore.Certificate{Domain: "blog.customer.example", Status: certstore.StatusPending, Generation: 2}
+	failed := func(run int64) *certstore.Certificate {
+		c := activeCert(d)
+		c.Status, c.FailureCount, c.LastErrorCode, c.LastErrorMessage = certstore.StatusFailed, 2, "challenge_failed", "connection refused"
+		c.Run, c.Execution = run, flow.IssueName(d, c.Generation, run)
+		return c
+	}
+	lost := &certstore.Certificate{Domain: d, Status: certstore.StatusPending, Generation: 2, Run: 1, Execution: flow.IssueName(d, 2, 1)}
 	for _, tc := range []struct {
 		name      string
 		cert      *certstore.Certificate
+		running   bool                     // the owning execution runs
+		ended     sfntypes.ExecutionStatus // it ended so
 		status    int
 		startedAs string // execution name started, "" for none
 	}{
-		{"new", nil, http.StatusAccepted, flow.IssueName("blog.customer.example", 1)},
-		{"active", activeCert("blog.customer.example"), http.StatusOK, ""},
-		{"failed", failed, http.StatusOK, ""},
-		{"quarantined starts a new generation", quarantined, http.StatusAccepted, flow.IssueName("blog.customer.example", 5)},
-		{"pending without execution is repaired", orphan, http.StatusAccepted, flow.IssueName("blog.customer.example", 2)},
+		{"new", nil, false, "", http.StatusAccepted, flow.IssueName(d, 1, 1)},
+		{"active", activeCert(d), false, "", http.StatusOK, ""},
+		{"failed, its execution waiting to retry", failed(1), true, "", http.StatusOK, ""},
+		{"failed, its execution ended without an outcome", failed(2), false, sfntypes.ExecutionStatusSucceeded, http.StatusAccepted, flow.IssueName(d, 1, 3)},
+		{"quarantined starts a new generation", quarantined, false, "", http.StatusAccepted, flow.IssueName(d, 5, 1)},
+		{"pending whose start was lost is started", lost, false, "", http.StatusAccepted, flow.IssueName(d, 2, 2)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var certs []*certstore.Certificate
@@ -168,15 +192,25 @@ func TestPostStates(t *testing.T) {
 				certs = append(certs, tc.cert)
 			}
 			e := newEnv(t, certs...)
+			if tc.running {
+				e.starter.started = map[string]json.RawMessage{tc.cert.Execution: nil}
+			}
+			if tc.ended != "" {
+				e.executions.ended = map[string]sfntypes.ExecutionStatus{tc.cert.Execution: tc.ended}
+			}
+			before := len(e.starter.started)
 			resp := e.do(t, loadEvent(t, "api-post.json"))
 			if resp.StatusCode != tc.status {
 				t.Errorf("status = %d (%s), want %d", resp.StatusCode, resp.Body, tc.status)
 			}
-			if tc.startedAs == "" && len(e.starter.started) != 0 {
+			if tc.startedAs == "" && len(e.starter.started) != before {
 				t.Errorf("started %v, want nothing", e.starter.started)
 			}
 			if _, ok := e.starter.started[tc.startedAs]; tc.startedAs != "" && !ok {
 				t.Errorf("started %v, want %s", e.starter.started, tc.startedAs)
+			}
+			if tc.startedAs != "" && e.store.items[d].Execution != tc.startedAs {
+				t.Errorf("owning execution = %q, want %q", e.store.items[d].Execution, tc.startedAs)
 			}
 		})
 	}
@@ -196,11 +230,14 @@ func TestPostStartFailureIsInternal(t *testing.T) {
 		t.Errorf("logs = %q, want the cause logged once", e.logs.String())
 	}
 
-	// The retried request repairs the pending item.
+	// The retried request starts the next run: the first never existed.
 	e.starter.err = nil
 	resp = e.do(t, loadEvent(t, "api-post.json"))
 	if resp.StatusCode != http.StatusAccepted || len(e.starter.started) != 1 {
 		t.Errorf("retry: status = %d, started %d; want 202 and one execution", resp.StatusCode, len(e.starter.started))
+	}
+	if _, ok := e.starter.started[flow.IssueName("blog.customer.example", 1, 2)]; !ok {
+		t.Errorf("retry started %v, want run 2", e.starter.started)
 	}
 }
 
@@ -292,7 +329,10 @@ func TestListFixture(t *testing.T) {
 }
 
 func TestDeleteFixture(t *testing.T) {
-	e := newEnv(t, activeCert("blog.customer.example"))
+	renewing := activeCert("blog.customer.example")
+	renewing.Run, renewing.Execution = 1, flow.RenewName("blog.customer.example", renewing.Serial, 1)
+	owner, serial := renewing.Execution, renewing.Serial
+	e := newEnv(t, renewing)
 	resp := e.do(t, loadEvent(t, "api-delete.json")) // revoke=true
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE status = %d (%s), want 200", resp.StatusCode, resp.Body)
@@ -301,8 +341,11 @@ func TestDeleteFixture(t *testing.T) {
 	if d.Status != "retired" || d.Serial != "03a1f5c2e4b6d8f0" || d.UpdatedAt != "2026-11-21T16:05:12Z" {
 		t.Errorf("DELETE document = %s, want the retired item", resp.Body)
 	}
-	if len(e.stopper.stopped) != 1 || e.stopper.stopped[0] != activeCert("x").Execution {
-		t.Errorf("stopped %v, want the recorded execution", e.stopper.stopped)
+	if want := "arn:aws:states:us-east-1:123456789012:execution:certflow-issuance:" + owner; len(e.stopper.stopped) != 1 || e.stopper.stopped[0] != want {
+		t.Errorf("stopped %v, want [%s], the owning execution", e.stopper.stopped, want)
+	}
+	if len(e.publisher.events) != 1 || e.publisher.events[0].Type != notify.TypeRetired || e.publisher.events[0].Serial != serial {
+		t.Errorf("published %+v, want Domain Retired", e.publisher.events)
 	}
 	if len(e.revoker.revoked) != 1 || e.revoker.revoked[0] != activeCert("x").CertPEM {
 		t.Errorf("revoked %v, want the certificate", e.revoker.revoked)
@@ -334,14 +377,16 @@ func TestDeleteOutcomes(t *testing.T) {
 		{"revoke without revoker", "revoke=true", true, nil, nil, http.StatusNotImplemented, api.CodeRevokeUnavailable, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, activeCert("blog.customer.example"))
+			renewing := activeCert("blog.customer.example")
+			renewing.Run, renewing.Execution = 1, flow.RenewName("blog.customer.example", renewing.Serial, 1)
+			e := newEnv(t, renewing)
 			e.stopper.err, e.revoker.err = tc.stopErr, tc.revokeErr
 			h := e.h
 			if tc.noRevoker {
 				var err error
-				h, err = api.New(api.Config{Requester: e.store, Executions: e.store, Getter: e.store, Lister: e.store,
-					Retirer: e.store, Starter: e.starter, Stopper: e.stopper,
-					Names: domain.Policy{AllowTestingTLDs: true}})
+				cfg := e.config()
+				cfg.Revoker = nil
+				h, err = api.New(cfg)
 				if err != nil {
 					t.Fatal(err)
 				}

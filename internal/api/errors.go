@@ -29,6 +29,7 @@ const (
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeRevokeUnavailable    = "revoke_unavailable"     // 501: no Revoker configured
 	CodeRevokeFailed         = "revoke_failed"          // 502: retired, but the CA did not revoke
+	CodeSANConflict          = "san_conflict"           // 409: a name is another live domain's primary name or SAN
 	CodeInternal             = "internal"               // 500
 )
 

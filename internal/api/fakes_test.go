@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +14,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/notify"
 
 	"github.com/certflow/certflow/internal/fixtures"
 )
@@ -49,7 +53,7 @@ func (s *fakeStore) Request(_ context.Context, domain string, sans []string, now
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.items[domain]
-	if ok && c.Status != certstore.StatusQuarantined && c.Status != certstore.StatusRetired {
+	if ok && c.Status.Working() {
 		cp := *c
 		return &cp, false, nil
 	}
@@ -58,25 +62,50 @@ func (s *fakeStore) Request(_ context.Context, domain string, sans []string, now
 		c = &certstore.Certificate{Domain: domain}
 		s.items[domain] = c
 	}
-	c.SANs, c.Status, c.RequestedAt, c.UpdatedAt, c.Execution = sans, certstore.StatusPending, now, now, ""
+	c.SANs, c.Status, c.RequestedAt, c.UpdatedAt = sans, certstore.StatusPending, now, now
 	c.Generation++
 	c.Version++
+	c.Run = 1
+	c.Execution = flow.IssueName(domain, c.Generation, c.Run)
 	cp := *c
 	return &cp, true, nil
 }
 
-func (s *fakeStore) SetExecution(_ context.Context, domain string, generation int64, arn string) error {
+// Claim makes the next run the owner, as certstore does, if the item is
+// still as cur shows it.
+func (s *fakeStore) Claim(_ context.Context, cur *certstore.Certificate, now time.Time) (*certstore.Certificate, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.write(fmt.Sprintf("SetExecution %s %d", domain, generation))
+	c, ok := s.items[cur.Domain]
+	if !ok {
+		return nil, certstore.ErrNotFound
+	}
+	if c.Status != cur.Status || c.Run != cur.Run || c.Execution != cur.Execution {
+		return nil, certstore.ErrStale
+	}
+	s.write("Claim " + cur.Domain)
+	c.Run++
+	c.Execution = flow.IssueName(c.Domain, c.Generation, c.Run)
+	if c.Status == certstore.StatusActive {
+		c.Execution = flow.RenewName(c.Domain, c.Serial, c.Run)
+	}
+	c.UpdatedAt = now
+	cp := *c
+	return &cp, nil
+}
+
+// Await records that the owning execution was given more time.
+func (s *fakeStore) Await(_ context.Context, domain, execution string, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, ok := s.items[domain]
 	if !ok {
 		return certstore.ErrNotFound
 	}
-	if c.Generation != generation {
-		return fmt.Errorf("set execution: %w", certstore.ErrStale)
+	if c.Execution != execution {
+		return certstore.ErrSuperseded
 	}
-	c.Execution = arn
+	s.write("Await " + domain)
 	return nil
 }
 
@@ -135,7 +164,7 @@ func (s *fakeStore) Retire(_ context.Context, domain string) (*certstore.Certifi
 	s.write("Retire " + domain)
 	prev := *c
 	c.Status = certstore.StatusRetired
-	c.Execution = ""
+	c.Execution, c.Run = "", 0
 	c.Key = certstore.SealedKey{}
 	return &prev, nil
 }
@@ -192,6 +221,41 @@ func (f *fakeStopper) StopExecution(_ context.Context, in *sfn.StopExecutionInpu
 	}
 	f.stopped = append(f.stopped, aws.ToString(in.ExecutionArn))
 	return &sfn.StopExecutionOutput{}, f.err
+}
+
+// fakeExecutions answers DescribeExecution from the executions the starter
+// started (RUNNING) and the statuses set in ended.
+type fakeExecutions struct {
+	starter *fakeStarter
+	ended   map[string]sfntypes.ExecutionStatus // by name
+}
+
+func (f *fakeExecutions) DescribeExecution(_ context.Context, in *sfn.DescribeExecutionInput, _ ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
+	arn := aws.ToString(in.ExecutionArn)
+	name := arn[strings.LastIndex(arn, ":")+1:]
+	if st, ok := f.ended[name]; ok {
+		return &sfn.DescribeExecutionOutput{Status: st}, nil
+	}
+	f.starter.mu.Lock()
+	_, ok := f.starter.started[name]
+	f.starter.mu.Unlock()
+	if !ok {
+		return nil, &sfntypes.ExecutionDoesNotExist{Message: aws.String("Execution Does Not Exist: " + arn)}
+	}
+	return &sfn.DescribeExecutionOutput{Status: sfntypes.ExecutionStatusRunning}, nil
+}
+
+// fakePublisher records published events.
+type fakePublisher struct {
+	mu     sync.Mutex
+	events []notify.Event
+}
+
+func (f *fakePublisher) Publish(_ context.Context, ev notify.Event) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, ev)
+	return nil
 }
 
 // fakeRevoker records revoked certificates.

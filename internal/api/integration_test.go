@@ -16,6 +16,7 @@ import (
 	"github.com/certflow/certflow/internal/api"
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/domain"
+	"github.com/certflow/certflow/internal/reconcile"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/offlinetest"
 )
@@ -34,8 +35,9 @@ func TestBadInputLeavesDynamoDBUnchanged(t *testing.T) {
 	stopper := &fakeStopper{t: t}
 	revoker := &fakeRevoker{t: t}
 	h, err := api.New(api.Config{
-		Requester: store, Executions: store, Getter: store, Lister: store, Retirer: store,
-		Starter: starter, Stopper: stopper, Revoker: revoker,
+		Requester: store, Getter: store, Lister: store, Retirer: store,
+		Reconciler: &reconcile.Reconciler{Store: store, Starter: starter, Executions: &fakeExecutions{starter: starter}, StateMachineARN: stateMachineARN},
+		Stopper:    stopper, StateMachineARN: stateMachineARN, Revoker: revoker,
 		Names: domain.Policy{AllowTestingTLDs: true},
 	})
 	if err != nil {

@@ -23,8 +23,85 @@ func aliasItem(san, primary string) map[string]types.AttributeValue {
 	return item
 }
 
+// maxBatchGet is DynamoDB's limit of keys in one BatchGetItem.
+const maxBatchGet = 100
+
+// claimAliases makes every name of sans an alias of primary, unless one is
+// held by another live domain (its alias, or its own certificate item that
+// is not retired): then nothing is claimed and the error wraps
+// ErrNameTaken and names the name. It returns the aliases it created (the
+// ones primary did not hold yet), for releaseAliases to undo.
+func (s *Store) claimAliases(ctx context.Context, primary string, sans []string) ([]string, error) {
+	var keys []map[string]types.AttributeValue
+	for _, san := range sans {
+		keys = append(keys, table.DomainKey(san, table.SKAlias), table.DomainKey(san, table.SKCert))
+	}
+	items := map[string]map[string]types.AttributeValue{}
+	for chunk := range slices.Chunk(keys, maxBatchGet) {
+		got, err := s.batchGet(ctx, chunk)
+		if err != nil {
+			return nil, fmt.Errorf("claim SANs: %w", err)
+		}
+		for k, v := range got {
+			items[k] = v
+		}
+	}
+	var todo []string
+	for _, san := range sans {
+		if item, ok := items[table.DomainPK(san)+"|"+table.SKCert]; ok && statusOf(item) != StatusRetired {
+			return nil, &NameTakenError{Name: san}
+		}
+		alias, ok := items[table.DomainPK(san)+"|"+table.SKAlias]
+		switch owner := table.NewReader(alias).S(table.AttrDomain); {
+		case !ok:
+			todo = append(todo, san)
+		case owner != primary:
+			return nil, &NameTakenError{Name: san}
+		}
+	}
+	var claimed []string
+	// Two actions per name: the alias, and the check that the name is no
+	// live domain's own.
+	for chunk := range slices.Chunk(todo, maxTransactItems/2) {
+		var actions []types.TransactWriteItem
+		for _, san := range chunk {
+			free := table.NewExpr()
+			free.If("attribute_not_exists(%s) OR %s = %s", free.Name(table.AttrPK), free.Name(table.AttrDomain), free.Value(table.S(primary)))
+			notLive := table.NewExpr()
+			notLive.If("attribute_not_exists(%s) OR %s = %s", notLive.Name(table.AttrPK), notLive.Name(table.AttrStatus), notLive.Value(table.S(string(StatusRetired))))
+			actions = append(actions,
+				types.TransactWriteItem{Put: &types.Put{
+					TableName: aws.String(s.table), Item: aliasItem(san, primary),
+					ConditionExpression: free.Condition(), ExpressionAttributeNames: free.Names(), ExpressionAttributeValues: free.Values(),
+				}},
+				types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+					TableName: aws.String(s.table), Key: table.DomainKey(san, table.SKCert),
+					ConditionExpression: notLive.Condition(), ExpressionAttributeNames: notLive.Names(), ExpressionAttributeValues: notLive.Values(),
+				}})
+		}
+		_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: actions})
+		if err != nil {
+			s.releaseAliases(ctx, primary, claimed)
+			var tce *types.TransactionCanceledException
+			if errors.As(err, &tce) {
+				return nil, &NameTakenError{Name: strings.Join(chunk, ", ")}
+			}
+			return nil, fmt.Errorf("claim SANs: %w", err)
+		}
+		claimed = append(claimed, chunk...)
+	}
+	return claimed, nil
+}
+
+// releaseAliases undoes claimAliases: best effort, since a name left
+// claimed by a failed request only blocks until the request is made again
+// or the domain retired.
+func (s *Store) releaseAliases(ctx context.Context, primary string, sans []string) {
+	_ = s.deleteAliases(ctx, primary, sans)
+}
+
 // deleteAliases deletes the alias items of sans that still point at
-// primary; an alias another domain took over is left alone.
+// primary; an alias another domain holds is left alone.
 func (s *Store) deleteAliases(ctx context.Context, primary string, sans []string) error {
 	for _, san := range sans {
 		if san == primary {

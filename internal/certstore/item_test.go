@@ -43,8 +43,8 @@ func TestCertificateItemRoundTrip(t *testing.T) {
 				t.Errorf("pk = %q, want %q", pk, "DOMAIN#"+tt.cert.Domain)
 			}
 			_, hasShard := item[table.AttrShard]
-			if hasShard != (tt.cert.Status == StatusActive) {
-				t.Errorf("shard present = %v, want only while active", hasShard)
+			if !hasShard {
+				t.Error("shard missing: every domain with work left is in the due index")
 			}
 		})
 	}
@@ -99,18 +99,18 @@ func TestShards(t *testing.T) {
 
 func TestSaveIssuedInput(t *testing.T) {
 	s := New(nil, "tbl")
-	in := Issued{Domain: "a.example", SANs: []string{"a.example", "www.a.example", "www.a.example"}, CertPEM: "PEM",
+	in := Issued{Domain: "a.example", Execution: "exec-1", SANs: []string{"a.example", "www.a.example", "www.a.example"}, CertPEM: "PEM",
 		Key: SealedKey{Wrapped: []byte{1}, Ciphertext: []byte{2}}, NotBefore: t0, NotAfter: t0.Add(time.Hour), Serial: "0ABC", RenewAt: t0.Add(30 * time.Minute)}
 	input, err := s.saveIssuedInput(in, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(input.TransactItems) != 3 {
-		t.Fatalf("transaction has %d items, want 3 (cert, timer, one alias)", len(input.TransactItems))
+	if len(input.TransactItems) != 4 {
+		t.Fatalf("transaction has %d items, want 4 (cert, timer, order deletion, one alias)", len(input.TransactItems))
 	}
 	u := input.TransactItems[0].Update
 	cond := aws.ToString(u.ConditionExpression)
-	for _, want := range []string{"attribute_exists(#pk)", "#status <> ", "attribute_not_exists(#notBefore) OR #notBefore <= ", "attribute_not_exists(#serial) OR #serial <> "} {
+	for _, want := range []string{"#execution = ", "attribute_not_exists(#notBefore) OR #notBefore <= "} {
 		if !strings.Contains(cond, want) {
 			t.Errorf("condition %q lacks %q", cond, want)
 		}
@@ -137,20 +137,24 @@ func TestSaveIssuedInput(t *testing.T) {
 	if timer[table.AttrSK].(*types.AttributeValueMemberS).Value != table.SKTimer {
 		t.Error("second action is not the timer")
 	}
-	alias := input.TransactItems[2].Put.Item
+	if d := input.TransactItems[2].Delete; d == nil || d.Key[table.AttrSK].(*types.AttributeValueMemberS).Value != table.SKOrder {
+		t.Error("third action does not delete the pending order")
+	}
+	alias := input.TransactItems[3].Put.Item
 	if alias[table.AttrPK].(*types.AttributeValueMemberS).Value != "DOMAIN#www.a.example" || alias[table.AttrDomain].(*types.AttributeValueMemberS).Value != "a.example" {
 		t.Errorf("alias item = %v", alias)
 	}
 }
 
 func TestIssuedValidate(t *testing.T) {
-	ok := Issued{Domain: "a.example", CertPEM: "PEM", Key: SealedKey{Wrapped: []byte{1}, Ciphertext: []byte{2}},
+	ok := Issued{Domain: "a.example", Execution: "exec-1", CertPEM: "PEM", Key: SealedKey{Wrapped: []byte{1}, Ciphertext: []byte{2}},
 		NotBefore: t0, NotAfter: t0, Serial: "01", RenewAt: t0}
 	tests := []struct {
 		name   string
 		mutate func(*Issued)
 	}{
 		{"no domain", func(i *Issued) { i.Domain = "" }},
+		{"no execution", func(i *Issued) { i.Execution = "" }},
 		{"private key in PEM", func(i *Issued) { i.CertPEM += "-----BEGIN EC PRIVATE KEY-----" }},
 		{"no key", func(i *Issued) { i.Key = SealedKey{} }},
 		{"no serial", func(i *Issued) { i.Serial = "" }},
@@ -170,7 +174,7 @@ func TestIssuedValidate(t *testing.T) {
 
 func TestClassifySaveConflict(t *testing.T) {
 	s := New(nil, "tbl")
-	in := Issued{Domain: "a.example", Serial: "0ABC", NotBefore: t0}
+	in := Issued{Domain: "a.example", Execution: "exec-1", Serial: "0ABC", NotBefore: t0}
 	tests := []struct {
 		name string
 		old  map[string]types.AttributeValue
@@ -179,7 +183,8 @@ func TestClassifySaveConflict(t *testing.T) {
 		{"missing", nil, ErrNotFound},
 		{"retired", map[string]types.AttributeValue{table.AttrStatus: table.S("retired"), table.AttrSerial: table.S("0abc")}, ErrRetired},
 		{"same serial", map[string]types.AttributeValue{table.AttrStatus: table.S("active"), table.AttrSerial: table.S("0abc")}, nil},
-		{"newer stored", map[string]types.AttributeValue{table.AttrStatus: table.S("active"), table.AttrSerial: table.S("0def"), table.AttrNotBefore: table.T(t0.Add(time.Hour))}, ErrStale},
+		{"other execution", map[string]types.AttributeValue{table.AttrStatus: table.S("pending"), table.AttrExecution: table.S("exec-2")}, ErrSuperseded},
+		{"newer stored", map[string]types.AttributeValue{table.AttrStatus: table.S("active"), table.AttrExecution: table.S("exec-1"), table.AttrSerial: table.S("0def"), table.AttrNotBefore: table.T(t0.Add(time.Hour))}, ErrStale},
 	}
 	for _, tt := range tests {
 		if err := s.classifySaveConflict(in, tt.old); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
@@ -205,33 +210,6 @@ func TestTransactionFailure(t *testing.T) {
 		gotOld, cond, conflict := transactionFailure(err, 0)
 		if (gotOld != nil) != tt.wantOld || cond != tt.wantCond || conflict != tt.wantConflict {
 			t.Errorf("transactionFailure(%s) = %v, %v, %v, want old %v, %v, %v", tt.name, gotOld, cond, conflict, tt.wantOld, tt.wantCond, tt.wantConflict)
-		}
-	}
-}
-
-func TestRecordFailureInput(t *testing.T) {
-	s := New(nil, "tbl")
-	tests := []struct {
-		from       Status
-		wantStatus bool // sets status failed
-		wantRenew  bool // moves renewAt
-	}{
-		{StatusFailed, true, false},
-		{StatusActive, false, true},
-	}
-	for _, tt := range tests {
-		in := s.recordFailureInput("a.example", tt.from, failureDetail(), t0.Add(time.Hour), t0)
-		update := aws.ToString(in.UpdateExpression)
-		if got := strings.Contains(update, "#status = "); got != tt.wantStatus {
-			t.Errorf("recordFailureInput(%s) sets status = %v, want %v (%s)", tt.from, got, tt.wantStatus, update)
-		}
-		if got := strings.Contains(update, "#renewAt = "); got != tt.wantRenew {
-			t.Errorf("recordFailureInput(%s) moves renewAt = %v, want %v (%s)", tt.from, got, tt.wantRenew, update)
-		}
-		for _, want := range []string{"ADD #failureCount", "if_not_exists(#firstFailureAt", "#unpauseURL = "} {
-			if !strings.Contains(update, want) {
-				t.Errorf("recordFailureInput(%s) update %q lacks %q", tt.from, update, want)
-			}
 		}
 	}
 }

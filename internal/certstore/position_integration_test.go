@@ -10,7 +10,7 @@ import (
 	"github.com/certflow/certflow/internal/table"
 )
 
-// TestARICursor: the sweeper's saved position resumes a ByRenewal walk on
+// TestARICursor: the sweeper's saved position resumes a ByDue walk on
 // DynamoDB Local, even after the certificate at the position moved, and the
 // position items appear in no index.
 func TestARICursor(t *testing.T) {
@@ -25,7 +25,7 @@ func TestARICursor(t *testing.T) {
 		}
 		names = append(names, d)
 		mustRequest(t, s, d)
-		in := issued(d, fmt.Sprintf("5%d", len(names)), t0)
+		in := issued(t, s, d, fmt.Sprintf("5%d", len(names)), t0)
 		in.RenewAt = t0.Add(time.Duration(len(names)) * time.Hour)
 		if err := s.SaveIssued(ctx, in); err != nil {
 			t.Fatal(err)
@@ -36,16 +36,16 @@ func TestARICursor(t *testing.T) {
 	if got, err := s.ARICursor(ctx, shard); got != "" || err != nil {
 		t.Fatalf("ARICursor(never visited) = %q, %v, want \"\"", got, err)
 	}
-	rows, next, err := s.DueForRenewal(ctx, shard, horizon, 2, "")
+	rows, next, err := s.DueBy(ctx, shard, horizon, 2, "")
 	if err != nil || len(rows) != 2 || next == "" {
-		t.Fatalf("DueForRenewal(first page) = %d rows, %q, %v", len(rows), next, err)
+		t.Fatalf("DueBy(first page) = %d rows, %q, %v", len(rows), next, err)
 	}
 	if err := s.SaveARICursor(ctx, shard, next); err != nil {
 		t.Fatalf("SaveARICursor() error = %v", err)
 	}
 	// The certificate the position points at moves meanwhile (ARI).
 	moved := mustGet(t, s, rows[1].Domain)
-	if err := s.MoveTimer(ctx, moved.Domain, moved.Serial, t0.Add(30*time.Minute)); err != nil {
+	if err := s.MoveTimer(ctx, moved.Domain, moved.Serial, moved.ARICertID, t0.Add(30*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -55,9 +55,9 @@ func TestARICursor(t *testing.T) {
 	}
 	var rest []string
 	for cursor := saved; ; {
-		rows, next, err := s.DueForRenewal(ctx, shard, horizon.Add(time.Hour), 2, cursor)
+		rows, next, err := s.DueBy(ctx, shard, horizon.Add(time.Hour), 2, cursor)
 		if err != nil {
-			t.Fatalf("DueForRenewal(resumed) error = %v", err)
+			t.Fatalf("DueBy(resumed) error = %v", err)
 		}
 		for _, r := range rows {
 			rest = append(rest, r.Domain)
@@ -97,8 +97,8 @@ func TestARICursor(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sh := range table.Shards() {
-		if _, _, err := s.DueForRenewal(ctx, sh, t0.Add(1000*time.Hour), 100, ""); err != nil {
-			t.Errorf("DueForRenewal(%s) error = %v", sh, err)
+		if _, _, err := s.DueBy(ctx, sh, t0.Add(1000*time.Hour), 100, ""); err != nil {
+			t.Errorf("DueBy(%s) error = %v", sh, err)
 		}
 	}
 	for _, st := range []Status{StatusActive, StatusPending} {

@@ -1,11 +1,16 @@
 // Package certstore keeps the domains certflow looks after in its DynamoDB
 // tables: the certificate item of each domain (its status, its certificate
-// with the key sealed, the bookkeeping of its issuance), the alias item of
-// each other name it covers, its renewal timer in the timers table, and the
-// sweeper's ARI re-check positions. Files follow the item kinds:
-// certificate.go, renewal.go (the certificate's renewal attributes and the
-// indexes over them), timer.go, alias.go (and delivery lookups),
-// position.go. The layout itself is package table's.
+// with the key sealed, the bookkeeping of its issuance), its pending ACME
+// order, the alias item of each other name it covers, its renewal timer in
+// the timers table, and the sweeper's ARI re-check positions. Files follow
+// the item kinds: certificate*.go, order.go, alias.go (and delivery
+// lookups), timer.go, position.go. The layout itself is package table's.
+//
+// One execution at a time owns a domain (Certificate.Execution): the
+// platform's request or the reconciler names it (a claim), and only its
+// writes are accepted afterwards. Every write of an execution is fenced by
+// its name, so an execution that was superseded (restarted, retired,
+// requested anew) can neither store a certificate nor record a failure.
 package certstore
 
 import (
@@ -52,7 +57,24 @@ var (
 	// ErrBadCursor means a pagination cursor was not issued by this store
 	// for this query.
 	ErrBadCursor = errors.New("certstore: bad cursor")
+	// ErrSuperseded means another execution owns the domain now.
+	ErrSuperseded = errors.New("certstore: execution superseded")
+	// ErrNameTaken means a name is already held by another live domain
+	// (as its primary name or as a SAN); the error is a *NameTakenError
+	// naming it.
+	ErrNameTaken = errors.New("certstore: name held by another domain")
 )
+
+// NameTakenError says which name of a request another live domain holds.
+// It matches ErrNameTaken with errors.Is. It never names the other domain.
+type NameTakenError struct {
+	Name string
+}
+
+func (e *NameTakenError) Error() string { return fmt.Sprintf("%q is held by another domain", e.Name) }
+
+// Is reports whether target is ErrNameTaken.
+func (e *NameTakenError) Is(target error) bool { return target == ErrNameTaken }
 
 // ErrNotFound is returned when an item does not exist.
 var ErrNotFound = errors.New("certstore: not found")
@@ -68,8 +90,12 @@ type Store struct {
 	client DynamoDB
 	table  string
 	timers string
+	grace  time.Duration
 	now    func() time.Time
 }
+
+// DefaultGrace is the grace of a Store unless WithGrace says otherwise.
+const DefaultGrace = time.Hour
 
 // Option configures a Store.
 type Option func(*Store)
@@ -78,6 +104,18 @@ type Option func(*Store)
 // sets itself. The default is time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
+}
+
+// WithGrace sets how long past the time a domain was expected to need
+// attention (its renewal time, the end of a wait) the reconciler leaves it
+// alone: dueAt is that time plus grace. A renewal is left to its TTL timer
+// for grace; an execution that should have acted is checked grace after.
+func WithGrace(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.grace = d
+		}
+	}
 }
 
 // WithTimerTable keeps renewal timers in their own table (template.yaml's
@@ -94,7 +132,7 @@ func WithTimerTable(name string) Option {
 
 // New returns a Store over table.
 func New(client DynamoDB, table string, opts ...Option) *Store {
-	s := &Store{client: client, table: table, timers: table, now: time.Now}
+	s := &Store{client: client, table: table, timers: table, grace: DefaultGrace, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -176,6 +214,46 @@ func statusOf(item map[string]types.AttributeValue) Status {
 	r := table.NewReader(item)
 	return Status(r.S(table.AttrStatus))
 }
+
+// fence adds to e the condition that execution owns domain's item.
+func fence(e *table.Expr, execution string) {
+	e.If("%s = %s", e.Name(table.AttrExecution), e.Value(table.S(execution)))
+}
+
+// fenceFailure says why the fenced write of execution failed, from the
+// item as it was (nil: it did not exist).
+func fenceFailure(old map[string]types.AttributeValue, execution string) error {
+	if old == nil {
+		return ErrNotFound
+	}
+	r := table.NewReader(old)
+	switch st := Status(r.S(table.AttrStatus)); {
+	case st == StatusRetired:
+		return ErrRetired
+	case r.S(table.AttrExecution) != execution:
+		return fmt.Errorf("the domain belongs to execution %q: %w", r.S(table.AttrExecution), ErrSuperseded)
+	case st == StatusQuarantined:
+		return ErrQuarantined
+	}
+	return ErrStale
+}
+
+// fencedUpdate runs the update e of domain's certificate item on condition
+// that execution owns it, and returns the item as it is after.
+func (s *Store) fencedUpdate(ctx context.Context, domain, execution string, e *table.Expr) (*Certificate, error) {
+	fence(e, execution)
+	out, err := s.client.UpdateItem(ctx, s.updateCert(domain, e, types.ReturnValueAllNew))
+	if old, failed := conditionFailed(err); failed {
+		return nil, fenceFailure(old, execution)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return certificateFromItem(out.Attributes)
+}
+
+// due is the dueAt of a domain expected to need attention at t.
+func (s *Store) due(t time.Time) time.Time { return t.Add(s.grace) }
 
 // updateCert is the conditional update of domain's certificate item that e
 // describes; a failed condition returns the item as it was.

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/table"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/offlinetest"
@@ -43,10 +44,12 @@ func newTestStore(t *testing.T) *Store {
 	return New(testDB, testTable, WithTimerTable(testTimers), WithClock(func() time.Time { return t0 }))
 }
 
-// issued returns a certificate for domain issued at notBefore.
-func issued(domain, serial string, notBefore time.Time, sans ...string) Issued {
+// issued returns a certificate for domain issued at notBefore, stored by
+// the execution that owns the domain now.
+func issued(t *testing.T, s *Store, domain, serial string, notBefore time.Time, sans ...string) Issued {
+	t.Helper()
 	return Issued{
-		Domain: domain, SANs: append([]string{domain}, sans...),
+		Domain: domain, Execution: mustGet(t, s, domain).Execution, SANs: append([]string{domain}, sans...),
 		CertPEM:   "-----BEGIN CERTIFICATE-----\n" + serial + "\n-----END CERTIFICATE-----\n",
 		Key:       SealedKey{Wrapped: []byte("wrapped-" + serial), Ciphertext: []byte("sealed-" + serial)},
 		KeyType:   "ec256",
@@ -58,7 +61,7 @@ func issued(domain, serial string, notBefore time.Time, sans ...string) Issued {
 
 func mustRequest(t *testing.T, s *Store, domain string, sans ...string) *Certificate {
 	t.Helper()
-	c, started, err := s.Request(context.Background(), domain, append([]string{domain}, sans...), t0)
+	c, started, err := s.Request(context.Background(), domain, sans, t0)
 	if err != nil || !started {
 		t.Fatalf("Request(%q) = %v, %v, want started", domain, started, err)
 	}
@@ -74,35 +77,37 @@ func mustGet(t *testing.T, s *Store, domain string) *Certificate {
 	return c
 }
 
+// mustIssue stores a certificate for domain by its owning execution.
+func mustIssue(t *testing.T, s *Store, domain, serial string, notBefore time.Time, sans ...string) {
+	t.Helper()
+	if err := s.SaveIssued(context.Background(), issued(t, s, domain, serial, notBefore, sans...)); err != nil {
+		t.Fatalf("SaveIssued(%s %s) error = %v", domain, serial, err)
+	}
+}
+
 func TestRequestLifecycle(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
 	const d = "request.example"
 	c := mustRequest(t, s, d)
-	if c.Status != StatusPending || c.Generation != 1 || c.Version != 1 {
-		t.Errorf("Request(new) = %s gen %d v%d, want pending gen 1 v1", c.Status, c.Generation, c.Version)
+	if c.Status != StatusPending || c.Generation != 1 || c.Version != 1 || c.Run != 1 || c.Execution != flow.IssueName(d, 1, 1) || !c.DueAt.Equal(t0.Add(DefaultGrace)) {
+		t.Errorf("Request(new) = %+v, want pending gen 1 v1, run 1 owned by %s, due %v", c, flow.IssueName(d, 1, 1), t0.Add(DefaultGrace))
 	}
-	if _, started, err := s.Request(ctx, d, []string{d}, t0); err != nil || started {
+	if stored := mustGet(t, s, d); stored.Execution != c.Execution || !stored.DueAt.Equal(c.DueAt) {
+		t.Errorf("stored item = %+v, want what Request returned", stored)
+	}
+	if _, started, err := s.Request(ctx, d, nil, t0); err != nil || started {
 		t.Errorf("Request(pending) started = %v, %v, want false", started, err)
 	}
-	if err := s.SetExecution(ctx, d, 1, "arn:exec:1"); err != nil {
-		t.Fatalf("SetExecution() error = %v", err)
-	}
-	if err := s.SetExecution(ctx, d, 2, "arn:exec:2"); !errors.Is(err, ErrStale) {
-		t.Errorf("SetExecution(wrong generation) error = %v, want ErrStale", err)
-	}
-	if err := s.SetExecution(ctx, "missing.example", 1, "arn"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("SetExecution(missing) error = %v, want ErrNotFound", err)
-	}
-	if err := s.Quarantine(ctx, d, failure.CodeDomainRejected, "no", ""); err != nil {
+	if err := s.Quarantine(ctx, d, c.Execution, failure.CodeDomainRejected, "no", ""); err != nil {
 		t.Fatal(err)
 	}
-	c, started, err := s.Request(ctx, d, []string{d, "www." + d}, t0.Add(time.Hour))
+	c, started, err := s.Request(ctx, d, []string{"www." + d}, t0.Add(time.Hour))
 	if err != nil || !started {
 		t.Fatalf("Request(quarantined) = %v, %v, want started", started, err)
 	}
-	if c.Status != StatusPending || c.Generation != 2 || c.QuarantineReason != "" || c.Execution != "" || len(c.SANs) != 2 {
-		t.Errorf("Request(quarantined) = %+v, want pending generation 2 with failure fields cleared and new sans", c)
+	if c.Status != StatusPending || c.Generation != 2 || c.Run != 1 || c.Execution != flow.IssueName(d, 2, 1) || c.QuarantineReason != "" || len(c.SANs) != 1 {
+		t.Errorf("Request(quarantined) = %+v, want pending generation 2 run 1, failure fields cleared, the new sans", c)
 	}
 }
 
@@ -121,7 +126,7 @@ func TestRequestConcurrent(t *testing.T) {
 	)
 	for range 8 {
 		wg.Go(func() {
-			_, st, err := s.Request(ctx, d, []string{d}, t0)
+			_, st, err := s.Request(ctx, d, []string{"www." + d}, t0)
 			if err != nil {
 				t.Errorf("Request() error = %v", err)
 			}
@@ -141,6 +146,130 @@ func TestRequestConcurrent(t *testing.T) {
 	}
 }
 
+// TestNamesTaken: a SAN or a primary name another live domain holds is
+// refused, and changes nothing; retiring the holder frees it.
+func TestNamesTaken(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	const a, b = "a.taken.example", "b.taken.example"
+	mustRequest(t, s, a, "www.a.taken.example")
+	for _, tc := range []struct {
+		name    string
+		primary string
+		sans    []string
+		taken   string
+	}{
+		{"another's SAN as a SAN", b, []string{"shop.taken.example", "www.a.taken.example"}, "www.a.taken.example"},
+		{"another's SAN as the primary", "www.a.taken.example", nil, "www.a.taken.example"},
+		{"another's primary as a SAN", b, []string{a}, a},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := s.Request(ctx, tc.primary, tc.sans, t0)
+			var taken *NameTakenError
+			if !errors.As(err, &taken) || taken.Name != tc.taken || !errors.Is(err, ErrNameTaken) {
+				t.Fatalf("Request(%s %v) error = %v, want %q taken", tc.primary, tc.sans, err, tc.taken)
+			}
+			if _, err := s.GetConsistent(ctx, tc.primary); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Request(%s) refused but wrote the item (%v)", tc.primary, err)
+			}
+			if c, err := s.GetForDelivery(ctx, "shop.taken.example"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("a refused request left an alias: %v, %v", c, err)
+			}
+		})
+	}
+	// A quarantined domain keeps its names (its certificate is served).
+	c := mustGet(t, s, a)
+	if err := s.Quarantine(ctx, a, c.Execution, failure.CodeDomainNotPointed, "moved", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Request(ctx, b, []string{"www.a.taken.example"}, t0); !errors.Is(err, ErrNameTaken) {
+		t.Errorf("Request(SAN of a quarantined domain) error = %v, want ErrNameTaken", err)
+	}
+	// A retired one frees them.
+	if _, err := s.Retire(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	mustRequest(t, s, b, "www.a.taken.example")
+	if _, _, err := s.Request(ctx, a, []string{"www.a.taken.example"}, t0); !errors.Is(err, ErrNameTaken) {
+		t.Errorf("Request(retired domain asking for a SAN now b's) error = %v, want ErrNameTaken", err)
+	}
+	if c := mustGet(t, s, a); c.Status != StatusRetired {
+		t.Errorf("a refused request changed the retired item to %s", c.Status)
+	}
+}
+
+// TestClaimAndFencing: a claim makes the next run the owner; every write of
+// the superseded execution is refused.
+func TestClaimAndFencing(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	const d = "claim.example"
+	first := mustRequest(t, s, d)
+	second, err := s.Claim(ctx, first, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("Claim() error = %v", err)
+	}
+	if second.Run != 2 || second.Execution != flow.IssueName(d, 1, 2) || second.Waits != 0 || !second.DueAt.Equal(t0.Add(time.Minute+DefaultGrace)) {
+		t.Errorf("Claim() = %+v, want run 2 owned by %s", second, flow.IssueName(d, 1, 2))
+	}
+	if _, err := s.Claim(ctx, first, t0); !errors.Is(err, ErrStale) {
+		t.Errorf("Claim(stale view) error = %v, want ErrStale", err)
+	}
+	detail := failure.Detail{Code: failure.CodeChallengeFailed, Message: "404"}
+	if _, err := s.RecordFailure(ctx, d, first.Execution, detail, t0.Add(time.Hour), t0); !errors.Is(err, ErrSuperseded) {
+		t.Errorf("RecordFailure(superseded execution) error = %v, want ErrSuperseded", err)
+	}
+	if err := s.Await(ctx, d, first.Execution, t0.Add(time.Hour)); !errors.Is(err, ErrSuperseded) {
+		t.Errorf("Await(superseded execution) error = %v, want ErrSuperseded", err)
+	}
+	old := issued(t, s, d, "0a", t0)
+	old.Execution = first.Execution
+	if err := s.SaveIssued(ctx, old); !errors.Is(err, ErrSuperseded) {
+		t.Errorf("SaveIssued(superseded execution) error = %v, want ErrSuperseded", err)
+	}
+	if err := s.PutOrder(ctx, Order{Domain: d, Execution: first.Execution, URL: "https://ca/order/1"}); !errors.Is(err, ErrSuperseded) {
+		t.Errorf("PutOrder(superseded execution) error = %v, want ErrSuperseded", err)
+	}
+
+	// Concurrent claims of one view: one wins.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins int
+	)
+	for range 6 {
+		wg.Go(func() {
+			if _, err := s.Claim(ctx, second, t0); err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			} else if !errors.Is(err, ErrStale) {
+				t.Errorf("Claim() error = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("%d concurrent claims won, want 1", wins)
+	}
+
+	// The owner stores; the domain is then idle: active, owned by no one,
+	// due at its renewal time plus the grace.
+	mustIssue(t, s, d, "0b", t0)
+	c := mustGet(t, s, d)
+	if c.Status != StatusActive || c.Execution != "" || c.Run != 0 || !c.DueAt.Equal(c.RenewAt.Add(DefaultGrace)) {
+		t.Errorf("after SaveIssued: %+v, want active, idle, due at renewAt+grace", c)
+	}
+	renewal, err := s.Claim(ctx, c, t0)
+	if err != nil || renewal.Execution != flow.RenewName(d, "0b", 1) {
+		t.Errorf("Claim(active) = %+v, %v, want owned by %s", renewal, err, flow.RenewName(d, "0b", 1))
+	}
+	// An ARI move of a certificate being renewed is refused.
+	if err := s.MoveTimer(ctx, d, "0b", c.ARICertID, t0.Add(time.Hour)); !errors.Is(err, ErrStale) {
+		t.Errorf("MoveTimer(renewing) error = %v, want ErrStale", err)
+	}
+}
+
 func TestSaveIssuedOrdering(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
@@ -148,10 +277,20 @@ func TestSaveIssuedOrdering(t *testing.T) {
 	t.Run("newer then older", func(t *testing.T) {
 		const d = "stale.example"
 		mustRequest(t, s, d)
-		if err := s.SaveIssued(ctx, issued(d, "0b", t0.Add(time.Hour))); err != nil {
+		newer := issued(t, s, d, "0b", t0.Add(time.Hour))
+		older := issued(t, s, d, "0a", t0)
+		if err := s.SaveIssued(ctx, newer); err != nil {
 			t.Fatalf("SaveIssued(newer) error = %v", err)
 		}
-		if err := s.SaveIssued(ctx, issued(d, "0a", t0)); !errors.Is(err, ErrStale) {
+		if err := s.SaveIssued(ctx, older); !errors.Is(err, ErrSuperseded) {
+			t.Fatalf("SaveIssued(older, after the execution's end) error = %v, want ErrSuperseded", err)
+		}
+		renewal, err := s.Claim(ctx, mustGet(t, s, d), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		older.Execution = renewal.Execution
+		if err := s.SaveIssued(ctx, older); !errors.Is(err, ErrStale) {
 			t.Fatalf("SaveIssued(older) error = %v, want ErrStale", err)
 		}
 		if c := mustGet(t, s, d); c.Serial != "0b" || c.Status != StatusActive {
@@ -166,8 +305,9 @@ func TestSaveIssuedOrdering(t *testing.T) {
 	t.Run("same serial twice", func(t *testing.T) {
 		const d = "idempotent.example"
 		v0 := mustRequest(t, s, d).Version
+		in := issued(t, s, d, "0C", t0)
 		for i := range 2 {
-			if err := s.SaveIssued(ctx, issued(d, "0C", t0)); err != nil {
+			if err := s.SaveIssued(ctx, in); err != nil {
 				t.Fatalf("SaveIssued #%d error = %v", i+1, err)
 			}
 		}
@@ -176,94 +316,85 @@ func TestSaveIssuedOrdering(t *testing.T) {
 		}
 	})
 
-	t.Run("concurrent", func(t *testing.T) {
-		for i := range 6 {
-			d := fmt.Sprintf("race%d.example", i)
-			mustRequest(t, s, d)
-			older, newer := issued(d, "01", t0), issued(d, "02", t0.Add(time.Minute))
-			certs := []Issued{older, newer}
-			if i%2 == 1 {
-				certs = []Issued{newer, older}
-			}
-			var wg sync.WaitGroup
-			for _, c := range certs {
-				wg.Go(func() {
-					if err := s.SaveIssued(ctx, c); err != nil && !errors.Is(err, ErrStale) {
-						t.Errorf("SaveIssued(%s) error = %v", c.Serial, err)
-					}
-				})
-			}
-			wg.Wait()
-			if c := mustGet(t, s, d); c.Serial != "02" {
-				t.Errorf("%s: stored serial %s, want the newer 02", d, c.Serial)
-			}
-		}
-	})
-
 	t.Run("retired", func(t *testing.T) {
 		const d = "retired-save.example"
 		mustRequest(t, s, d)
+		in := issued(t, s, d, "0d", t0)
 		if _, err := s.Retire(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SaveIssued(ctx, issued(d, "0d", t0)); !errors.Is(err, ErrRetired) {
+		if err := s.SaveIssued(ctx, in); !errors.Is(err, ErrRetired) {
 			t.Errorf("SaveIssued(retired) error = %v, want ErrRetired", err)
 		}
 	})
 
 	t.Run("never requested", func(t *testing.T) {
-		if err := s.SaveIssued(ctx, issued("never.example", "0e", t0)); !errors.Is(err, ErrNotFound) {
+		in := Issued{Domain: "never.example", Execution: "issue-x", SANs: []string{"never.example"}, CertPEM: "c", Key: SealedKey{Wrapped: []byte("w"), Ciphertext: []byte("c")},
+			NotBefore: t0, NotAfter: t0.Add(time.Hour), RenewAt: t0.Add(time.Minute), Serial: "0e"}
+		if err := s.SaveIssued(ctx, in); !errors.Is(err, ErrNotFound) {
 			t.Errorf("SaveIssued(missing) error = %v, want ErrNotFound", err)
 		}
 	})
 }
 
-func TestRecordFailure(t *testing.T) {
+// TestRecordFailureAndWait: failures that count against the domain and
+// waits that do not.
+func TestRecordFailureAndWait(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
-	d := failure.Detail{Code: failure.CodeRateLimited, Message: "slow down"}
+	notPointed := failure.Detail{Code: failure.CodeDomainNotPointed, Message: "elsewhere"}
+	outage := failure.Detail{Code: failure.CodeCAUnreachable, Message: "connection refused"}
 
 	const pending = "failing.example"
-	mustRequest(t, s, pending)
+	exec := mustRequest(t, s, pending).Execution
 	for i := 1; i <= 3; i++ {
 		now := t0.Add(time.Duration(i) * time.Minute)
-		count, first, err := s.RecordFailure(ctx, pending, d, now.Add(time.Hour), now)
-		if err != nil || count != i || !first.Equal(t0.Add(time.Minute)) {
-			t.Errorf("RecordFailure #%d = %d, %v, %v, want %d, %v", i, count, first, err, i, t0.Add(time.Minute))
+		a, err := s.RecordFailure(ctx, pending, exec, notPointed, now.Add(time.Hour), now)
+		if err != nil || a.FailureCount != i || !a.FirstFailureAt.Equal(t0.Add(time.Minute)) || a.Waits != i {
+			t.Errorf("RecordFailure #%d = %+v, %v, want count %d since %v", i, a, err, i, t0.Add(time.Minute))
 		}
 	}
-	if c := mustGet(t, s, pending); c.Status != StatusFailed || c.LastErrorCode != failure.CodeRateLimited {
-		t.Errorf("after failures status %s code %s, want failed rate_limited", c.Status, c.LastErrorCode)
+	a, err := s.RecordWait(ctx, pending, exec, outage, true, t0.Add(2*time.Hour), t0.Add(time.Hour))
+	if err != nil || a.FailureCount != 3 || a.OutageCount != 1 || a.Waits != 4 {
+		t.Errorf("RecordWait(outage) = %+v, %v, want 3 failures, 1 outage, 4 waits", a, err)
+	}
+	c := mustGet(t, s, pending)
+	if c.Status != StatusFailed || c.LastErrorCode != failure.CodeCAUnreachable || !c.NextAttemptAt.Equal(t0.Add(2*time.Hour)) || !c.DueAt.Equal(t0.Add(2*time.Hour+DefaultGrace)) {
+		t.Errorf("after failures: %+v, want failed, last ca_unreachable, next attempt and due accordingly", c)
 	}
 
 	const active = "renewal-failing.example"
 	mustRequest(t, s, active)
-	if err := s.SaveIssued(ctx, issued(active, "0f", t0)); err != nil {
+	mustIssue(t, s, active, "0f", t0)
+	renewal, err := s.Claim(ctx, mustGet(t, s, active), t0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	next := t0.Add(2 * time.Hour)
-	if _, _, err := s.RecordFailure(ctx, active, d, next, t0); err != nil {
+	if _, err := s.RecordWait(ctx, active, renewal.Execution, outage, true, t0.Add(time.Hour), t0); err != nil {
 		t.Fatal(err)
 	}
-	c := mustGet(t, s, active)
-	if c.Status != StatusActive || !c.RenewAt.Equal(next.Add(time.Hour)) || c.FailureCount != 1 {
-		t.Errorf("active after failure: status %s renewAt %v count %d, want active, %v, 1", c.Status, c.RenewAt, c.FailureCount, next.Add(time.Hour))
+	if c := mustGet(t, s, active); c.Status != StatusActive || c.FailureCount != 0 || c.OutageCount != 1 {
+		t.Errorf("active after an outage: %+v, want still active, nothing counted against it", c)
+	}
+	if _, err := s.RecordFailure(ctx, active, renewal.Execution, notPointed, t0.Add(time.Hour), t0); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustGet(t, s, active); c.Status != StatusActive || c.FailureCount != 1 {
+		t.Errorf("active after a failure: %+v, want still active (served), one failure", c)
 	}
 	// A new certificate clears the failure fields.
-	if err := s.SaveIssued(ctx, issued(active, "10", t0.Add(time.Hour))); err != nil {
-		t.Fatal(err)
-	}
-	if c := mustGet(t, s, active); c.FailureCount != 0 || c.LastErrorCode != "" || !c.FirstFailureAt.IsZero() {
-		t.Errorf("after issuance failure fields = %d %q %v, want cleared", c.FailureCount, c.LastErrorCode, c.FirstFailureAt)
+	mustIssue(t, s, active, "10", t0.Add(time.Hour))
+	if c := mustGet(t, s, active); c.FailureCount != 0 || c.OutageCount != 0 || c.LastErrorCode != "" || !c.FirstFailureAt.IsZero() || c.Waits != 0 {
+		t.Errorf("after issuance: %+v, want the failure fields cleared", c)
 	}
 
-	if err := s.Quarantine(ctx, pending, failure.CodeAccountPaused, "paused", "https://ca/unpause"); err != nil {
+	if err := s.Quarantine(ctx, pending, exec, failure.CodeAccountPaused, "paused", "https://ca/unpause"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.RecordFailure(ctx, pending, d, next, t0); !errors.Is(err, ErrQuarantined) {
-		t.Errorf("RecordFailure(quarantined) error = %v, want ErrQuarantined", err)
+	if _, err := s.RecordFailure(ctx, pending, exec, notPointed, t0, t0); !errors.Is(err, ErrSuperseded) {
+		t.Errorf("RecordFailure(quarantined) error = %v, want ErrSuperseded (no execution owns it)", err)
 	}
-	if _, _, err := s.RecordFailure(ctx, "missing.example", d, next, t0); !errors.Is(err, ErrNotFound) {
+	if _, err := s.RecordFailure(ctx, "missing.example", "x", notPointed, t0, t0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RecordFailure(missing) error = %v, want ErrNotFound", err)
 	}
 }
@@ -274,25 +405,34 @@ func TestQuarantineAndRetire(t *testing.T) {
 
 	const q = "quarantine.example"
 	mustRequest(t, s, q)
-	if err := s.SaveIssued(ctx, issued(q, "20", t0)); err != nil {
+	mustIssue(t, s, q, "20", t0)
+	renewal, err := s.Claim(ctx, mustGet(t, s, q), t0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Quarantine(ctx, q, failure.CodeAccountPaused, "paused", "https://ca/unpause"); err != nil {
+	if err := s.PutOrder(ctx, Order{Domain: q, Execution: renewal.Execution, URL: "https://ca/order/q", Names: []string{q}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Quarantine(ctx, q, renewal.Execution, failure.CodeAccountPaused, "paused", "https://ca/unpause"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetTimer(ctx, q); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetTimer(quarantined) error = %v, want ErrNotFound", err)
 	}
+	if _, err := s.GetOrder(ctx, q); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetOrder(quarantined) error = %v, want ErrNotFound", err)
+	}
 	c := mustGet(t, s, q)
-	if c.Status != StatusQuarantined || c.QuarantineReason != failure.CodeAccountPaused || c.UnpauseURL != "https://ca/unpause" || !c.RenewAt.IsZero() {
+	if c.Status != StatusQuarantined || c.QuarantineReason != failure.CodeAccountPaused || c.UnpauseURL != "https://ca/unpause" || !c.DueAt.IsZero() || c.Execution != "" {
 		t.Errorf("quarantined item = %+v", c)
+	}
+	if got, err := s.GetForDelivery(ctx, q); err != nil || got.Serial != "20" {
+		t.Errorf("GetForDelivery(quarantined) = %v, %v, want its certificate still served", got, err)
 	}
 
 	const r = "retire.example"
 	mustRequest(t, s, r, "www."+r)
-	if err := s.SaveIssued(ctx, issued(r, "21", t0, "www."+r)); err != nil {
-		t.Fatal(err)
-	}
+	mustIssue(t, s, r, "21", t0, "www."+r)
 	prev, err := s.Retire(ctx, r)
 	if err != nil {
 		t.Fatal(err)
@@ -301,8 +441,8 @@ func TestQuarantineAndRetire(t *testing.T) {
 		t.Errorf("Retire() returned %+v, want the previous active item", prev)
 	}
 	c = mustGet(t, s, r)
-	if c.Status != StatusRetired || len(c.Key.Wrapped) != 0 || len(c.Key.Ciphertext) != 0 || !c.RenewAt.IsZero() {
-		t.Errorf("retired item = %+v, want no key material and no renewAt", c)
+	if c.Status != StatusRetired || len(c.Key.Wrapped) != 0 || len(c.Key.Ciphertext) != 0 || !c.DueAt.IsZero() {
+		t.Errorf("retired item = %+v, want no key material and not due", c)
 	}
 	if _, err := s.GetTimer(ctx, r); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetTimer(retired) error = %v, want ErrNotFound", err)
@@ -313,8 +453,51 @@ func TestQuarantineAndRetire(t *testing.T) {
 	if _, err := s.Retire(ctx, r); err != nil {
 		t.Errorf("Retire(retired) error = %v, want nil", err)
 	}
-	if err := s.Quarantine(ctx, r, "x", "y", ""); !errors.Is(err, ErrRetired) {
+	if err := s.Quarantine(ctx, r, "x", "y", "z", ""); !errors.Is(err, ErrRetired) {
 		t.Errorf("Quarantine(retired) error = %v, want ErrRetired", err)
+	}
+}
+
+// TestOrderAndSlots: the pending order of the owning execution survives
+// until the certificate is stored; an order slot is spent once.
+func TestOrderAndSlots(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	const d = "order.example"
+	c := mustRequest(t, s, d)
+	o := Order{Domain: d, Execution: c.Execution, URL: "https://ca/order/7", Names: []string{d}, Directory: "https://ca/dir", Account: "https://ca/acct/1", CreatedAt: t0}
+	if err := s.PutOrder(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	o.CSR, o.Key, o.KeyType = []byte("csr"), SealedKey{Wrapped: []byte("w"), Ciphertext: []byte("c")}, "ec256"
+	if err := s.PutOrder(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetOrder(ctx, d)
+	if err != nil || got.URL != o.URL || string(got.CSR) != "csr" || string(got.Key.Ciphertext) != "c" || got.Account != o.Account || !got.CreatedAt.Equal(t0) {
+		t.Errorf("GetOrder() = %+v, %v, want %+v", got, err, o)
+	}
+	for i, want := range []bool{true, false} {
+		spent, err := s.SpendSlot(ctx, d, c.Execution, 42)
+		if err != nil || spent != want {
+			t.Errorf("SpendSlot(42) #%d = %v, %v, want %v", i+1, spent, err, want)
+		}
+	}
+	if err := s.UnspendSlot(ctx, d, c.Execution, 42); err != nil {
+		t.Fatal(err)
+	}
+	if spent, err := s.SpendSlot(ctx, d, c.Execution, 42); err != nil || !spent {
+		t.Errorf("SpendSlot(42) after giving it back = %v, %v, want true", spent, err)
+	}
+	mustIssue(t, s, d, "0a", t0)
+	if _, err := s.GetOrder(ctx, d); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetOrder() after the certificate was stored: %v, want ErrNotFound", err)
+	}
+	if c := mustGet(t, s, d); c.SpentSlot != 0 {
+		t.Errorf("spent slot after issuance = %d, want cleared", c.SpentSlot)
+	}
+	if err := s.DropOrder(ctx, d); err != nil {
+		t.Errorf("DropOrder(missing) error = %v, want nil", err)
 	}
 }
 
@@ -322,11 +505,11 @@ func TestGetForDelivery(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
 	mustRequest(t, s, "shop.delivery.example", "www.shop.delivery.example")
-	if err := s.SaveIssued(ctx, issued("shop.delivery.example", "30", t0, "www.shop.delivery.example")); err != nil {
+	if err := s.SaveIssued(ctx, issued(t, s, "shop.delivery.example", "30", t0, "www.shop.delivery.example")); err != nil {
 		t.Fatal(err)
 	}
 	mustRequest(t, s, "*.delivery.example")
-	if err := s.SaveIssued(ctx, issued("*.delivery.example", "31", t0)); err != nil {
+	if err := s.SaveIssued(ctx, issued(t, s, "*.delivery.example", "31", t0)); err != nil {
 		t.Fatal(err)
 	}
 	mustRequest(t, s, "pending.delivery.example")
@@ -352,7 +535,7 @@ func TestGetForDelivery(t *testing.T) {
 	}
 }
 
-func TestListAndRenewalIndexes(t *testing.T) {
+func TestListAndDueIndexes(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
 	var names []string
@@ -361,14 +544,14 @@ func TestListAndRenewalIndexes(t *testing.T) {
 		names = append(names, d)
 		mustRequest(t, s, d)
 		// Half are due before t0+1h, half after.
-		nb := t0.Add(time.Duration(i) * time.Minute)
-		in := issued(d, fmt.Sprintf("4%d", i), nb)
+		in := issued(t, s, d, fmt.Sprintf("4%d", i), t0.Add(time.Duration(i)*time.Minute))
 		in.RenewAt = t0.Add(time.Duration(i-3) * time.Hour)
 		in.NotAfter = t0.Add(time.Duration(100+i) * time.Hour)
 		if err := s.SaveIssued(ctx, in); err != nil {
 			t.Fatal(err)
 		}
 	}
+	mustRequest(t, s, "list-pending.example")
 
 	var listed []string
 	cursor := ""
@@ -400,24 +583,23 @@ func TestListAndRenewalIndexes(t *testing.T) {
 		t.Errorf("List(bad cursor) error = %v, want ErrBadCursor", err)
 	}
 
-	now := t0.Add(30 * time.Minute) // list0..list3 are due
-	var due []string
+	// Due: renewAt+grace for idle certificates (list0..list3 by t0+1h30),
+	// the request's deadline for the pending domain.
+	by := t0.Add(DefaultGrace + 30*time.Minute)
+	due := map[string]Due{}
 	for _, shard := range table.Shards() {
 		cursor := ""
 		for {
-			rows, next, err := s.DueForRenewal(ctx, shard, now, 1, cursor)
+			rows, next, err := s.DueBy(ctx, shard, by, 1, cursor)
 			if err != nil {
-				t.Fatalf("DueForRenewal(%s) error = %v", shard, err)
+				t.Fatalf("DueBy(%s) error = %v", shard, err)
 			}
 			for _, r := range rows {
-				if r.RenewAt.After(now) {
-					t.Errorf("DueForRenewal returned %s due %v after %v", r.Domain, r.RenewAt, now)
+				if r.DueAt.After(by) {
+					t.Errorf("DueBy returned %s due %v after %v", r.Domain, r.DueAt, by)
 				}
 				if strings.HasPrefix(r.Domain, "list") {
-					due = append(due, r.Domain)
-					if r.Serial == "" || len(r.SANs) == 0 || r.NotAfter.IsZero() {
-						t.Errorf("due row %+v lacks projected attributes", r)
-					}
+					due[r.Domain] = r
 				}
 			}
 			if next == "" {
@@ -426,30 +608,29 @@ func TestListAndRenewalIndexes(t *testing.T) {
 			cursor = next
 		}
 	}
-	if len(due) != 4 {
-		t.Errorf("DueForRenewal found %v, want list0..list3", due)
+	if len(due) != 5 {
+		t.Errorf("DueBy found %v, want list0..list3 and the pending one", due)
 	}
-
-	// Lease the renewal of one due domain: a second lease with the old time
-	// loses.
-	c := mustGet(t, s, "list0.example")
-	if err := s.LeaseRenewal(ctx, c.Domain, c.RenewAt, now.Add(2*time.Hour)); err != nil {
-		t.Fatalf("LeaseRenewal() error = %v", err)
+	if r := due["list0.example"]; r.Status != StatusActive || r.Serial == "" || len(r.SANs) == 0 || r.NotAfter.IsZero() || r.Execution != "" {
+		t.Errorf("due row %+v lacks projected attributes", r)
 	}
-	if err := s.LeaseRenewal(ctx, c.Domain, c.RenewAt, now.Add(2*time.Hour)); !errors.Is(err, ErrStale) {
-		t.Errorf("LeaseRenewal(again) error = %v, want ErrStale", err)
+	if r := due["list-pending.example"]; r.Status != StatusPending || r.Execution == "" || r.Generation != 1 || r.Run != 1 {
+		t.Errorf("due pending row %+v lacks projected attributes", r)
 	}
 
 	// ARI moves list6's renewal earlier.
-	c = mustGet(t, s, "list6.example")
-	if err := s.MoveTimer(ctx, c.Domain, c.Serial, t0); err != nil {
+	c := mustGet(t, s, "list6.example")
+	if err := s.MoveTimer(ctx, c.Domain, c.Serial, c.ARICertID, t0); err != nil {
 		t.Fatalf("MoveTimer() error = %v", err)
 	}
 	tm, err := s.GetTimer(ctx, c.Domain)
 	if err != nil || !tm.RenewAt.Equal(t0) || tm.ARICertID != c.ARICertID {
 		t.Errorf("timer after MoveTimer = %+v, %v", tm, err)
 	}
-	if err := s.MoveTimer(ctx, c.Domain, "ff", t0); !errors.Is(err, ErrStale) {
+	if c := mustGet(t, s, c.Domain); !c.RenewAt.Equal(t0) || !c.DueAt.Equal(t0.Add(DefaultGrace)) {
+		t.Errorf("after MoveTimer: renewAt %v dueAt %v", c.RenewAt, c.DueAt)
+	}
+	if err := s.MoveTimer(ctx, c.Domain, "ff", c.ARICertID, t0); !errors.Is(err, ErrStale) {
 		t.Errorf("MoveTimer(other serial) error = %v, want ErrStale", err)
 	}
 

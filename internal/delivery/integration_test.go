@@ -90,12 +90,13 @@ func (o *offlineDelivery) issue(ctx context.Context, t testing.TB, name string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := o.store.Request(ctx, name, sans, time.Now()); err != nil {
+	requested, _, err := o.store.Request(ctx, name, sans, time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
 	serial = fmt.Sprintf("%x", sn)
 	err = o.store.SaveIssued(ctx, certstore.Issued{
-		Domain: name, SANs: append([]string{name}, sans...), CertPEM: certPEM,
+		Domain: name, Execution: requested.Execution, SANs: append([]string{name}, sans...), CertPEM: certPEM,
 		Key: certstore.SealedKey{Wrapped: sealed.Wrapped, Ciphertext: sealed.Ciphertext}, KeyType: "ec256",
 		NotBefore: notBefore, NotAfter: notAfter, Serial: serial, Issuer: "CN=" + name,
 		RenewAt: notBefore.Add(notAfter.Sub(notBefore) * 2 / 3),

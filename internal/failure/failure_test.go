@@ -64,7 +64,9 @@ func TestForLambda(t *testing.T) {
 // fakeOperationError has the methods of an AWS SDK operation error.
 type fakeOperationError struct{ service, operation string }
 
-func (e *fakeOperationError) Error() string     { return "operation error " + e.service + ": " + e.operation + ": secret" }
+func (e *fakeOperationError) Error() string {
+	return "operation error " + e.service + ": " + e.operation + ": secret"
+}
 func (e *fakeOperationError) Service() string   { return e.service }
 func (e *fakeOperationError) Operation() string { return e.operation }
 

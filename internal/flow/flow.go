@@ -42,9 +42,38 @@ type Input struct {
 	ReplacesSerial string `json:"replacesSerial,omitempty"`
 	// StartedBy is StartedByTimer or StartedBySweeper, renewals only.
 	StartedBy string `json:"startedBy,omitempty"`
+	// Generation is the domain's generation the execution works for (a
+	// new request of a quarantined or retired domain starts a new one).
+	Generation int64 `json:"generation"`
 	// Execution is the name of the execution, set by whoever starts it
-	// (names are deterministic) so that every step logs it.
-	Execution string `json:"execution,omitempty"`
+	// (names are deterministic). Steps log it, and a step's writes are
+	// fenced by it: only the execution the domain's item names may change
+	// the item, so a superseded execution cannot.
+	Execution string `json:"execution"`
+	// OrderSlot is the slot of the new-order budget the execution holds,
+	// once ReserveOrderSlot has run (the state machine adds it).
+	OrderSlot *OrderSlot `json:"orderSlot,omitempty"`
+	// ReplacesRefused is set by the state machine once the CA refused
+	// Replaces (already replaced, unknown to it): orders go without it,
+	// under the budget, from then on.
+	ReplacesRefused bool `json:"replacesRefused,omitempty"`
+}
+
+// ARIReplaces is the ARI "replaces" the execution's next order carries:
+// Replaces, unless the CA refused it.
+func (in Input) ARIReplaces() string {
+	if in.ReplacesRefused {
+		return ""
+	}
+	return in.Replaces
+}
+
+// OrderSlot is a reservation of the new-order budget: the Seq-th
+// reservation, which may place its order at At (UTC, whole seconds). The
+// state machine waits until At before Issue.
+type OrderSlot struct {
+	Seq int64     `json:"seq"`
+	At  time.Time `json:"at"`
 }
 
 // LogAttrs are the attributes every log line about the execution carries.
@@ -84,19 +113,22 @@ type Caught struct {
 // hashLen is how many hex digits of the SHA-256 a name keeps (160 bits).
 const hashLen = 40
 
-// IssueName returns the name of the execution issuing domain for its
+// IssueName returns the name of the run-th execution issuing domain for its
 // generation: "issue-" and 40 lower-case hex digits. A new request of the
-// same domain increments the generation and so gets a new name; the same
-// request made twice gets the same name, and Step Functions starts it once.
-func IssueName(domain string, generation int64) string {
-	return "issue-" + digest(domain+"|"+strconv.FormatInt(generation, 10))
+// same domain starts a new generation, and the reconciler restarting an
+// execution that ended without an outcome a new run, so each gets a new
+// name; the same start made twice gets the same name, and Step Functions
+// starts it once.
+func IssueName(domain string, generation, run int64) string {
+	return "issue-" + digest(domain+"|"+strconv.FormatInt(generation, 10)+"|"+strconv.FormatInt(run, 10))
 }
 
-// RenewName returns the name of the execution renewing the certificate
-// serial of domain due at renewAt: "renew-" and 40 lower-case hex digits.
-// renewAt is taken in UTC at second precision.
-func RenewName(domain, serial string, renewAt time.Time) string {
-	return "renew-" + digest(domain+"|"+serial+"|"+renewAt.UTC().Format(time.RFC3339))
+// RenewName returns the name of the run-th execution renewing the
+// certificate serial of domain: "renew-" and 40 lower-case hex digits. One
+// renewal per certificate at a time: the trigger and the sweeper derive the
+// same name for the same certificate and run.
+func RenewName(domain, serial string, run int64) string {
+	return "renew-" + digest(domain+"|"+serial+"|"+strconv.FormatInt(run, 10))
 }
 
 func digest(s string) string {

@@ -77,7 +77,7 @@ func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error
 		}
 		return flow.Issued{}, fmt.Errorf("normalise %q: %w", in.Domain, err)
 	}
-	cert, err := h.obtainer.Obtain(ctx, acme.Request{Domain: primary, SANs: sans, ReplacesCertID: in.Replaces})
+	cert, err := h.obtainer.Obtain(ctx, acme.Request{Domain: primary, SANs: sans, ReplacesCertID: in.ARIReplaces()})
 	if err != nil {
 		return flow.Issued{}, err
 	}
@@ -93,6 +93,7 @@ func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error
 	renewAt := h.scheduler.RenewAt(ctx, cert.Leaf, cert.ARICertID).UTC().Truncate(time.Second)
 	issued := certstore.Issued{
 		Domain:    primary,
+		Execution: in.Execution,
 		SANs:      append([]string{primary}, slices.Clone(sans)...),
 		CertPEM:   string(cert.CertPEM),
 		Key:       certstore.SealedKey(sealed),
@@ -105,10 +106,13 @@ func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error
 		RenewAt:   renewAt,
 	}
 	if err := h.saver.SaveIssued(ctx, issued); err != nil {
-		if errors.Is(err, certstore.ErrRetired) {
+		switch {
+		case errors.Is(err, certstore.ErrRetired):
 			// Retired while the order ran: the certificate is dropped with
 			// its key, and the execution ends.
 			return flow.Issued{}, &failure.DomainRetiredError{Message: primary, Err: err}
+		case errors.Is(err, certstore.ErrSuperseded), errors.Is(err, certstore.ErrQuarantined):
+			return flow.Issued{}, &failure.SupersededError{Message: in.Execution, Err: err}
 		}
 		return flow.Issued{}, fmt.Errorf("store certificate of %q: %w", primary, err)
 	}

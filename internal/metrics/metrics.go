@@ -23,6 +23,9 @@ const (
 	IssuanceFailures    = "IssuanceFailures"
 	DomainsQuarantined  = "DomainsQuarantined"
 	MinDaysToExpiry     = "MinDaysToExpiry"
+	// CAUnavailable counts attempts that failed because the CA could not
+	// be reached or answered with an error of its own.
+	CAUnavailable = "CAUnavailable"
 )
 
 // CloudWatch units used by certflow's metrics.
@@ -66,32 +69,43 @@ type metadata struct {
 	CloudWatchMetrics []metricDirective `json:"CloudWatchMetrics"`
 }
 
+// ServiceDimension is the dimension every metric carries, with the value
+// Service: the alarms of template.yaml select on it.
+const (
+	ServiceDimension = "Service"
+	Service          = "certflow"
+)
+
 // Emit writes one EMF document holding the metric name with value and unit,
-// dimensioned by dims (all keys form a single dimension set; no dims means a
-// metric without dimensions). Dimension values must be of low cardinality:
-// never a domain name. A dimension named like the metric or "_aws" is
-// rejected, since both live at the root of the same JSON object.
+// in two dimension sets: {Service} alone, which the alarms watch, and
+// {Service} with every key of dims (when there are any), for the break-down.
+// Dimension values must be of low cardinality: never a domain name. A
+// dimension named like the metric, "_aws" or Service is rejected, since
+// all live at the root of the same JSON object.
 func (e *Emitter) Emit(name string, value float64, unit string, dims map[string]string) error {
 	if _, ok := dims[name]; ok || name == "_aws" {
 		return fmt.Errorf("emit metric %q: name collides with a dimension", name)
 	}
-	if _, ok := dims["_aws"]; ok {
-		return fmt.Errorf("emit metric %q: dimension %q is reserved", name, "_aws")
+	for _, reserved := range []string{"_aws", ServiceDimension} {
+		if _, ok := dims[reserved]; ok {
+			return fmt.Errorf("emit metric %q: dimension %q is reserved", name, reserved)
+		}
 	}
-	keys := slices.Sorted(maps.Keys(dims))
-	if keys == nil {
-		keys = []string{}
+	sets := [][]string{{ServiceDimension}}
+	if len(dims) > 0 {
+		sets = append(sets, append([]string{ServiceDimension}, slices.Sorted(maps.Keys(dims))...))
 	}
-	doc := make(map[string]any, len(dims)+2)
+	doc := make(map[string]any, len(dims)+3)
 	for k, v := range dims {
 		doc[k] = v
 	}
+	doc[ServiceDimension] = Service
 	doc[name] = value
 	doc["_aws"] = metadata{
 		Timestamp: e.now().UnixMilli(),
 		CloudWatchMetrics: []metricDirective{{
 			Namespace:  e.namespace,
-			Dimensions: [][]string{keys},
+			Dimensions: sets,
 			Metrics:    []metricDefinition{{Name: name, Unit: unit}},
 		}},
 	}

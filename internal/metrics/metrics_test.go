@@ -79,8 +79,8 @@ func TestEmitStructure(t *testing.T) {
 		t.Errorf("Timestamp = %d, want 1700000000123", doc.AWS.Timestamp)
 	}
 	d := doc.AWS.CloudWatchMetrics[0]
-	if d.Namespace != "ns" || len(d.Dimensions) != 1 || strings.Join(d.Dimensions[0], ",") != "A,B" {
-		t.Errorf("directive = %+v, want namespace ns and dimensions [[A B]]", d)
+	if d.Namespace != "ns" || len(d.Dimensions) != 2 || strings.Join(d.Dimensions[0], ",") != "Service" || strings.Join(d.Dimensions[1], ",") != "Service,A,B" {
+		t.Errorf("directive = %+v, want namespace ns and dimensions [[Service] [Service A B]]", d)
 	}
 	if doc.M != 3 || doc.A != "a" || doc.B != "b" || d.Metrics[0].Name != "M" || d.Metrics[0].Unit != UnitSeconds {
 		t.Errorf("document = %+v, want M=3 Seconds with A=a B=b", doc)
@@ -89,7 +89,7 @@ func TestEmitStructure(t *testing.T) {
 
 func TestEmitRejectsCollisions(t *testing.T) {
 	e := New(&bytes.Buffer{}, "ns", nil)
-	for _, dims := range []map[string]string{{"M": "x"}, {"_aws": "x"}} {
+	for _, dims := range []map[string]string{{"M": "x"}, {"_aws": "x"}, {"Service": "x"}} {
 		if err := e.Emit("M", 1, UnitCount, dims); err == nil {
 			t.Errorf("Emit(M, dims %v) = nil, want an error", dims)
 		}

@@ -70,7 +70,10 @@ func TestPublishMoto(t *testing.T) {
 	if err := json.Unmarshal([]byte(aws.ToString(msgs[0].Body)), &got); err != nil {
 		t.Fatalf("message body %q: %v", aws.ToString(msgs[0].Body), err)
 	}
-	want := Detail{Domain: "blog.customer.example", Serial: "0abc", NotAfter: "2026-09-01T00:00:00Z"}
+	want := Detail{EventID: got.Detail.EventID, Domain: "blog.customer.example", Serial: "0abc", NotAfter: "2026-09-01T00:00:00Z"}
+	if got.Detail.EventID == "" {
+		t.Error("the event carries no eventId")
+	}
 	if got.Source != Source || got.DetailType != TypeIssued || got.Detail != want {
 		t.Errorf("event = %+v, want source %q, detail-type %q, detail %+v", got, Source, TypeIssued, want)
 	}

@@ -2,6 +2,8 @@ package notify
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ const (
 	TypeRenewed     = "Certificate Renewed"
 	TypeFailed      = "Certificate Issuance Failed"
 	TypeQuarantined = "Domain Quarantined"
+	TypeRetired     = "Domain Retired"
 )
 
 // Event is one platform event. Zero fields are left out of the detail.
@@ -36,10 +39,24 @@ type Event struct {
 	Message      string
 	FailureCount int
 	UnpauseURL   string
+	// Version is the certificate item's version the event reports, when
+	// known: subscribers order events of one domain by it.
+	Version int64
+}
+
+// ID is the event's stable identifier: the same event published twice (a
+// step retried after a timeout) has the same ID, so subscribers drop the
+// copy. It digests what makes the event this one: its type, domain,
+// serial, failure code and count, and version.
+func (ev Event) ID() string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s|%d|%d", ev.Type, ev.Domain, ev.Serial, ev.ReasonCode, ev.FailureCount, ev.Version))
+	return hex.EncodeToString(sum[:16])
 }
 
 // Detail is the JSON detail of an event as subscribers receive it.
 type Detail struct {
+	// EventID is Event.ID: the same for every copy of one event.
+	EventID      string `json:"eventId"`
 	Domain       string `json:"domain"`
 	Serial       string `json:"serial,omitempty"`
 	NotAfter     string `json:"notAfter,omitempty"` // RFC 3339 UTC
@@ -47,6 +64,7 @@ type Detail struct {
 	Message      string `json:"message,omitempty"`
 	FailureCount int    `json:"failureCount,omitempty"`
 	UnpauseURL   string `json:"unpauseURL,omitempty"`
+	Version      int64  `json:"version,omitempty"`
 }
 
 // PutEventsAPI is the part of the EventBridge client a Publisher uses.
@@ -76,12 +94,14 @@ func (p *Publisher) Publish(ctx context.Context, ev Event) error {
 		return fmt.Errorf("publish event: type and domain are required (got %q, %q)", ev.Type, ev.Domain)
 	}
 	d := Detail{
+		EventID:      ev.ID(),
 		Domain:       ev.Domain,
 		Serial:       ev.Serial,
 		ReasonCode:   ev.ReasonCode,
 		Message:      ev.Message,
 		FailureCount: ev.FailureCount,
 		UnpauseURL:   ev.UnpauseURL,
+		Version:      ev.Version,
 	}
 	if !ev.NotAfter.IsZero() {
 		d.NotAfter = ev.NotAfter.UTC().Format(time.RFC3339)

@@ -37,11 +37,13 @@ func TestPublishDetail(t *testing.T) {
 		want string
 	}{
 		{"issued", Event{Type: TypeIssued, Domain: "a.example", Serial: "0a1b", NotAfter: notAfter},
-			`{"domain":"a.example","serial":"0a1b","notAfter":"2026-08-01T10:00:00Z"}`},
+			`{"eventId":"9d0f125674fd7698fb3e92cedf248db2","domain":"a.example","serial":"0a1b","notAfter":"2026-08-01T10:00:00Z"}`},
 		{"failed", Event{Type: TypeFailed, Domain: "a.example", ReasonCode: "challenge_failed", Message: "connection refused", FailureCount: 3},
-			`{"domain":"a.example","reasonCode":"challenge_failed","message":"connection refused","failureCount":3}`},
+			`{"eventId":"b14292b71bf26a0f1401db0217de15d7","domain":"a.example","reasonCode":"challenge_failed","message":"connection refused","failureCount":3}`},
 		{"quarantined", Event{Type: TypeQuarantined, Domain: "a.example", ReasonCode: "account_paused", UnpauseURL: "https://ca.example/unpause"},
-			`{"domain":"a.example","reasonCode":"account_paused","unpauseURL":"https://ca.example/unpause"}`},
+			`{"eventId":"eddf8a1143ade698c2c026fb05e960aa","domain":"a.example","reasonCode":"account_paused","unpauseURL":"https://ca.example/unpause"}`},
+		{"retired", Event{Type: TypeRetired, Domain: "a.example", Serial: "0a1b", Version: 7},
+			`{"eventId":"` + Event{Type: TypeRetired, Domain: "a.example", Serial: "0a1b", Version: 7}.ID() + `","domain":"a.example","serial":"0a1b","version":7}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +63,30 @@ func TestPublishDetail(t *testing.T) {
 					aws.ToString(e.DetailType), aws.ToString(e.Source), aws.ToString(e.EventBusName), tt.ev.Type)
 			}
 		})
+	}
+}
+
+// TestEventID: copies of one event (a step retried after a timeout) share
+// an ID, so consumers can drop duplicates; different events do not.
+func TestEventID(t *testing.T) {
+	base := Event{Type: TypeIssued, Domain: "a.example", Serial: "0a1b", Version: 3}
+	same := base
+	same.NotAfter = time.Now() // not part of the identity
+	if base.ID() != same.ID() {
+		t.Errorf("copies of one event have IDs %s and %s", base.ID(), same.ID())
+	}
+	for _, other := range []Event{
+		{Type: TypeRenewed, Domain: "a.example", Serial: "0a1b", Version: 3},
+		{Type: TypeIssued, Domain: "b.example", Serial: "0a1b", Version: 3},
+		{Type: TypeIssued, Domain: "a.example", Serial: "0a1c", Version: 3},
+		{Type: TypeIssued, Domain: "a.example", Serial: "0a1b", Version: 4},
+	} {
+		if other.ID() == base.ID() {
+			t.Errorf("%+v has the ID of %+v", other, base)
+		}
+	}
+	if len(base.ID()) != 32 {
+		t.Errorf("ID() = %q, want 32 hex digits", base.ID())
 	}
 }
 

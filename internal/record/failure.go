@@ -2,28 +2,38 @@ package record
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/logging"
-	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/notify"
-	"github.com/certflow/certflow/internal/retryafter"
 )
 
-// Policy is the exponential backoff between failed attempts.
+// Policy is the backoff between attempts and the bound on one execution's
+// waits; it lives in the state machine definition (template parameters).
 type Policy struct {
+	// BackoffBaseSeconds and BackoffMaxSeconds: the wait after the n-th
+	// consecutive failure that counts against the domain is
+	// base * 2^(n-1), at most max.
 	BackoffBaseSeconds int64 `json:"backoffBaseSeconds"`
 	BackoffMaxSeconds  int64 `json:"backoffMaxSeconds"`
+	// OutageBaseSeconds and OutageMaxSeconds: the same for consecutive
+	// failures of the CA or a dependency, with jitter.
+	OutageBaseSeconds int64 `json:"outageBaseSeconds"`
+	OutageMaxSeconds  int64 `json:"outageMaxSeconds"`
+	// MaxWaits bounds the waits of one execution; zero means no bound.
+	MaxWaits int `json:"maxWaits"`
 }
 
 // Wait returns the wait after the count-th consecutive failure:
 // base * 2^(count-1), at most max.
 func (p Policy) Wait(count int) time.Duration {
-	base, limit := time.Duration(p.BackoffBaseSeconds)*time.Second, time.Duration(p.BackoffMaxSeconds)*time.Second
+	return backoff(p.BackoffBaseSeconds, p.BackoffMaxSeconds, count)
+}
+
+func backoff(baseSeconds, maxSeconds int64, count int) time.Duration {
+	base, limit := time.Duration(baseSeconds)*time.Second, time.Duration(maxSeconds)*time.Second
 	wait := base
 	for i := 1; i < count && wait < limit; i++ {
 		wait *= 2
@@ -38,46 +48,44 @@ func (p Policy) validate() error {
 	return nil
 }
 
-// Failure records a failed attempt and returns how long to wait before the
-// next. A rate limit is the account's, not the domain's: it is not recorded
-// and the wait is the CA's Retry-After (RecordRateLimit). Publishing the
-// event is best effort (logged on failure), since the failure is already
-// counted and a retry of the step would count it twice.
+// postpone reports whether an execution that has waited waits times has
+// reached the bound.
+func (p Policy) postpone(waits int) bool { return p.MaxWaits > 0 && waits >= p.MaxWaits }
+
+// Failure records an attempt that failed for a reason that counts against
+// the domain (RecordFailure, RecordPermanentFailure) and returns how long
+// to wait before the next. A failure that does not count against the
+// domain (a CA outage reaching this state through States.ALL, say) is
+// recorded as an outage instead. Publishing the event is best effort
+// (logged on failure), since the failure is already counted and a retry of
+// the step would count it twice.
 func (h *Handler) Failure(ctx context.Context, in Input) (Result, error) {
-	if in.Error == nil {
-		return Result{}, &failure.InvalidInputError{Message: "failure action without error"}
+	d, err := in.detail()
+	if err != nil {
+		return Result{}, err
 	}
-	d := failure.ParseCause(in.Error.Error, in.Error.Cause)
-	h.emit(ctx, metrics.IssuanceFailures, map[string]string{"Code": d.Code})
-	if d.Code == failure.CodeRateLimited {
-		wait := retryafter.Or(time.Duration(d.RetryAfterSeconds)*time.Second, d.RetryAfterSeconds > 0, retryafter.DefaultRateLimit)
-		secs := int64(wait / time.Second)
-		return Result{Code: d.Code, Message: d.Message, RetryAfterSeconds: secs, WaitSeconds: secs, UnpauseURL: d.UnpauseURL}, nil
+	if !failure.CountsAgainstDomain(d.Code) {
+		return h.wait(ctx, in, d, true)
 	}
 	if err := in.Policy.validate(); err != nil {
 		return Result{}, err
 	}
+	h.emitCode(ctx, d.Code)
 	cur, err := h.recorder.GetConsistent(ctx, in.Domain)
 	if err != nil {
 		return Result{}, fmt.Errorf("record failure of %q: %w", in.Domain, err)
 	}
-	if cur.Status == certstore.StatusRetired {
-		return Result{}, &failure.DomainRetiredError{Message: in.Domain}
-	}
 	now := h.now().UTC().Truncate(time.Second)
 	wait := in.Policy.Wait(cur.FailureCount + 1)
-	count, first, err := h.recorder.RecordFailure(ctx, in.Domain, d, now.Add(wait), now)
-	if errors.Is(err, certstore.ErrRetired) {
-		return Result{}, &failure.DomainRetiredError{Message: in.Domain, Err: err}
-	}
+	a, err := h.recorder.RecordFailure(ctx, in.Domain, in.Execution, d, now.Add(wait), now)
 	if err != nil {
-		return Result{}, fmt.Errorf("record failure of %q: %w", in.Domain, err)
+		return Result{}, err
 	}
 	var age int64
-	if !first.IsZero() && now.After(first) {
-		age = int64(now.Sub(first) / time.Second)
+	if !a.FirstFailureAt.IsZero() && now.After(a.FirstFailureAt) {
+		age = int64(now.Sub(a.FirstFailureAt) / time.Second)
 	}
-	ev := notify.Event{Type: notify.TypeFailed, Domain: in.Domain, ReasonCode: d.Code, Message: d.Message, FailureCount: count, UnpauseURL: d.UnpauseURL}
+	ev := notify.Event{Type: notify.TypeFailed, Domain: in.Domain, ReasonCode: d.Code, Message: d.Message, FailureCount: a.FailureCount, UnpauseURL: d.UnpauseURL}
 	if err := h.publisher.Publish(ctx, ev); err != nil {
 		logging.From(ctx).Error("publish failure event", "error", err.Error())
 	}
@@ -85,9 +93,10 @@ func (h *Handler) Failure(ctx context.Context, in Input) (Result, error) {
 		Code:              d.Code,
 		Message:           d.Message,
 		RetryAfterSeconds: d.RetryAfterSeconds,
-		FailureCount:      count,
+		FailureCount:      a.FailureCount,
 		FailureAgeSeconds: age,
 		WaitSeconds:       int64(wait / time.Second),
 		UnpauseURL:        d.UnpauseURL,
+		Postpone:          in.Policy.postpone(a.Waits),
 	}, nil
 }

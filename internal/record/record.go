@@ -1,13 +1,19 @@
-// Package record is the issuance state machine's bookkeeping of failures:
-// the RecordFailure, RecordRateLimit and RecordPermanentFailure states
-// (failure.go: count the failure on the certificate item and compute the
-// wait before the next attempt) and the Quarantine state (quarantine.go).
-// The platform hears of both through events and metrics.
+// Package record is the issuance state machine's bookkeeping of failed
+// attempts, by whose fault they are: the RecordFailure and
+// RecordPermanentFailure states (failure.go: evidence about the domain,
+// counted towards its quarantine), RecordRateLimit (wait.go: the account's
+// rate limit, the CA's Retry-After) and RecordOutage (wait.go: the CA or a
+// dependency failing, retried with jittered backoff for as long as it
+// takes, never counted), and the Quarantine state (quarantine.go). Every
+// write is fenced by the execution's name. The platform hears of failures
+// and quarantines through events and metrics.
 package record
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/certflow/certflow/internal/certstore"
@@ -20,7 +26,9 @@ import (
 
 // Actions of the record step, as the state machine names them.
 const (
-	ActionFailure    = "failure"    // RecordFailure, RecordRateLimit, RecordPermanentFailure
+	ActionFailure    = "failure"    // RecordFailure, RecordPermanentFailure
+	ActionRateLimit  = "ratelimit"  // RecordRateLimit
+	ActionOutage     = "outage"     // RecordOutage
 	ActionQuarantine = "quarantine" // Quarantine
 )
 
@@ -35,10 +43,11 @@ type Input struct {
 	// the code of Error.
 	Reason string `json:"reason,omitempty"`
 	// Policy holds the backoff parameters, which live in the state machine
-	// definition (failure).
+	// definition.
 	Policy Policy `json:"policy"`
-	// Execution is the Step Functions execution name, for logs.
-	Execution string `json:"execution,omitempty"`
+	// Execution is the Step Functions execution name: it must own the
+	// domain for anything to be recorded.
+	Execution string `json:"execution"`
 }
 
 // LogAttrs are the attributes of every log line of the step.
@@ -46,9 +55,10 @@ func (in Input) LogAttrs() []any {
 	return flow.Input{Domain: in.Domain, Execution: in.Execution}.LogAttrs()
 }
 
-// Result is the answer of the record step. For a failure every member up to
-// UnpauseURL is present, so Choice rules and paths never meet a missing
-// field; a quarantine answers its reason as Code and sets Quarantined.
+// Result is the answer of the record step. For a failure, a rate limit or
+// an outage every member up to Postpone is present, so Choice rules and
+// paths never meet a missing field; a quarantine answers its reason as Code
+// and sets Quarantined.
 type Result struct {
 	Code              string `json:"code"`
 	Message           string `json:"message"`
@@ -57,7 +67,11 @@ type Result struct {
 	FailureAgeSeconds int64  `json:"failureAgeSeconds"`
 	WaitSeconds       int64  `json:"waitSeconds"`
 	UnpauseURL        string `json:"unpauseURL"`
-	Quarantined       bool   `json:"quarantined,omitempty"`
+	// Postpone is set when the execution has waited Policy.MaxWaits times:
+	// it ends (its history stays bounded) and the reconciler starts the
+	// next run once the wait is over.
+	Postpone    bool `json:"postpone"`
+	Quarantined bool `json:"quarantined,omitempty"`
 }
 
 // Recorder records failed attempts. *certstore.Store implements it.
@@ -65,13 +79,14 @@ type Result struct {
 // count after this failure; GetConsistent supplies the count before it.
 type Recorder interface {
 	GetConsistent(ctx context.Context, domain string) (*certstore.Certificate, error)
-	RecordFailure(ctx context.Context, domain string, d failure.Detail, nextAttemptAt, now time.Time) (count int, firstFailureAt time.Time, err error)
+	RecordFailure(ctx context.Context, domain, execution string, d failure.Detail, nextAttemptAt, now time.Time) (certstore.Attempt, error)
+	RecordWait(ctx context.Context, domain, execution string, d failure.Detail, outage bool, nextAttemptAt, now time.Time) (certstore.Attempt, error)
 }
 
 // Quarantiner stops all attempts for a domain. *certstore.Store implements
 // it.
 type Quarantiner interface {
-	Quarantine(ctx context.Context, domain, reason, message, unpauseURL string) error
+	Quarantine(ctx context.Context, domain, execution, reason, message, unpauseURL string) error
 }
 
 // Publisher publishes platform events. *notify.Publisher implements it.
@@ -92,6 +107,7 @@ type Handler struct {
 	publisher   Publisher
 	metrics     *metrics.Emitter
 	now         func() time.Time
+	rand        func() float64
 }
 
 // New returns a Handler. A nil now means time.Now.
@@ -99,21 +115,59 @@ func New(r Recorder, q Quarantiner, p Publisher, m *metrics.Emitter, now func() 
 	if now == nil {
 		now = time.Now
 	}
-	return &Handler{recorder: r, quarantiner: q, publisher: p, metrics: m, now: now}
+	return &Handler{recorder: r, quarantiner: q, publisher: p, metrics: m, now: now, rand: rand.Float64}
 }
 
 // Handle dispatches on in.Action.
 func (h *Handler) Handle(ctx context.Context, in Input) (Result, error) {
-	if in.Domain == "" {
-		return Result{}, &failure.InvalidInputError{Message: "domain is required"}
+	if in.Domain == "" || in.Execution == "" {
+		return Result{}, &failure.InvalidInputError{Message: "domain and execution are required"}
 	}
+	var (
+		res Result
+		err error
+	)
 	switch in.Action {
 	case ActionFailure:
-		return h.Failure(ctx, in)
+		res, err = h.Failure(ctx, in)
+	case ActionRateLimit:
+		res, err = h.RateLimit(ctx, in)
+	case ActionOutage:
+		res, err = h.Outage(ctx, in)
 	case ActionQuarantine:
-		return h.Quarantine(ctx, in)
+		res, err = h.Quarantine(ctx, in)
+	default:
+		return Result{}, &failure.InvalidInputError{Message: fmt.Sprintf("unknown action %q", in.Action)}
 	}
-	return Result{}, &failure.InvalidInputError{Message: fmt.Sprintf("unknown action %q", in.Action)}
+	return res, stepError(in, err)
+}
+
+// stepError turns a store refusing the write into the failure the state
+// machine ends on: retired, or superseded by another execution (a
+// quarantined domain is no execution's).
+func stepError(in Input, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, certstore.ErrRetired):
+		return &failure.DomainRetiredError{Message: in.Domain, Err: err}
+	case errors.Is(err, certstore.ErrSuperseded), errors.Is(err, certstore.ErrQuarantined), errors.Is(err, certstore.ErrNotFound):
+		return &failure.SupersededError{Message: in.Execution, Err: err}
+	}
+	return err
+}
+
+// detail is the Detail of the caught error; InvalidInputError without one.
+func (in Input) detail() (failure.Detail, error) {
+	if in.Error == nil {
+		return failure.Detail{}, &failure.InvalidInputError{Message: in.Action + " action without error"}
+	}
+	return failure.ParseCause(in.Error.Error, in.Error.Cause), nil
+}
+
+// emitCode counts a failed attempt by its code.
+func (h *Handler) emitCode(ctx context.Context, code string) {
+	h.emit(ctx, metrics.IssuanceFailures, map[string]string{"Code": code})
 }
 
 // emit writes a count of one; a metric that cannot be written is logged,

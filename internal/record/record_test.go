@@ -23,48 +23,69 @@ import (
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 type recordCall struct {
-	domain        string
-	detail        failure.Detail
-	nextAttemptAt time.Time
-	now           time.Time
+	domain, execution string
+	detail            failure.Detail
+	wait              bool // RecordWait, not RecordFailure
+	outage            bool
+	nextAttemptAt     time.Time
+	now               time.Time
 }
 
 // fakeStore is a Recorder and Quarantiner over one domain's counters.
 type fakeStore struct {
 	count      int       // failures before the call
 	first      time.Time // first failure, zero if none
+	outages    int       // outages before the call
+	waits      int       // waits of the execution before the call
 	status     certstore.Status
 	getErr     error
 	recordErr  error
 	quarErr    error
 	records    []recordCall
-	quarantine []string // "domain reason message unpauseURL"
+	quarantine []string // "domain execution reason message unpauseURL"
 }
 
 func (f *fakeStore) GetConsistent(_ context.Context, domain string) (*certstore.Certificate, error) {
 	if f.getErr != nil {
 		return nil, f.getErr
 	}
-	return &certstore.Certificate{Domain: domain, Status: f.status, FailureCount: f.count, FirstFailureAt: f.first}, nil
+	return &certstore.Certificate{Domain: domain, Status: f.status, FailureCount: f.count, FirstFailureAt: f.first, OutageCount: f.outages, Waits: f.waits}, nil
 }
 
-func (f *fakeStore) RecordFailure(_ context.Context, domain string, d failure.Detail, nextAttemptAt, now time.Time) (int, time.Time, error) {
+func (f *fakeStore) attempt() certstore.Attempt {
+	return certstore.Attempt{FailureCount: f.count, FirstFailureAt: f.first, OutageCount: f.outages, Waits: f.waits}
+}
+
+func (f *fakeStore) RecordFailure(_ context.Context, domain, execution string, d failure.Detail, nextAttemptAt, now time.Time) (certstore.Attempt, error) {
 	if f.recordErr != nil {
-		return 0, time.Time{}, f.recordErr
+		return certstore.Attempt{}, f.recordErr
 	}
-	f.records = append(f.records, recordCall{domain, d, nextAttemptAt, now})
+	f.records = append(f.records, recordCall{domain, execution, d, false, false, nextAttemptAt, now})
 	f.count++
+	f.waits++
 	if f.first.IsZero() {
 		f.first = now
 	}
-	return f.count, f.first, nil
+	return f.attempt(), nil
 }
 
-func (f *fakeStore) Quarantine(_ context.Context, domain, reason, message, unpauseURL string) error {
+func (f *fakeStore) RecordWait(_ context.Context, domain, execution string, d failure.Detail, outage bool, nextAttemptAt, now time.Time) (certstore.Attempt, error) {
+	if f.recordErr != nil {
+		return certstore.Attempt{}, f.recordErr
+	}
+	f.records = append(f.records, recordCall{domain, execution, d, true, outage, nextAttemptAt, now})
+	f.waits++
+	if outage {
+		f.outages++
+	}
+	return f.attempt(), nil
+}
+
+func (f *fakeStore) Quarantine(_ context.Context, domain, execution, reason, message, unpauseURL string) error {
 	if f.quarErr != nil {
 		return f.quarErr
 	}
-	f.quarantine = append(f.quarantine, strings.Join([]string{domain, reason, message, unpauseURL}, " "))
+	f.quarantine = append(f.quarantine, strings.Join([]string{domain, execution, reason, message, unpauseURL}, " "))
 	return nil
 }
 
@@ -89,7 +110,7 @@ func cause(t *testing.T, errorType string, d failure.Detail) *flow.Caught {
 	return &flow.Caught{Error: errorType, Cause: asString}
 }
 
-var policy = Policy{BackoffBaseSeconds: 1200, BackoffMaxSeconds: 86400}
+var policy = Policy{BackoffBaseSeconds: 1200, BackoffMaxSeconds: 86400, OutageBaseSeconds: 60, OutageMaxSeconds: 3600}
 
 func TestPolicyWait(t *testing.T) {
 	tests := []struct {
@@ -106,62 +127,89 @@ func TestPolicyWait(t *testing.T) {
 	}
 }
 
-func TestFailure(t *testing.T) {
+const execution = "issue-6f8150d5232c83f037ba6e0e821e42ff96dca018"
+
+// newHandler is a Handler at testNow whose jitter is none (the full
+// backoff), writing metrics to emf.
+func newHandler(store *fakeStore, pub *fakePublisher, emf io.Writer) *Handler {
+	h := New(store, store, pub, metrics.New(emf, metrics.Namespace, func() time.Time { return testNow }), func() time.Time { return testNow })
+	h.rand = func() float64 { return 1 }
+	return h
+}
+
+func TestRecord(t *testing.T) {
 	challenge := failure.Detail{Code: failure.CodeChallengeFailed, Message: "connection refused"}
+	caDown := failure.Detail{Code: failure.CodeCAUnreachable, Message: "dial tcp: connection refused"}
+	rateLimited := failure.Detail{Code: failure.CodeRateLimited, Message: "too many", RetryAfterSeconds: 90}
 	tests := []struct {
 		name       string
 		store      *fakeStore
 		in         Input
 		want       Result
-		wantNext   time.Time // recorded nextAttemptAt; zero = nothing recorded
+		wantCall   *recordCall // the store call, domain and execution aside; nil = none
 		wantEvents int
 		wantErr    string // substring
 		invalid    bool
 	}{
 		{"first failure", &fakeStore{},
-			Input{Error: cause(t, "ChallengeFailedError", challenge), Policy: policy},
+			Input{Action: ActionFailure, Error: cause(t, "ChallengeFailedError", challenge), Policy: policy},
 			Result{Code: "challenge_failed", Message: "connection refused", FailureCount: 1, WaitSeconds: 1200},
-			testNow.Add(1200 * time.Second), 1, "", false},
+			&recordCall{detail: challenge, nextAttemptAt: testNow.Add(1200 * time.Second)}, 1, "", false},
 		{"third failure", &fakeStore{count: 2, first: testNow.Add(-2 * time.Hour)},
-			Input{Error: cause(t, "ChallengeFailedError", challenge), Policy: policy},
+			Input{Action: ActionFailure, Error: cause(t, "ChallengeFailedError", challenge), Policy: policy},
 			Result{Code: "challenge_failed", Message: "connection refused", FailureCount: 3, FailureAgeSeconds: 7200, WaitSeconds: 4800},
-			testNow.Add(4800 * time.Second), 1, "", false},
+			&recordCall{detail: challenge, nextAttemptAt: testNow.Add(4800 * time.Second)}, 1, "", false},
 		{"capped", &fakeStore{count: 20, first: testNow.Add(-72 * time.Hour)},
-			Input{Error: cause(t, "DomainNotPointedError", failure.Detail{Code: failure.CodeDomainNotPointed, Message: "elsewhere"}), Policy: policy},
+			Input{Action: ActionFailure, Error: cause(t, "DomainNotPointedError", failure.Detail{Code: failure.CodeDomainNotPointed, Message: "elsewhere"}), Policy: policy},
 			Result{Code: "domain_not_pointed", Message: "elsewhere", FailureCount: 21, FailureAgeSeconds: 259200, WaitSeconds: 86400},
-			testNow.Add(24 * time.Hour), 1, "", false},
+			&recordCall{detail: failure.Detail{Code: failure.CodeDomainNotPointed, Message: "elsewhere"}, nextAttemptAt: testNow.Add(24 * time.Hour)}, 1, "", false},
 		{"paused carries the unpause link", &fakeStore{},
-			Input{Error: cause(t, "AccountPausedError", failure.Detail{Code: failure.CodeAccountPaused, Message: "paused", UnpauseURL: "https://ca.example/u"}), Policy: policy},
+			Input{Action: ActionFailure, Error: cause(t, "AccountPausedError", failure.Detail{Code: failure.CodeAccountPaused, Message: "paused", UnpauseURL: "https://ca.example/u"}), Policy: policy},
 			Result{Code: "account_paused", Message: "paused", FailureCount: 1, WaitSeconds: 1200, UnpauseURL: "https://ca.example/u"},
-			testNow.Add(1200 * time.Second), 1, "", false},
-		{"lambda timeout without detail", &fakeStore{},
-			Input{Error: &flow.Caught{Error: "States.Timeout", Cause: json.RawMessage(`null`)}, Policy: policy},
-			Result{Code: "internal", Message: "execution step failed with States.Timeout", FailureCount: 1, WaitSeconds: 1200},
-			testNow.Add(1200 * time.Second), 1, "", false},
-		{"rate limited is not recorded", &fakeStore{count: 4},
-			Input{Error: cause(t, "RateLimitedError", failure.Detail{Code: failure.CodeRateLimited, Message: "too many", RetryAfterSeconds: 90}), Policy: policy},
+			&recordCall{detail: failure.Detail{Code: failure.CodeAccountPaused, Message: "paused", UnpauseURL: "https://ca.example/u"}, nextAttemptAt: testNow.Add(1200 * time.Second)}, 1, "", false},
+		{"the bound of waits postpones", &fakeStore{count: 1, first: testNow, waits: 19},
+			Input{Action: ActionFailure, Error: cause(t, "ChallengeFailedError", challenge), Policy: withMaxWaits(20)},
+			Result{Code: "challenge_failed", Message: "connection refused", FailureCount: 2, WaitSeconds: 2400, Postpone: true},
+			&recordCall{detail: challenge, nextAttemptAt: testNow.Add(2400 * time.Second)}, 1, "", false},
+		{"a step timeout is an outage, not the domain's failure", &fakeStore{count: 3},
+			Input{Action: ActionFailure, Error: &flow.Caught{Error: "States.Timeout", Cause: json.RawMessage(`null`)}, Policy: policy},
+			Result{Code: "step_timeout", Message: "execution step failed with States.Timeout", FailureCount: 3, WaitSeconds: 60},
+			&recordCall{detail: failure.Detail{Code: failure.CodeStepTimeout, Message: "execution step failed with States.Timeout"}, wait: true, outage: true, nextAttemptAt: testNow.Add(time.Minute)}, 0, "", false},
+		{"outage backoff grows", &fakeStore{outages: 3},
+			Input{Action: ActionOutage, Error: cause(t, "TransientError", caDown), Policy: policy},
+			Result{Code: "ca_unreachable", Message: "dial tcp: connection refused", WaitSeconds: 480},
+			&recordCall{detail: caDown, wait: true, outage: true, nextAttemptAt: testNow.Add(8 * time.Minute)}, 0, "", false},
+		{"outage backoff capped", &fakeStore{outages: 40},
+			Input{Action: ActionOutage, Error: cause(t, "TransientError", caDown), Policy: policy},
+			Result{Code: "ca_unreachable", Message: "dial tcp: connection refused", WaitSeconds: 3600},
+			&recordCall{detail: caDown, wait: true, outage: true, nextAttemptAt: testNow.Add(time.Hour)}, 0, "", false},
+		{"rate limit waits Retry-After", &fakeStore{count: 4},
+			Input{Action: ActionRateLimit, Error: cause(t, "RateLimitedError", rateLimited), Policy: policy},
+			Result{Code: "rate_limited", Message: "too many", RetryAfterSeconds: 90, FailureCount: 4, WaitSeconds: 90},
+			&recordCall{detail: rateLimited, wait: true, nextAttemptAt: testNow.Add(90 * time.Second)}, 0, "", false},
+		{"rate limit reaching RecordFailure is still a rate limit", &fakeStore{},
+			Input{Action: ActionFailure, Error: cause(t, "RateLimitedError", rateLimited), Policy: policy},
 			Result{Code: "rate_limited", Message: "too many", RetryAfterSeconds: 90, WaitSeconds: 90},
-			time.Time{}, 0, "", false},
+			&recordCall{detail: rateLimited, wait: true, nextAttemptAt: testNow.Add(90 * time.Second)}, 0, "", false},
 		{"rate limit without Retry-After", &fakeStore{},
-			Input{Error: cause(t, "RateLimitedError", failure.Detail{Code: failure.CodeRateLimited, Message: "too many"})},
-			Result{Code: "rate_limited", Message: "too many", RetryAfterSeconds: 3600, WaitSeconds: 3600},
-			time.Time{}, 0, "", false},
+			Input{Action: ActionRateLimit, Error: cause(t, "RateLimitedError", failure.Detail{Code: failure.CodeRateLimited, Message: "too many"})},
+			Result{Code: "rate_limited", Message: "too many", WaitSeconds: 3600},
+			&recordCall{detail: failure.Detail{Code: failure.CodeRateLimited, Message: "too many"}, wait: true, nextAttemptAt: testNow.Add(time.Hour)}, 0, "", false},
 		{"rate limit clamped", &fakeStore{},
-			Input{Error: cause(t, "RateLimitedError", failure.Detail{Code: failure.CodeRateLimited, Message: "x", RetryAfterSeconds: 7 * 86400})},
-			Result{Code: "rate_limited", Message: "x", RetryAfterSeconds: 86400, WaitSeconds: 86400},
-			time.Time{}, 0, "", false},
-		{"no error", &fakeStore{}, Input{Policy: policy}, Result{}, time.Time{}, 0, "without error", true},
-		{"no policy", &fakeStore{}, Input{Error: cause(t, "ChallengeFailedError", challenge)}, Result{}, time.Time{}, 0, "policy", true},
-		{"store refuses", &fakeStore{recordErr: certstore.ErrQuarantined},
-			Input{Error: cause(t, "ChallengeFailedError", challenge), Policy: policy}, Result{}, time.Time{}, 0, "quarantined", false},
+			Input{Action: ActionRateLimit, Error: cause(t, "RateLimitedError", failure.Detail{Code: failure.CodeRateLimited, Message: "x", RetryAfterSeconds: 7 * 86400})},
+			Result{Code: "rate_limited", Message: "x", RetryAfterSeconds: 7 * 86400, WaitSeconds: 86400},
+			&recordCall{detail: failure.Detail{Code: failure.CodeRateLimited, Message: "x", RetryAfterSeconds: 7 * 86400}, wait: true, nextAttemptAt: testNow.Add(24 * time.Hour)}, 0, "", false},
+		{"no error", &fakeStore{}, Input{Action: ActionFailure, Policy: policy}, Result{}, nil, 0, "without error", true},
+		{"no policy", &fakeStore{}, Input{Action: ActionFailure, Error: cause(t, "ChallengeFailedError", challenge)}, Result{}, nil, 0, "policy", true},
+		{"another execution owns the domain", &fakeStore{recordErr: certstore.ErrSuperseded},
+			Input{Action: ActionFailure, Error: cause(t, "ChallengeFailedError", challenge), Policy: policy}, Result{}, nil, 0, "superseded", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pub := &fakePublisher{}
 			var emf bytes.Buffer
-			h := New(tt.store, tt.store, pub, metrics.New(&emf, metrics.Namespace, func() time.Time { return testNow }), func() time.Time { return testNow })
-			tt.in.Action, tt.in.Domain = ActionFailure, "a.example"
-			got, err := h.Handle(context.Background(), tt.in)
+			tt.in.Domain, tt.in.Execution = "a.example", execution
+			got, err := newHandler(tt.store, pub, &emf).Handle(context.Background(), tt.in)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Handle() error = %v, want one containing %q", err, tt.wantErr)
@@ -178,11 +226,12 @@ func TestFailure(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("Handle() = %+v, want %+v", got, tt.want)
 			}
-			switch {
-			case tt.wantNext.IsZero() && len(tt.store.records) != 0:
-				t.Errorf("RecordFailure called %d times, want none", len(tt.store.records))
-			case !tt.wantNext.IsZero() && (len(tt.store.records) != 1 || !tt.store.records[0].nextAttemptAt.Equal(tt.wantNext) || !tt.store.records[0].now.Equal(testNow)):
-				t.Errorf("RecordFailure calls = %+v, want one with nextAttemptAt %v", tt.store.records, tt.wantNext)
+			if tt.wantCall != nil {
+				want := *tt.wantCall
+				want.domain, want.execution, want.now = "a.example", execution, testNow
+				if len(tt.store.records) != 1 || tt.store.records[0] != want {
+					t.Errorf("store calls = %+v, want [%+v]", tt.store.records, want)
+				}
 			}
 			if len(pub.events) != tt.wantEvents {
 				t.Fatalf("published %d events, want %d", len(pub.events), tt.wantEvents)
@@ -196,7 +245,34 @@ func TestFailure(t *testing.T) {
 			if !strings.Contains(emf.String(), `"IssuanceFailures":1`) || !strings.Contains(emf.String(), `"Code":"`+tt.want.Code+`"`) {
 				t.Errorf("metrics = %s, want IssuanceFailures with Code %s", emf.String(), tt.want.Code)
 			}
+			if ca := strings.Contains(emf.String(), `"CAUnavailable":1`); ca != strings.HasPrefix(tt.want.Code, "ca_") {
+				t.Errorf("CAUnavailable emitted = %v for code %s", ca, tt.want.Code)
+			}
 		})
+	}
+}
+
+func withMaxWaits(n int) Policy {
+	p := policy
+	p.MaxWaits = n
+	return p
+}
+
+// TestOutageJitter: outages of many domains at once come back spread over
+// [wait/2, wait], never at once.
+func TestOutageJitter(t *testing.T) {
+	for _, r := range []float64{0, 0.5, 0.999} {
+		store := &fakeStore{outages: 2}
+		h := newHandler(store, &fakePublisher{}, io.Discard)
+		h.rand = func() float64 { return r }
+		got, err := h.Handle(context.Background(), Input{Action: ActionOutage, Domain: "a.example", Execution: execution, Policy: policy,
+			Error: cause(t, "TransientError", failure.Detail{Code: failure.CodeCAError, Message: "500"})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if full := int64(240); got.WaitSeconds < full/2 || got.WaitSeconds > full {
+			t.Errorf("rand %v: wait %ds, want within [%d, %d]", r, got.WaitSeconds, full/2, full)
+		}
 	}
 }
 
@@ -210,15 +286,15 @@ func TestRetiredEndsQuietly(t *testing.T) {
 		store *fakeStore
 		in    Input
 	}{
-		{"failure of a retired domain", &fakeStore{status: certstore.StatusRetired}, Input{Action: ActionFailure, Error: challenge, Policy: policy}},
+		{"retired before the outage wait", &fakeStore{recordErr: certstore.ErrRetired}, Input{Action: ActionOutage, Error: challenge, Policy: policy}},
 		{"retired while recording", &fakeStore{recordErr: certstore.ErrRetired}, Input{Action: ActionFailure, Error: challenge, Policy: policy}},
 		{"retired before the quarantine", &fakeStore{quarErr: certstore.ErrRetired}, Input{Action: ActionQuarantine, Reason: "too_many_failures"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pub := &fakePublisher{}
-			h := New(tt.store, tt.store, pub, metrics.New(io.Discard, metrics.Namespace, nil), func() time.Time { return testNow })
-			tt.in.Domain = "a.example"
+			h := newHandler(tt.store, pub, io.Discard)
+			tt.in.Domain, tt.in.Execution = "a.example", execution
 			_, err := h.Handle(context.Background(), tt.in)
 			if f, ok := failure.Find(err); !ok || failure.TypeName(f) != "DomainRetiredError" {
 				t.Fatalf("Handle() error = %v, want DomainRetiredError", err)
@@ -233,7 +309,7 @@ func TestRetiredEndsQuietly(t *testing.T) {
 func TestFailurePublishErrorIsNotFatal(t *testing.T) {
 	store := &fakeStore{}
 	h := New(store, store, &fakePublisher{err: errors.New("bus down")}, nil, func() time.Time { return testNow })
-	_, err := h.Handle(context.Background(), Input{Action: ActionFailure, Domain: "a.example", Policy: policy,
+	_, err := h.Handle(context.Background(), Input{Action: ActionFailure, Domain: "a.example", Execution: execution, Policy: policy,
 		Error: cause(t, "ChallengeFailedError", failure.Detail{Code: failure.CodeChallengeFailed, Message: "x"})})
 	if err != nil {
 		t.Errorf("Handle() error = %v, want nil: the failure is recorded, the event is best effort", err)
@@ -252,20 +328,20 @@ func TestQuarantine(t *testing.T) {
 		wantErr   bool
 	}{
 		{"reason and error", &fakeStore{}, &fakePublisher{}, Input{Reason: "account_paused", Error: cause(t, "AccountPausedError", paused)},
-			Result{Code: "account_paused", Message: "paused", UnpauseURL: "https://ca.example/u", Quarantined: true}, "a.example account_paused paused https://ca.example/u", false},
+			Result{Code: "account_paused", Message: "paused", UnpauseURL: "https://ca.example/u", Quarantined: true}, "a.example " + execution + " account_paused paused https://ca.example/u", false},
 		{"reason from error", &fakeStore{}, &fakePublisher{}, Input{Error: cause(t, "DomainRejectedError", failure.Detail{Code: failure.CodeDomainRejected, Message: "blocked"})},
-			Result{Code: "domain_rejected", Message: "blocked", Quarantined: true}, "a.example domain_rejected blocked ", false},
+			Result{Code: "domain_rejected", Message: "blocked", Quarantined: true}, "a.example " + execution + " domain_rejected blocked ", false},
 		{"reason only", &fakeStore{}, &fakePublisher{}, Input{Reason: "too_many_failures"},
-			Result{Code: "too_many_failures", Quarantined: true}, "a.example too_many_failures  ", false},
+			Result{Code: "too_many_failures", Quarantined: true}, "a.example " + execution + " too_many_failures  ", false},
 		{"nothing", &fakeStore{}, &fakePublisher{}, Input{}, Result{}, "", true},
 		{"store fails", &fakeStore{quarErr: certstore.ErrRetired}, &fakePublisher{}, Input{Reason: "x"}, Result{}, "", true},
-		{"publish fails", &fakeStore{}, &fakePublisher{err: &failure.TransientError{Message: "throttled"}}, Input{Reason: "x"}, Result{}, "a.example x  ", true},
+		{"publish fails after the quarantine", &fakeStore{}, &fakePublisher{err: &failure.TransientError{Message: "throttled"}}, Input{Reason: "x"}, Result{Code: "x", Quarantined: true}, "a.example " + execution + " x  ", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var emf bytes.Buffer
-			h := New(tt.store, tt.store, tt.pub, metrics.New(&emf, metrics.Namespace, nil), func() time.Time { return testNow })
-			tt.in.Action, tt.in.Domain = ActionQuarantine, "a.example"
+			h := newHandler(tt.store, tt.pub, &emf)
+			tt.in.Action, tt.in.Domain, tt.in.Execution = ActionQuarantine, "a.example", execution
 			got, err := h.Handle(context.Background(), tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Handle() error = %v, want error %v", err, tt.wantErr)
@@ -279,9 +355,8 @@ func TestQuarantine(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("Handle() = %+v, want %+v", got, tt.want)
 			}
-			ev := tt.pub.events[0]
-			if ev.Type != notify.TypeQuarantined || ev.ReasonCode != tt.want.Code {
-				t.Errorf("event = %+v, want %q with reason %q", ev, notify.TypeQuarantined, tt.want.Code)
+			if tt.pub.err == nil && (len(tt.pub.events) != 1 || tt.pub.events[0].Type != notify.TypeQuarantined || tt.pub.events[0].ReasonCode != tt.want.Code) {
+				t.Errorf("events = %+v, want one %q with reason %q", tt.pub.events, notify.TypeQuarantined, tt.want.Code)
 			}
 			if !strings.Contains(emf.String(), `"DomainsQuarantined":1`) {
 				t.Errorf("metrics = %s, want DomainsQuarantined", emf.String())
@@ -308,26 +383,31 @@ func TestFixtures(t *testing.T) {
 		file       string
 		store      *fakeStore
 		want       string
-		wantEvent  notify.Event
+		wantEvent  *notify.Event
 		wantRecord string // code recorded, if any
 	}{
 		{"record-failure.json", &fakeStore{count: 1, first: testNow.Add(-30 * time.Minute)},
-			`{"code":"challenge_failed","message":"127.0.0.2: Invalid response from http://blog.customer.example/.well-known/acme-challenge/x: 404","retryAfterSeconds":0,"failureCount":2,"failureAgeSeconds":1800,"waitSeconds":2400,"unpauseURL":""}`,
-			notify.Event{Type: notify.TypeFailed, Domain: "blog.customer.example", ReasonCode: "challenge_failed",
+			`{"code":"challenge_failed","message":"127.0.0.2: Invalid response from http://blog.customer.example/.well-known/acme-challenge/x: 404","retryAfterSeconds":0,"failureCount":2,"failureAgeSeconds":1800,"waitSeconds":2400,"unpauseURL":"","postpone":false}`,
+			&notify.Event{Type: notify.TypeFailed, Domain: "blog.customer.example", ReasonCode: "challenge_failed",
 				Message: "127.0.0.2: Invalid response from http://blog.customer.example/.well-known/acme-challenge/x: 404", FailureCount: 2},
 			"challenge_failed"},
 		{"record-quarantine.json", &fakeStore{},
-			`{"code":"account_paused","message":"issuance paused for blog.customer.example after too many failed validations","retryAfterSeconds":0,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":0,"unpauseURL":"https://acme.example/unpause?account=1\u0026hostname=blog.customer.example","quarantined":true}`,
-			notify.Event{Type: notify.TypeQuarantined, Domain: "blog.customer.example", ReasonCode: "account_paused",
+			`{"code":"account_paused","message":"issuance paused for blog.customer.example after too many failed validations","retryAfterSeconds":0,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":0,"unpauseURL":"https://acme.example/unpause?account=1\u0026hostname=blog.customer.example","postpone":false,"quarantined":true}`,
+			&notify.Event{Type: notify.TypeQuarantined, Domain: "blog.customer.example", ReasonCode: "account_paused",
 				Message: "issuance paused for blog.customer.example after too many failed validations", UnpauseURL: "https://acme.example/unpause?account=1&hostname=blog.customer.example"},
 			""},
+		{"record-outage.json", &fakeStore{outages: 1},
+			`{"code":"ca_unreachable","message":"ACME directory https://127.0.0.1:14000/dir: dial tcp 127.0.0.1:14000: connect: connection refused","retryAfterSeconds":0,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":120,"unpauseURL":"","postpone":false}`,
+			nil, "ca_unreachable"},
+		{"record-ratelimit.json", &fakeStore{},
+			`{"code":"rate_limited","message":"too many new orders (300) from this account in the last 3h0m0s","retryAfterSeconds":1800,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":1800,"unpauseURL":"","postpone":false}`,
+			nil, "rate_limited"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			in := fixtures.StrictEvent[Input](t, tt.file)
 			pub := &fakePublisher{}
-			h := New(tt.store, tt.store, pub, metrics.New(&bytes.Buffer{}, metrics.Namespace, nil), func() time.Time { return testNow })
-			got, err := h.Handle(context.Background(), in)
+			got, err := newHandler(tt.store, pub, io.Discard).Handle(context.Background(), in)
 			if err != nil {
 				t.Fatalf("Handle(%s) error: %v", tt.file, err)
 			}
@@ -335,11 +415,14 @@ func TestFixtures(t *testing.T) {
 			if string(out) != tt.want {
 				t.Errorf("Handle(%s) = %s, want %s", tt.file, out, tt.want)
 			}
-			if len(pub.events) != 1 || !reflect.DeepEqual(pub.events[0], tt.wantEvent) {
-				t.Errorf("events = %+v, want [%+v]", pub.events, tt.wantEvent)
+			switch {
+			case tt.wantEvent == nil && len(pub.events) != 0:
+				t.Errorf("events = %+v, want none", pub.events)
+			case tt.wantEvent != nil && (len(pub.events) != 1 || !reflect.DeepEqual(pub.events[0], *tt.wantEvent)):
+				t.Errorf("events = %+v, want [%+v]", pub.events, *tt.wantEvent)
 			}
 			if tt.wantRecord != "" && (len(tt.store.records) != 1 || tt.store.records[0].detail.Code != tt.wantRecord) {
-				t.Errorf("RecordFailure calls = %+v, want one with code %q", tt.store.records, tt.wantRecord)
+				t.Errorf("store calls = %+v, want one with code %q", tt.store.records, tt.wantRecord)
 			}
 		})
 	}

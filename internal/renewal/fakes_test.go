@@ -10,7 +10,7 @@ import (
 
 	"github.com/certflow/certflow/internal/ari"
 	"github.com/certflow/certflow/internal/certstore"
-	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/reconcile"
 )
 
 type fakeGetter struct {
@@ -29,75 +29,67 @@ func (f *fakeGetter) Get(_ context.Context, domain string) (*certstore.Certifica
 	return c, nil
 }
 
-type started struct {
-	Name  string
-	Input flow.Input
+type reconciled struct {
+	Cert *certstore.Certificate
+	By   string
 }
 
-type fakeStarter struct {
+// fakeReconciler records what it is asked to reconcile and answers
+// Started, or the outcome or error set for the domain.
+type fakeReconciler struct {
 	mu       sync.Mutex
-	calls    []started
-	existing map[string]bool  // names that already exist
-	fail     map[string]error // by domain
+	calls    []reconciled
+	outcomes map[string]reconcile.Outcome
+	fail     map[string]error
 }
 
-func (f *fakeStarter) Start(_ context.Context, name string, input any) (string, bool, error) {
+func (f *fakeReconciler) Reconcile(_ context.Context, c *certstore.Certificate, by string) (reconcile.Outcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	in := input.(flow.Input)
-	if err := f.fail[in.Domain]; err != nil {
-		return "", false, err
+	if err := f.fail[c.Domain]; err != nil {
+		return "", err
 	}
-	f.calls = append(f.calls, started{Name: name, Input: in})
-	if f.existing == nil {
-		f.existing = map[string]bool{}
+	f.calls = append(f.calls, reconciled{c, by})
+	if out, ok := f.outcomes[c.Domain]; ok {
+		return out, nil
 	}
-	already := f.existing[name]
-	f.existing[name] = true
-	return "arn:aws:states:us-east-1:123456789012:execution:certflow:" + name, already, nil
+	return reconcile.Started, nil
 }
 
-type lease struct {
-	Domain   string
-	Old, New time.Time
-}
-
-type fakeLeaser struct {
-	mu    sync.Mutex
-	calls []lease
-	fail  map[string]error
-}
-
-func (f *fakeLeaser) LeaseRenewal(_ context.Context, domain string, oldRenewAt, newRenewAt time.Time) error {
+func (f *fakeReconciler) domains() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, lease{domain, oldRenewAt, newRenewAt})
-	return f.fail[domain]
+	var out []string
+	for _, c := range f.calls {
+		out = append(out, c.Cert.Domain)
+	}
+	slices.Sort(out)
+	return out
 }
 
-// fakeDue serves rows per shard, filtered by renewAt <= now, earliest first,
+// fakeDue serves rows per shard, filtered by dueAt <= t, earliest first,
 // with integer cursors.
 type fakeDue struct {
 	mu      sync.Mutex
-	rows    map[string][]certstore.Renewal
+	rows    map[string][]certstore.Due
 	fail    map[string]error
 	queries int
 }
 
-func (f *fakeDue) DueForRenewal(_ context.Context, shard string, now time.Time, limit int, cursor string) ([]certstore.Renewal, string, error) {
+func (f *fakeDue) DueBy(_ context.Context, shard string, t time.Time, limit int, cursor string) ([]certstore.Due, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries++
 	if err := f.fail[shard]; err != nil {
 		return nil, "", err
 	}
-	var all []certstore.Renewal
+	var all []certstore.Due
 	for _, r := range f.rows[shard] {
-		if !r.RenewAt.After(now) {
+		if !r.DueAt.After(t) {
 			all = append(all, r)
 		}
 	}
-	slices.SortFunc(all, func(a, b certstore.Renewal) int { return a.RenewAt.Compare(b.RenewAt) })
+	slices.SortStableFunc(all, func(a, b certstore.Due) int { return a.DueAt.Compare(b.DueAt) })
 	start := 0
 	if cursor != "" {
 		start, _ = strconv.Atoi(cursor)
@@ -121,7 +113,7 @@ type fakeMover struct {
 	err   error
 }
 
-func (f *fakeMover) MoveTimer(_ context.Context, domain, serial string, renewAt time.Time) error {
+func (f *fakeMover) MoveTimer(_ context.Context, domain, serial, _ string, renewAt time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {

@@ -20,36 +20,36 @@ import (
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/logging"
 	"github.com/certflow/certflow/internal/metrics"
+	"github.com/certflow/certflow/internal/reconcile"
 	"github.com/certflow/certflow/internal/table"
 )
 
 // Sweeper defaults; the zero value of each Sweeper field means these.
 const (
 	DefaultPageSize       = 100
-	DefaultMaxStarts      = 1000
+	DefaultMaxReconciles  = 1000
 	DefaultMaxARIChecks   = 10000
 	DefaultARIConcurrency = 8
 	DefaultRotation       = time.Hour
 	DefaultDeadlineMargin = 30 * time.Second
-	DefaultGrace          = time.Hour
 )
 
 // ariHorizon bounds the ARI re-check query: renewAt <= now+ariHorizon covers
 // every active certificate (public certificates live at most 398 days).
 const ariHorizon = 400 * 24 * time.Hour
 
-// Due lists active certificates of a shard whose renewAt is at or before
-// now, earliest first, from the ByRenewal index (a Query, never a Scan).
-// *certstore.Store implements it.
+// Due lists the domains of a shard whose dueAt is at or before t, earliest
+// first, from the ByDue index (a Query, never a Scan). *certstore.Store
+// implements it.
 type Due interface {
-	DueForRenewal(ctx context.Context, shard string, now time.Time, limit int, cursor string) ([]certstore.Renewal, string, error)
+	DueBy(ctx context.Context, shard string, t time.Time, limit int, cursor string) ([]certstore.Due, string, error)
 }
 
-// Mover moves an active certificate's renewal (its renewAt and its timer)
-// to renewAt; certstore.ErrStale means the certificate changed meanwhile.
-// *certstore.Store implements it.
+// Mover moves an idle active certificate's renewal (its renewAt and its
+// timer) to renewAt; certstore.ErrStale means the certificate changed or is
+// renewing meanwhile. *certstore.Store implements it.
 type Mover interface {
-	MoveTimer(ctx context.Context, domain, serial string, renewAt time.Time) error
+	MoveTimer(ctx context.Context, domain, serial, ariCertID string, renewAt time.Time) error
 }
 
 // Positions keeps where the ARI re-check of each shard stopped, so that the
@@ -80,11 +80,17 @@ var (
 
 // Summary is what a sweeper run did; it is the function's result.
 type Summary struct {
-	Started        int    `json:"started"`
-	AlreadyStarted int    `json:"alreadyStarted"`
-	Failed         int    `json:"failed"`
-	ARIShard       string `json:"ariShard,omitempty"`
-	ARIChecked     int    `json:"ariChecked"`
+	// Started counts domains no execution owned (a renewal whose timer
+	// was late or lost, a request whose start was lost), Restarted those
+	// whose execution was gone or had ended without an outcome, Running
+	// those whose execution still ran and was given more time.
+	Started    int    `json:"started"`
+	Restarted  int    `json:"restarted"`
+	Running    int    `json:"running"`
+	Skipped    int    `json:"skipped"`
+	Failed     int    `json:"failed"`
+	ARIShard   string `json:"ariShard,omitempty"`
+	ARIChecked int    `json:"ariChecked"`
 	// ARIShardDone is set when the ARI re-check reached its shard's end;
 	// otherwise the next visit to the shard resumes where this one stopped.
 	ARIShardDone bool `json:"ariShardDone,omitempty"`
@@ -95,25 +101,28 @@ type Summary struct {
 	Truncated bool `json:"truncated,omitempty"`
 }
 
-// Sweeper is the scheduled safety net of renewals. Each run:
+// Sweeper is the scheduled reconciler of every domain with work left, and
+// the safety net of renewals. Each run:
 //
-//  1. emits MinDaysToExpiry (days until the first active certificate
-//     expires) from the ByExpiry index;
-//  2. queries every shard of the ByRenewal index for certificates whose
-//     renewAt passed more than Grace ago (the timer had its chance) and
-//     starts their renewals exactly as Trigger does (same execution name,
-//     so a renewal the timer already started is not started twice), then
-//     leases them; each is logged and counted as rescued, since it means
-//     a TTL deletion ran late or a stream record was lost;
+//  1. emits MinDaysToExpiry (days until the first certificate of a domain
+//     with work left expires) from the ByExpiry index;
+//  2. queries every shard of the ByDue index for domains whose dueAt has
+//     passed and reconciles each (package reconcile): a renewal whose TTL
+//     timer was late or whose stream record was lost is started; an
+//     execution the engine lost, or that ended without an outcome
+//     (postponed after its bound of waits, interrupted), is restarted; one
+//     that still runs is given more time. Each start is logged, since it
+//     means something went missing;
 //  3. asks the CA's ARI again about one shard, chosen by rotation (run time
 //     / Rotation mod 16, so an hourly schedule visits every shard every 16
 //     hours, or the shard the event's detail names), and moves a renewal
 //     earlier when the CA's window now ends before the stored renewAt (a
-//     mass revocation, for example).
+//     mass revocation, for example). A certificate being renewed is left
+//     alone.
 //
-// Work is bounded: MaxStarts starts and MaxARIChecks ARI requests per run
-// (rounded up to a whole page), pages of PageSize, and nothing new is begun
-// within DeadlineMargin of the context's deadline. The ARI re-check walks
+// Work is bounded: MaxReconciles domains and MaxARIChecks ARI requests per
+// run (rounded up to a whole page), pages of PageSize, and nothing new is
+// begun within DeadlineMargin of the context's deadline. The ARI re-check walks
 // its shard in renewAt order and, with Positions, saves where it stopped:
 // the next visit to the shard resumes there, and the one after reaching the
 // end starts again. With the defaults and an hourly schedule every
@@ -123,9 +132,8 @@ type Summary struct {
 //
 // The zero value of each optional field means the documented default.
 type Sweeper struct {
-	Due     Due     // required
-	Starter Starter // required
-	Leaser  Leaser  // required
+	Due        Due        // required
+	Reconciler Reconciler // required
 	// ARI and Mover enable the ARI re-check; nil ARI skips it.
 	ARI   ari.RenewalInfo
 	Mover Mover
@@ -136,16 +144,12 @@ type Sweeper struct {
 	Expiry  Expiry
 	Metrics Emitter
 
-	Lease          time.Duration // DefaultLease
 	PageSize       int           // DefaultPageSize
-	MaxStarts      int           // DefaultMaxStarts
+	MaxReconciles  int           // DefaultMaxReconciles
 	MaxARIChecks   int           // DefaultMaxARIChecks
 	ARIConcurrency int           // DefaultARIConcurrency
 	Rotation       time.Duration // DefaultRotation: the schedule's period
 	DeadlineMargin time.Duration // DefaultDeadlineMargin
-	// Grace is how long after its renewAt a certificate is left to its
-	// timer before the sweeper starts the renewal (DefaultGrace).
-	Grace time.Duration
 
 	Now  func() time.Time // time.Now
 	Rand func() float64   // math/rand/v2.Float64
@@ -201,13 +205,13 @@ func (s *Sweeper) Handle(ctx context.Context, ev events.EventBridgeEvent) (Summa
 	if err := s.expiry(ctx, t, &sum); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.startDue(ctx, t, &sum); err != nil {
+	if err := s.reconcileDue(ctx, t, &sum); err != nil {
 		errs = append(errs, err)
 	}
 	if err := s.recheckARI(ctx, t, ariShard, &sum); err != nil {
 		errs = append(errs, err)
 	}
-	logging.From(ctx).InfoContext(ctx, "sweep finished", slog.Int("started", sum.Started), slog.Int("alreadyStarted", sum.AlreadyStarted),
+	logging.From(ctx).InfoContext(ctx, "sweep finished", slog.Int("started", sum.Started), slog.Int("restarted", sum.Restarted), slog.Int("running", sum.Running),
 		slog.Int("failed", sum.Failed), slog.Int("ariChecked", sum.ARIChecked), slog.Int("moved", sum.Moved), slog.Bool("truncated", sum.Truncated))
 	if err := errors.Join(errs...); err != nil {
 		return sum, fmt.Errorf("sweep: %w", err)
@@ -252,38 +256,44 @@ func (s *Sweeper) expiry(ctx context.Context, now time.Time, sum *Summary) error
 	return nil
 }
 
-func (s *Sweeper) startDue(ctx context.Context, now time.Time, sum *Summary) error {
-	st := starter{start: s.Starter, lease: s.Leaser, dur: s.Lease}
-	maxStarts := orDefault(s.MaxStarts, DefaultMaxStarts)
+func (s *Sweeper) reconcileDue(ctx context.Context, now time.Time, sum *Summary) error {
+	limit := orDefault(s.MaxReconciles, DefaultMaxReconciles)
+	done := func() int { return sum.Started + sum.Restarted + sum.Running + sum.Skipped + sum.Failed }
 	var errs []error
 	for _, shard := range table.Shards() {
 		cursor := ""
 		for {
-			if s.nearDeadline(ctx) || sum.Started+sum.AlreadyStarted+sum.Failed >= maxStarts {
+			if s.nearDeadline(ctx) || done() >= limit {
 				sum.Truncated = true
 				return errors.Join(errs...)
 			}
-			rows, next, err := s.Due.DueForRenewal(ctx, shard, now.Add(-orDefault(s.Grace, DefaultGrace)), orDefault(s.PageSize, DefaultPageSize), cursor)
+			rows, next, err := s.Due.DueBy(ctx, shard, now, orDefault(s.PageSize, DefaultPageSize), cursor)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("renewals due in shard %s: %w", shard, err))
+				errs = append(errs, fmt.Errorf("domains due in shard %s: %w", shard, err))
 				break
 			}
 			for _, r := range rows {
-				if sum.Started+sum.AlreadyStarted+sum.Failed >= maxStarts || s.nearDeadline(ctx) {
+				if done() >= limit || s.nearDeadline(ctx) {
 					sum.Truncated = true
 					return errors.Join(errs...)
 				}
-				started, err := st.startOne(ctx, due{Domain: r.Domain, SANs: r.SANs, Serial: r.Serial, ARICertID: r.ARICertID, RenewAt: r.RenewAt}, now, flow.StartedBySweeper)
+				out, err := s.Reconciler.Reconcile(ctx, r.Certificate(), flow.StartedBySweeper)
+				log := logging.From(ctx).With(slog.String("domain", r.Domain), slog.String("status", string(r.Status)),
+					slog.String("execution", r.Execution), slog.Time("dueAt", r.DueAt))
 				switch {
 				case err != nil:
 					sum.Failed++
-					logging.From(ctx).ErrorContext(ctx, "sweeper could not start a renewal", slog.String("domain", r.Domain), slog.String("error", err.Error()))
-				case started:
+					log.ErrorContext(ctx, "sweeper could not reconcile a domain", slog.String("error", err.Error()))
+				case out == reconcile.Started:
 					sum.Started++
-					logging.From(ctx).InfoContext(ctx, "renewal started by sweeper", slog.String("domain", r.Domain),
-						slog.String("serial", r.Serial), slog.Time("renewAt", r.RenewAt))
+					log.InfoContext(ctx, "sweeper started an execution no one had started (a timer late or lost, a start lost)")
+				case out == reconcile.Restarted:
+					sum.Restarted++
+					log.InfoContext(ctx, "sweeper restarted an execution that was gone or had ended without an outcome")
+				case out == reconcile.Running:
+					sum.Running++
 				default:
-					sum.AlreadyStarted++
+					sum.Skipped++
 				}
 			}
 			if next == "" {
@@ -328,14 +338,14 @@ func (s *Sweeper) recheckARI(ctx context.Context, now time.Time, shard string, s
 			sum.Truncated = sum.Truncated || !unsupported.Load()
 			break
 		}
-		rows, next, err := s.Due.DueForRenewal(ctx, shard, now.Add(ariHorizon), orDefault(s.PageSize, DefaultPageSize), cursor)
+		rows, next, err := s.Due.DueBy(ctx, shard, now.Add(ariHorizon), orDefault(s.PageSize, DefaultPageSize), cursor)
 		if err != nil {
 			queryErr = fmt.Errorf("ARI re-check of shard %s: %w", shard, err)
 			break
 		}
 		for _, r := range rows {
-			if !r.RenewAt.After(now) || r.ARICertID == "" {
-				continue // due now (started above) or unknown to ARI
+			if r.Status != certstore.StatusActive || r.Execution != "" || !r.RenewAt.After(now) || r.ARICertID == "" {
+				continue // no idle certificate, due now (reconciled above) or unknown to ARI
 			}
 			launched++
 			g.Go(func() error {
@@ -400,7 +410,7 @@ func (s *Sweeper) savePosition(ctx context.Context, shard, cursor string) error 
 // stays where it is (it was chosen at random in it; re-drawing would only
 // drift renewals towards the window's start and cost writes), and is never
 // moved later here: the stored time was already clamped when it was issued.
-func (s *Sweeper) recheckOne(ctx context.Context, r certstore.Renewal, now time.Time) (moved bool, err error) {
+func (s *Sweeper) recheckOne(ctx context.Context, r certstore.Due, now time.Time) (moved bool, err error) {
 	w, _, err := s.ARI.Get(ctx, r.ARICertID)
 	if err != nil {
 		return false, err
@@ -412,7 +422,7 @@ func (s *Sweeper) recheckOne(ctx context.Context, r certstore.Renewal, now time.
 	if !at.Before(r.RenewAt) {
 		return false, nil
 	}
-	err = s.Mover.MoveTimer(ctx, r.Domain, r.Serial, at)
+	err = s.Mover.MoveTimer(ctx, r.Domain, r.Serial, r.ARICertID, at)
 	if errors.Is(err, certstore.ErrStale) || errors.Is(err, certstore.ErrNotFound) {
 		return false, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/certflow/certflow/internal/fixtures"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/metrics"
+	"github.com/certflow/certflow/internal/reconcile"
 	"github.com/certflow/certflow/internal/table"
 )
 
@@ -27,77 +29,71 @@ func sweeperEvent(t *testing.T) events.EventBridgeEvent {
 	return ev
 }
 
-func renewal(domain string, renewAt time.Time) certstore.Renewal {
-	return certstore.Renewal{Domain: domain, SANs: []string{domain}, Serial: "aa" + domain[:1], ARICertID: "aki." + domain,
-		RenewAt: renewAt, NotAfter: renewAt.Add(30 * 24 * time.Hour)}
+// idle is an active certificate no execution owns, due when its renewal
+// time and the grace have passed.
+func idle(domain string, renewAt time.Time) certstore.Due {
+	return certstore.Due{Domain: domain, SANs: []string{domain}, Status: certstore.StatusActive, Generation: 1, Serial: "aa" + domain[:1],
+		ARICertID: "aki." + domain, RenewAt: renewAt, NotAfter: renewAt.Add(30 * 24 * time.Hour), DueAt: renewAt.Add(certstore.DefaultGrace)}
 }
 
-func TestSweeperStartsDueRenewals(t *testing.T) {
+// owned is a domain an execution owns, due at dueAt.
+func owned(domain string, status certstore.Status, dueAt time.Time) certstore.Due {
+	return certstore.Due{Domain: domain, SANs: []string{domain}, Status: status, Generation: 2, Run: 3,
+		Execution: flow.IssueName(domain, 2, 3), DueAt: dueAt}
+}
+
+func TestSweeperReconcilesDue(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
-	// Renewals overdue by more than the grace are the sweeper's; within the
-	// grace they are left to their timers.
-	overdue := now.Add(-DefaultGrace)
 	shards := table.Shards()
-	due := &fakeDue{rows: map[string][]certstore.Renewal{
-		shards[0]: {renewal("a.example", overdue.Add(-time.Hour)), renewal("b.example", overdue.Add(-time.Minute)),
-			renewal("timer.example", overdue.Add(time.Minute)), renewal("later.example", now.Add(time.Hour))},
-		shards[7]: {renewal("c.example", overdue), renewal("d.example", overdue.Add(-48*time.Hour)), renewal("e.example", overdue.Add(-time.Second))},
+	due := &fakeDue{rows: map[string][]certstore.Due{
+		// Renewals overdue by more than the grace are the sweeper's; within
+		// the grace they are left to their timers.
+		shards[0]: {idle("a.example", now.Add(-2*time.Hour)), idle("b.example", now.Add(-time.Hour-time.Minute)),
+			idle("timer.example", now.Add(-time.Minute)), idle("later.example", now.Add(time.Hour))},
+		shards[7]: {owned("lost.example", certstore.StatusPending, now.Add(-time.Minute)), owned("slow.example", certstore.StatusFailed, now.Add(-time.Hour)),
+			owned("raced.example", certstore.StatusPending, now), idle("broken.example", now.Add(-48*time.Hour)),
+			owned("future.example", certstore.StatusPending, now.Add(time.Second))},
 	}}
-	// c was started by its timer already; d cannot be started.
-	st := &fakeStarter{
-		existing: map[string]bool{flow.RenewName("c.example", "aac", overdue): true},
-		fail:     map[string]error{"d.example": errors.New("throttled")},
+	rec := &fakeReconciler{
+		outcomes: map[string]reconcile.Outcome{"lost.example": reconcile.Restarted, "slow.example": reconcile.Running, "raced.example": reconcile.Skipped},
+		fail:     map[string]error{"broken.example": errors.New("throttled")},
 	}
-	ls := &fakeLeaser{}
-	s := &Sweeper{Due: due, Starter: st, Leaser: ls, PageSize: 2, Now: func() time.Time { return now }}
+	s := &Sweeper{Due: due, Reconciler: rec, PageSize: 2, Now: func() time.Time { return now }}
 	sum, err := s.Handle(context.Background(), sweeperEvent(t))
 	if err != nil {
 		t.Fatalf("Handle() error = %v", err)
 	}
-	want := Summary{Started: 3, AlreadyStarted: 1, Failed: 1}
+	want := Summary{Started: 2, Restarted: 1, Running: 1, Skipped: 1, Failed: 1}
 	if sum != want {
 		t.Errorf("Handle() = %+v, want %+v", sum, want)
 	}
-	for _, c := range st.calls {
-		var r certstore.Renewal
-		for _, rows := range due.rows {
-			for _, x := range rows {
-				if x.Domain == c.Input.Domain {
-					r = x
-				}
-			}
-		}
-		if wantName := flow.RenewName(r.Domain, r.Serial, r.RenewAt); c.Name != wantName {
-			t.Errorf("execution for %s named %q, want %q (the trigger's name)", r.Domain, c.Name, wantName)
-		}
-		if c.Input.Replaces != r.ARICertID || c.Input.ReplacesSerial != r.Serial || c.Input.Reason != flow.ReasonRenewal || c.Input.StartedBy != flow.StartedBySweeper {
-			t.Errorf("execution input for %s = %+v", r.Domain, c.Input)
-		}
+	if got, want := rec.domains(), []string{"a.example", "b.example", "lost.example", "raced.example", "slow.example"}; !slices.Equal(got, want) {
+		t.Errorf("reconciled %v, want %v", got, want)
 	}
-	if len(ls.calls) != 4 {
-		t.Errorf("leased %d renewals, want 4 (started and already started)", len(ls.calls))
-	}
-	for _, l := range ls.calls {
-		if !l.New.Equal(now.Add(DefaultLease)) {
-			t.Errorf("lease of %s to %v, want %v", l.Domain, l.New, now.Add(DefaultLease))
+	for _, c := range rec.calls {
+		if c.By != flow.StartedBySweeper {
+			t.Errorf("%s reconciled by %q, want %q", c.Cert.Domain, c.By, flow.StartedBySweeper)
+		}
+		if c.Cert.Domain == "lost.example" && (c.Cert.Execution != flow.IssueName("lost.example", 2, 3) || c.Cert.Run != 3 || c.Cert.Generation != 2) {
+			t.Errorf("reconciled %+v, want the owning execution, run and generation the index projects", c.Cert)
 		}
 	}
 }
 
 func TestSweeperBounds(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
-	rows := map[string][]certstore.Renewal{}
+	rows := map[string][]certstore.Due{}
 	for i, shard := range table.Shards() {
 		for j := range 5 {
-			rows[shard] = append(rows[shard], renewal(fmt.Sprintf("d%02d-%d.example", i, j), now.Add(-time.Duration(j+1)*time.Minute)))
+			rows[shard] = append(rows[shard], idle(fmt.Sprintf("d%02d-%d.example", i, j), now.Add(-time.Hour-time.Duration(j+1)*time.Minute)))
 		}
 	}
 	tests := []struct {
-		name      string
-		maxStarts int
-		ctx       func() (context.Context, context.CancelFunc)
-		wantStart int
-		truncated bool
+		name          string
+		maxReconciles int
+		ctx           func() (context.Context, context.CancelFunc)
+		wantStart     int
+		truncated     bool
 	}{
 		{"all", 0, func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, 80, false},
 		{"capped", 7, func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, 7, true},
@@ -109,14 +105,13 @@ func TestSweeperBounds(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := tt.ctx()
 			defer cancel()
-			st := &fakeStarter{}
-			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: st, Leaser: &fakeLeaser{}, MaxStarts: tt.maxStarts, Grace: time.Second,
-				Now: func() time.Time { return now }}
+			rec := &fakeReconciler{}
+			s := &Sweeper{Due: &fakeDue{rows: rows}, Reconciler: rec, MaxReconciles: tt.maxReconciles, Now: func() time.Time { return now }}
 			sum, err := s.Handle(ctx, events.EventBridgeEvent{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sum.Started != tt.wantStart || sum.Truncated != tt.truncated {
+			if sum.Started != tt.wantStart || len(rec.calls) != tt.wantStart || sum.Truncated != tt.truncated {
 				t.Errorf("Handle() = %+v, want %d started, truncated %v", sum, tt.wantStart, tt.truncated)
 			}
 		})
@@ -127,10 +122,10 @@ func TestSweeperQueryFailureStillRunsOtherShards(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 	shards := table.Shards()
 	due := &fakeDue{
-		rows: map[string][]certstore.Renewal{shards[3]: {renewal("a.example", now.Add(-time.Hour))}},
+		rows: map[string][]certstore.Due{shards[3]: {idle("a.example", now.Add(-2*time.Hour))}},
 		fail: map[string]error{shards[1]: errors.New("throttled")},
 	}
-	s := &Sweeper{Due: due, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, Now: func() time.Time { return now }}
+	s := &Sweeper{Due: due, Reconciler: &fakeReconciler{}, Now: func() time.Time { return now }}
 	sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
 	if err == nil {
 		t.Fatalf("Handle() error = nil, want the query failure")
@@ -158,13 +153,18 @@ func TestSweeperARIRecheck(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 	shard := ARIShard(now, 0)
 	day := 24 * time.Hour
-	rows := map[string][]certstore.Renewal{shard: {
-		renewal("moved.example", now.Add(20*day)),
-		renewal("unchanged.example", now.Add(10*day)),
-		renewal("revoked.example", now.Add(30*day)),
-		renewal("inside.example", now.Add(8*day+12*time.Hour)),
-		renewal("due.example", now.Add(-time.Hour)),
-		{Domain: "noari.example", Serial: "ff", RenewAt: now.Add(5 * day)},
+	renewing := idle("renewing.example", now.Add(3*day))
+	renewing.Execution = flow.RenewName("renewing.example", renewing.Serial, 1)
+	noARI := idle("noari.example", now.Add(5*day))
+	noARI.ARICertID = ""
+	rows := map[string][]certstore.Due{shard: {
+		idle("moved.example", now.Add(20*day)),
+		idle("unchanged.example", now.Add(10*day)),
+		idle("revoked.example", now.Add(30*day)),
+		idle("inside.example", now.Add(8*day+12*time.Hour)),
+		idle("due.example", now.Add(-time.Hour)),
+		renewing, noARI,
+		owned("pending.example", certstore.StatusPending, now.Add(time.Hour)),
 	}}
 	tests := []struct {
 		name      string
@@ -200,7 +200,7 @@ func TestSweeperARIRecheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mv := &fakeMover{err: tt.moverErr}
-			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, ARI: tt.ari, Mover: mv,
+			s := &Sweeper{Due: &fakeDue{rows: rows}, Reconciler: &fakeReconciler{}, ARI: tt.ari, Mover: mv,
 				ARIConcurrency: 1, PageSize: 2, Now: func() time.Time { return now }, Rand: func() float64 { return 0.5 }}
 			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
 			if (err != nil) != tt.wantErr {
@@ -234,13 +234,13 @@ func TestSweeperARIRecheck(t *testing.T) {
 func TestSweeperARIResumes(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 	shard := ARIShard(now, 0)
-	var rows []certstore.Renewal
+	var rows []certstore.Due
 	for i := range 10 {
-		rows = append(rows, renewal(fmt.Sprintf("r%d.example", i), now.Add(time.Duration(i+1)*time.Hour)))
+		rows = append(rows, idle(fmt.Sprintf("r%d.example", i), now.Add(time.Duration(i+1)*time.Hour)))
 	}
 	a := &fakeARI{err: errors.New("down")}
 	pos := &fakePositions{}
-	s := &Sweeper{Due: &fakeDue{rows: map[string][]certstore.Renewal{shard: rows}}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{},
+	s := &Sweeper{Due: &fakeDue{rows: map[string][]certstore.Due{shard: rows}}, Reconciler: &fakeReconciler{},
 		ARI: a, Mover: &fakeMover{}, Positions: pos, MaxARIChecks: 4, PageSize: 3, ARIConcurrency: 1,
 		Now: func() time.Time { return now }}
 	visits := []struct {
@@ -275,7 +275,7 @@ func TestSweeperARIResumes(t *testing.T) {
 func TestSweeperARIPositionErrors(t *testing.T) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 	shard := ARIShard(now, 0)
-	rows := map[string][]certstore.Renewal{shard: {renewal("late.example", now.Add(time.Hour)), renewal("due.example", now.Add(-2*time.Hour))}}
+	rows := map[string][]certstore.Due{shard: {idle("late.example", now.Add(time.Hour)), idle("due.example", now.Add(-2*time.Hour))}}
 	tests := []struct {
 		name      string
 		ari       *fakeARI
@@ -288,14 +288,14 @@ func TestSweeperARIPositionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := &fakeStarter{}
-			s := &Sweeper{Due: &fakeDue{rows: rows}, Starter: st, Leaser: &fakeLeaser{}, ARI: tt.ari, Mover: &fakeMover{}, Positions: tt.pos,
-				Grace: time.Hour, Now: func() time.Time { return now }}
+			rec := &fakeReconciler{}
+			s := &Sweeper{Due: &fakeDue{rows: rows}, Reconciler: rec, ARI: tt.ari, Mover: &fakeMover{}, Positions: tt.pos,
+				Now: func() time.Time { return now }}
 			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Handle() error = %v, want error %v", err, tt.wantErr)
 			}
-			if sum.Started != 1 || len(st.calls) != 1 {
+			if sum.Started != 1 || len(rec.calls) != 1 {
 				t.Errorf("started %d renewals, want the overdue one", sum.Started)
 			}
 			if tt.pos.saves != tt.wantSaves {
@@ -323,7 +323,7 @@ func TestSweeperMinDaysToExpiry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			em := &fakeEmitter{}
-			s := &Sweeper{Due: &fakeDue{}, Starter: &fakeStarter{}, Leaser: &fakeLeaser{}, Expiry: tt.expiry, Metrics: em,
+			s := &Sweeper{Due: &fakeDue{}, Reconciler: &fakeReconciler{}, Expiry: tt.expiry, Metrics: em,
 				Now: func() time.Time { return now }}
 			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{})
 			if (err != nil) != tt.wantErr {
@@ -371,9 +371,9 @@ func TestSweeperDetail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.detail, func(t *testing.T) {
-			due := &fakeDue{rows: map[string][]certstore.Renewal{"07": {renewal("a.example", now.Add(-48*time.Hour))}}}
-			st := &fakeStarter{}
-			s := &Sweeper{Due: due, Starter: st, Leaser: &fakeLeaser{}, ARI: &fakeARI{}, Mover: &fakeMover{},
+			due := &fakeDue{rows: map[string][]certstore.Due{"07": {idle("a.example", now.Add(-48*time.Hour))}}}
+			st := &fakeReconciler{}
+			s := &Sweeper{Due: due, Reconciler: st, ARI: &fakeARI{}, Mover: &fakeMover{},
 				Now: func() time.Time { return now }}
 			sum, err := s.Handle(context.Background(), events.EventBridgeEvent{Detail: json.RawMessage(tt.detail)})
 			if tt.wantErr {

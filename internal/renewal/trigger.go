@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -32,18 +31,12 @@ var _ Getter = (*certstore.Store)(nil)
 
 // Trigger handles the renewal timers table's DynamoDB stream: a renewal
 // timer deleted by TTL starts the renewal of the certificate it was set
-// for.
+// for, unless a renewal of it already runs.
 type Trigger struct {
 	// Certificates reads certificate items.
 	Certificates Getter
-	// Starter starts state machine executions.
-	Starter Starter
-	// Leaser pushes renewAt while the renewal runs.
-	Leaser Leaser
-	// Lease is how far renewAt is pushed; zero means DefaultLease.
-	Lease time.Duration
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Reconciler claims the domain and starts the renewal.
+	Reconciler Reconciler
 }
 
 // Handle processes a batch of stream records. Only REMOVE records of timer
@@ -112,32 +105,33 @@ func (t *Trigger) handleRecord(ctx context.Context, rec *events.DynamoDBEventRec
 			slog.String("serial", timer.Serial), slog.String("reason", reason))
 		return nil
 	}
-	now := time.Now
-	if t.Now != nil {
-		now = t.Now
+	if cert.ARICertID == "" {
+		cert.ARICertID = timer.ARICertID
 	}
-	d := due{Domain: timer.Domain, SANs: cert.SANs, Serial: timer.Serial, ARICertID: timer.ARICertID, RenewAt: timer.RenewAt}
-	if d.ARICertID == "" {
-		d.ARICertID = cert.ARICertID
-	}
-	started, err := starter{start: t.Starter, lease: t.Leaser, dur: t.Lease}.startOne(ctx, d, now(), flow.StartedByTimer)
+	out, err := t.Reconciler.Reconcile(ctx, cert, flow.StartedByTimer)
 	if err != nil {
-		return err
+		return fmt.Errorf("renew %q: %w", timer.Domain, err)
 	}
-	log.InfoContext(ctx, "renewal started by timer", slog.String("domain", d.Domain), slog.String("serial", d.Serial),
-		slog.Time("renewAt", d.RenewAt), slog.Bool("alreadyStarted", !started))
+	log.InfoContext(ctx, "renewal started by timer", slog.String("domain", cert.Domain), slog.String("serial", cert.Serial),
+		slog.String("outcome", string(out)))
 	return nil
 }
 
-// skipReason says why cert needs no renewal of serial, or "" if it does.
+// skipReason says why cert needs no renewal of serial now, or "" if it
+// does: an execution owns the domain already (the sweeper started the
+// renewal, or the record is a duplicate), or there is nothing to renew.
 func skipReason(cert *certstore.Certificate, serial string) string {
 	switch {
 	case cert.Status == certstore.StatusRetired:
 		return "retired"
 	case cert.Status == certstore.StatusQuarantined:
 		return "quarantined"
+	case cert.Status != certstore.StatusActive:
+		return "not active"
 	case !strings.EqualFold(cert.Serial, serial):
 		return "already renewed"
+	case cert.Execution != "":
+		return "already renewing"
 	}
 	return ""
 }

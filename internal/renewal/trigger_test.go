@@ -65,26 +65,24 @@ func TestFixtureShape(t *testing.T) {
 }
 
 func TestTriggerHandle(t *testing.T) {
-	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
-	wantName := flow.RenewName(fixtureDomain, fixtureSerial, fixtureRenewAt)
-	wantInput := flow.Input{Domain: fixtureDomain, SANs: []string{fixtureDomain, "www.shop.example.com"}, Replaces: fixtureARI,
-		ReplacesSerial: fixtureSerial, Reason: "renewal", StartedBy: flow.StartedByTimer}
 	boom := errors.New("boom")
+	with := func(edit func(*certstore.Certificate)) *certstore.Certificate {
+		c := activeCert()
+		edit(c)
+		return c
+	}
 	tests := []struct {
-		name        string
-		fixture     string
-		edit        func(*events.DynamoDBEventRecord)
-		cert        *certstore.Certificate // nil: missing
-		getErr      error
-		existing    bool
-		startErr    error
-		leaseErr    error
-		wantStart   bool
-		wantLease   bool
-		wantFailure bool
+		name          string
+		fixture       string
+		edit          func(*events.DynamoDBEventRecord)
+		cert          *certstore.Certificate // nil: missing
+		getErr        error
+		reconcileErr  error
+		wantReconcile bool
+		wantARI       string // the ARI cert ID the reconciler gets
+		wantFailure   bool
 	}{
-		{name: "TTL removal of the current certificate's timer", fixture: "renewal-trigger.json", cert: activeCert(), wantStart: true, wantLease: true},
-		{name: "already started is success", fixture: "renewal-trigger.json", cert: activeCert(), existing: true, wantStart: true, wantLease: true},
+		{name: "TTL removal of the current certificate's timer", fixture: "renewal-trigger.json", cert: activeCert(), wantReconcile: true, wantARI: fixtureARI},
 		{name: "removal by a user is skipped", fixture: "renewal-trigger-user-delete.json", cert: activeCert()},
 		{name: "removal by another principal is skipped", fixture: "renewal-trigger.json", cert: activeCert(), edit: func(r *events.DynamoDBEventRecord) {
 			r.UserIdentity.PrincipalID = "lambda.amazonaws.com"
@@ -94,21 +92,22 @@ func TestTriggerHandle(t *testing.T) {
 			r.Change.Keys["sk"] = events.NewStringAttribute("HTTP01")
 		}},
 		{name: "missing certificate", fixture: "renewal-trigger.json"},
-		{name: "retired", fixture: "renewal-trigger.json", cert: func() *certstore.Certificate { c := activeCert(); c.Status = certstore.StatusRetired; return c }()},
-		{name: "quarantined", fixture: "renewal-trigger.json", cert: func() *certstore.Certificate { c := activeCert(); c.Status = certstore.StatusQuarantined; return c }()},
-		{name: "already renewed", fixture: "renewal-trigger.json", cert: func() *certstore.Certificate { c := activeCert(); c.Serial = "0badc0ffee"; return c }()},
-		{name: "serial in upper case still matches", fixture: "renewal-trigger.json", cert: func() *certstore.Certificate {
-			c := activeCert()
+		{name: "retired", fixture: "renewal-trigger.json", cert: with(func(c *certstore.Certificate) { c.Status = certstore.StatusRetired })},
+		{name: "quarantined", fixture: "renewal-trigger.json", cert: with(func(c *certstore.Certificate) { c.Status = certstore.StatusQuarantined })},
+		{name: "already renewed", fixture: "renewal-trigger.json", cert: with(func(c *certstore.Certificate) { c.Serial = "0badc0ffee" })},
+		{name: "a duplicate record, or the sweeper was first", fixture: "renewal-trigger.json", cert: with(func(c *certstore.Certificate) {
+			c.Execution, c.Run = flow.RenewName(fixtureDomain, fixtureSerial, 1), 1
+		})},
+		{name: "serial in upper case still matches", fixture: "renewal-trigger.json", cert: with(func(c *certstore.Certificate) {
 			c.Serial = "04F3A9C1D2E5B6A7980112233445566778AB"
-			return c
-		}(), wantStart: true, wantLease: true},
+		}), wantReconcile: true, wantARI: fixtureARI},
+		{name: "the timer's ARI cert ID when the item has none", fixture: "renewal-trigger.json", cert: with(func(c *certstore.Certificate) { c.ARICertID = "" }),
+			wantReconcile: true, wantARI: fixtureARI},
 		{name: "unreadable image is skipped", fixture: "renewal-trigger.json", cert: activeCert(), edit: func(r *events.DynamoDBEventRecord) {
 			delete(r.Change.OldImage, "renewAt")
 		}},
 		{name: "read failure is retried", fixture: "renewal-trigger.json", getErr: boom, wantFailure: true},
-		{name: "start failure is retried", fixture: "renewal-trigger.json", cert: activeCert(), startErr: boom, wantFailure: true},
-		{name: "lost lease is fine", fixture: "renewal-trigger.json", cert: activeCert(), leaseErr: certstore.ErrStale, wantStart: true, wantLease: true},
-		{name: "lease failure is retried", fixture: "renewal-trigger.json", cert: activeCert(), leaseErr: boom, wantStart: true, wantLease: true, wantFailure: true},
+		{name: "start failure is retried", fixture: "renewal-trigger.json", cert: activeCert(), reconcileErr: boom, wantFailure: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,35 +119,19 @@ func TestTriggerHandle(t *testing.T) {
 			if tt.cert != nil {
 				g.certs[fixtureDomain] = tt.cert
 			}
-			st := &fakeStarter{fail: map[string]error{fixtureDomain: tt.startErr}}
-			if tt.existing {
-				st.existing = map[string]bool{wantName: true}
-			}
-			ls := &fakeLeaser{fail: map[string]error{fixtureDomain: tt.leaseErr}}
-			tr := &Trigger{Certificates: g, Starter: st, Leaser: ls, Now: func() time.Time { return now }}
+			rec := &fakeReconciler{fail: map[string]error{fixtureDomain: tt.reconcileErr}}
+			tr := &Trigger{Certificates: g, Reconciler: rec}
 			resp, err := tr.Handle(context.Background(), ev)
 			if err != nil {
 				t.Fatalf("Handle() error = %v, want nil", err)
 			}
-			if got := len(st.calls) == 1; got != tt.wantStart {
-				t.Fatalf("Handle() started %v, want started = %v", st.calls, tt.wantStart)
+			if got := len(rec.calls) == 1; got != tt.wantReconcile {
+				t.Fatalf("Handle() reconciled %v, want reconciled = %v", rec.calls, tt.wantReconcile)
 			}
-			if tt.wantStart {
-				if st.calls[0].Name != wantName {
-					t.Errorf("execution name = %q, want %q", st.calls[0].Name, wantName)
-				}
-				in := st.calls[0].Input
-				if in.Domain != wantInput.Domain || !slices.Equal(in.SANs, wantInput.SANs) || in.Replaces != wantInput.Replaces ||
-					in.ReplacesSerial != wantInput.ReplacesSerial || in.Reason != wantInput.Reason || in.StartedBy != wantInput.StartedBy {
-					t.Errorf("execution input = %+v, want %+v", in, wantInput)
-				}
-			}
-			if got := len(ls.calls) == 1; got != tt.wantLease {
-				t.Fatalf("Handle() leased %v, want leased = %v", ls.calls, tt.wantLease)
-			}
-			if tt.wantLease {
-				if want := (lease{fixtureDomain, fixtureRenewAt, now.Add(DefaultLease)}); ls.calls[0] != want {
-					t.Errorf("lease = %+v, want %+v", ls.calls[0], want)
+			if tt.wantReconcile {
+				c := rec.calls[0]
+				if c.By != flow.StartedByTimer || c.Cert.Domain != fixtureDomain || c.Cert.ARICertID != tt.wantARI || c.Cert.Status != certstore.StatusActive {
+					t.Errorf("reconciled %+v by %q, want the active certificate with ARI cert ID %q, by %q", c.Cert, c.By, tt.wantARI, flow.StartedByTimer)
 				}
 			}
 			var wantFailures []events.DynamoDBBatchItemFailure
@@ -182,8 +165,8 @@ func TestTriggerBatchReportsOnlyFailedRecords(t *testing.T) {
 		c.Domain = d
 		g.certs[d] = c
 	}
-	st := &fakeStarter{fail: map[string]error{"b.example": errors.New("throttled")}}
-	tr := &Trigger{Certificates: g, Starter: st, Leaser: &fakeLeaser{}}
+	st := &fakeReconciler{fail: map[string]error{"b.example": errors.New("throttled")}}
+	tr := &Trigger{Certificates: g, Reconciler: st}
 	resp, err := tr.Handle(context.Background(), ev)
 	if err != nil {
 		t.Fatal(err)

@@ -109,3 +109,19 @@ func (e *Expr) Values() map[string]types.AttributeValue {
 	}
 	return e.values
 }
+
+// Clone returns a copy of e that can be extended without changing e.
+func (e *Expr) Clone() *Expr {
+	c := NewExpr()
+	for k, v := range e.names {
+		c.names[k] = v
+	}
+	for k, v := range e.values {
+		c.values[k] = v
+	}
+	c.set = append([]string(nil), e.set...)
+	c.remove = append([]string(nil), e.remove...)
+	c.add = append([]string(nil), e.add...)
+	c.conds = append([]string(nil), e.conds...)
+	return c
+}

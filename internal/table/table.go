@@ -8,19 +8,25 @@
 //
 //	item                       pk                          sk              written by
 //	certificate                DOMAIN#<name>               CERT            certstore
+//	pending ACME order         DOMAIN#<name>               ORDER           certstore
 //	alias (a SAN)              DOMAIN#<san>                ALIAS           certstore
 //	HTTP-01 challenge          CHALLENGE#<token>           HTTP01          http01
 //	ACME account               ACCOUNT#<sha256(dir)[:32]>  ACCOUNT         account
-//	new-order budget           BUDGET#<name>               (budget's own)  budget
+//	new-order budget counter   BUDGET#<name>               SEQ             budget
+//	new-order budget slot      BUDGET#<name>               SLOT#<r>        budget
 //	ARI re-check position      SWEEP#ARI                   SHARD#<00..15>  certstore
 //
 // RenewalTimersTable (keys pk, sk, nothing else declared):
 //
 //	renewal timer              DOMAIN#<name>               TIMER           certstore
 //
+// The shard attribute is present on a certificate item while its domain
+// has work left (pending, failed, active): the ByDue and ByExpiry indexes
+// are sparse.
+//
 // Times are RFC 3339 UTC with second precision ("2006-01-02T15:04:05Z",
-// sortable as strings), except expiresAt: epoch seconds, the TTL attribute
-// of both tables.
+// sortable as strings), except expiresAt (epoch seconds, the TTL attribute
+// of both tables) and a budget slot (Unix milliseconds).
 package table
 
 import (
@@ -28,6 +34,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +57,8 @@ const (
 	SKTimer     = "TIMER"
 	SKChallenge = "HTTP01"
 	SKAccount   = "ACCOUNT"
+	SKOrder     = "ORDER"
+	SKBudgetSeq = "SEQ"
 )
 
 // Partition key prefixes.
@@ -87,9 +96,42 @@ const (
 	AttrNextAttemptAt    = "nextAttemptAt"
 	AttrUnpauseURL       = "unpauseURL"
 	AttrQuarantineReason = "quarantineReason"
-	AttrExecution        = "execution"
+	AttrExecution        = "execution" // the name of the execution that owns the domain
 	AttrRequestedAt      = "requestedAt"
 	AttrUpdatedAt        = "updatedAt"
+	// AttrRun counts the executions started for the current generation
+	// (issuance) or certificate (renewal); it is part of their names.
+	AttrRun = "run"
+	// AttrDueAt is when the domain next needs attention: the sort key of
+	// ByDue. The reconciler looks at a domain whose dueAt has passed.
+	AttrDueAt = "dueAt"
+	// AttrWaits counts the waits (backoffs, rate limits, outages) of the
+	// current execution; past a bound the execution ends and the
+	// reconciler starts the next run, so no execution's history grows
+	// without end.
+	AttrWaits = "waits"
+	// AttrOutageCount counts consecutive attempts that failed on the CA's
+	// or certflow's side; it sets the backoff and never quarantines.
+	AttrOutageCount = "outageCount"
+	// AttrSpentSlot is the seq of the new-order budget slot an order was
+	// placed with: that slot cannot place another.
+	AttrSpentSlot = "spentSlot"
+)
+
+// Attributes of pending order items.
+const (
+	AttrOrderURL = "orderURL"
+	AttrNames    = "names"
+	AttrReplaces = "replaces"
+	AttrProfile  = "profile"
+	AttrAccount  = "account"
+	AttrCSR      = "csr"
+)
+
+// Attributes of new-order budget items.
+const (
+	AttrSeq  = "seq"
+	AttrSlot = "slot" // Unix milliseconds
 )
 
 // Attributes of challenge, account and sweep-position items.
@@ -106,9 +148,11 @@ const (
 const (
 	// IndexByStatus: pk status, sk domain; the status documents.
 	IndexByStatus = "ByStatus"
-	// IndexByRenewal: pk shard, sk renewAt; active certificates only.
-	IndexByRenewal = "ByRenewal"
-	// IndexByExpiry: pk shard, sk notAfter, keys only; active certificates.
+	// IndexByDue: pk shard, sk dueAt; every domain with work left
+	// (pending, failed, active), at the time it next needs attention.
+	IndexByDue = "ByDue"
+	// IndexByExpiry: pk shard, sk notAfter, keys only; the certificates of
+	// those domains.
 	IndexByExpiry = "ByExpiry"
 )
 
@@ -145,6 +189,13 @@ func AccountKey(directoryURL string) map[string]types.AttributeValue {
 
 // BudgetPK is the partition key of the items of the budget called name.
 func BudgetPK(name string) string { return BudgetPrefix + name }
+
+// BudgetSlotSK is the sort key of ring position r of a budget whose ring
+// has size positions: SLOT# and r zero-padded to the width of size-1.
+func BudgetSlotSK(r, size int) string {
+	width := len(strconv.Itoa(max(size-1, 0)))
+	return fmt.Sprintf("SLOT#%0*d", width, r)
+}
 
 // SweepARIKey is the key of the item keeping where the sweeper's ARI
 // re-check of shard stopped.

@@ -8,13 +8,14 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/certflow/certflow/internal/account"
 	"github.com/certflow/certflow/internal/acme"
 	"github.com/certflow/certflow/internal/api"
 	"github.com/certflow/certflow/internal/envelope"
-	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/notify"
 )
 
 // reasonCessationOfOperation is the RFC 5280 reason code given when the
@@ -32,16 +33,20 @@ func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler
 	if err != nil {
 		return nil, err
 	}
+	bus, err := requireEnv(EnvEventBus, "the name or ARN of the event bus")
+	if err != nil {
+		return nil, err
+	}
 	c := api.Config{
-		Requester:  st.store,
-		Executions: st.store,
-		Getter:     st.store,
-		Lister:     st.store,
-		Retirer:    st.store,
-		Starter:    st.starter,
-		Stopper:    st.sfn,
-		IssueName:  flow.IssueName,
-		Names:      names,
+		Requester:       st.store,
+		Reconciler:      st.reconciler,
+		Getter:          st.store,
+		Lister:          st.store,
+		Retirer:         st.store,
+		Stopper:         st.sfn,
+		StateMachineARN: st.arn,
+		Publisher:       notify.New(eventbridge.NewFromConfig(cfg), bus, notify.Source),
+		Names:           names,
 	}
 	// Revocation signs with the ACME account key, sealed under the KMS key;
 	// without it, revoke requests answer 501.

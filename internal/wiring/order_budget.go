@@ -2,10 +2,7 @@ package wiring
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,21 +11,21 @@ import (
 	"github.com/certflow/certflow/internal/budget"
 )
 
-// OrderBudget builds functions/order-budget, the TakeOrderToken state: a
-// token from the account-wide new-order budget.
+// OrderBudget builds functions/order-budget, the ReserveOrderSlot state: the
+// next slot of the account-wide new-order budget.
 func OrderBudget(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler, error) {
-	table, err := requireEnv(EnvTable, "the name of the certflow table")
+	dynamo := dynamodb.NewFromConfig(cfg)
+	store, table, err := certificateStore(dynamo)
 	if err != nil {
 		return nil, err
 	}
-	spec := os.Getenv(budget.EnvOrderBudget)
-	if spec == "" {
-		spec = budget.DefaultSpec
-	}
-	capacity, per, err := budget.ParseSpec(spec)
+	bc, err := budget.ConfigFromEnv(table)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", budget.EnvOrderBudget, err)
+		return nil, err
 	}
-	h := budget.NewHandler(budget.New(dynamodb.NewFromConfig(cfg), table, capacity, per, time.Now), logger)
-	return handler(logger, h.Handle), nil
+	schedule, err := budget.New(dynamo, bc)
+	if err != nil {
+		return nil, err
+	}
+	return handler(logger, budget.NewStep(schedule, store).Handle), nil
 }

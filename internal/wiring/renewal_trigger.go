@@ -17,6 +17,6 @@ func RenewalTrigger(_ context.Context, cfg aws.Config, logger *slog.Logger) (lam
 	if err != nil {
 		return nil, err
 	}
-	t := &renewal.Trigger{Certificates: st.store, Starter: st.starter, Leaser: st.store}
+	t := &renewal.Trigger{Certificates: st.store, Reconciler: st.reconciler}
 	return handler(logger, t.Handle), nil
 }

@@ -182,7 +182,7 @@ func TestTemplateTables(t *testing.T) {
 		indexes   string
 		keysOnly  bool // no attribute but the keys (DynamoDB Local's TTL needs it)
 	}{
-		{logicalID: "CertificatesTable", indexes: "ByExpiry,ByRenewal,ByStatus"},
+		{logicalID: "CertificatesTable", indexes: "ByDue,ByExpiry,ByStatus"},
 		{logicalID: "RenewalTimersTable", stream: "OLD_IMAGE", keysOnly: true},
 	}
 	for _, tt := range tests {

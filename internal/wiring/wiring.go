@@ -32,6 +32,7 @@ import (
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/logging"
+	"github.com/certflow/certflow/internal/reconcile"
 )
 
 // Environment variables shared by several functions. Variables one
@@ -43,6 +44,12 @@ const (
 	EnvKMSKeyID        = "CERTFLOW_KMS_KEY_ID"
 	EnvStateMachineARN = "CERTFLOW_STATE_MACHINE_ARN"
 	EnvEventBus        = "CERTFLOW_EVENT_BUS"
+	// EnvDueGrace is how long past the time a domain was expected to need
+	// attention the reconciler leaves it alone (a Go duration, default
+	// certstore.DefaultGrace): a renewal is left to its TTL timer that
+	// long, an execution that should have acted is checked that long
+	// after. Every function that writes a domain's dueAt reads it.
+	EnvDueGrace = "CERTFLOW_DUE_GRACE"
 )
 
 // Builder builds a function's handler once per execution environment, with
@@ -97,18 +104,23 @@ func certificateStore(dynamo certstore.DynamoDB) (*certstore.Store, string, erro
 	if err != nil {
 		return nil, "", err
 	}
-	return certstore.New(dynamo, table, certstore.WithTimerTable(timers)), table, nil
+	grace, err := durationEnv(EnvDueGrace, certstore.DefaultGrace)
+	if err != nil {
+		return nil, "", err
+	}
+	return certstore.New(dynamo, table, certstore.WithTimerTable(timers), certstore.WithGrace(grace)), table, nil
 }
 
 // starting is what the functions that start executions (api,
 // renewal-trigger, sweeper) share: the store, the certificate table's name,
-// the Step Functions client and the starter of executions of the state
-// machine CERTFLOW_STATE_MACHINE_ARN names.
+// the Step Functions client and the reconciler starting executions of the
+// state machine CERTFLOW_STATE_MACHINE_ARN names.
 type starting struct {
-	store   *certstore.Store
-	table   string
-	sfn     *sfn.Client
-	starter *execution.Starter
+	store      *certstore.Store
+	table      string
+	sfn        *sfn.Client
+	arn        string
+	reconciler *reconcile.Reconciler
 }
 
 func newStarting(cfg aws.Config) (starting, error) {
@@ -121,7 +133,8 @@ func newStarting(cfg aws.Config) (starting, error) {
 		return starting{}, fmt.Errorf("%s = %q: want the ARN of the issuance state machine", EnvStateMachineARN, arn)
 	}
 	client := sfn.NewFromConfig(cfg)
-	return starting{store: store, table: table, sfn: client, starter: execution.New(client, arn)}, nil
+	r := &reconcile.Reconciler{Store: store, Starter: execution.New(client, arn), Executions: client, StateMachineARN: arn}
+	return starting{store: store, table: table, sfn: client, arn: arn, reconciler: r}, nil
 }
 
 // namePolicy reads which domain names the deployment accepts from

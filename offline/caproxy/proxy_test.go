@@ -26,8 +26,8 @@ import (
 	"github.com/go-acme/lego/v4/registration"
 
 	"github.com/certflow/certflow/offline"
-	"github.com/certflow/certflow/offline/offlinetest"
 	"github.com/certflow/certflow/offline/caproxy"
+	"github.com/certflow/certflow/offline/offlinetest"
 )
 
 // TestThroughPebble puts the proxy between lego and a real Pebble: one

@@ -66,10 +66,10 @@ type Config struct {
 	WaitOverride time.Duration
 	// SweepEvery is how often the sweeper runs (the template says hourly).
 	SweepEvery time.Duration
-	// SweepGrace is how long after its renewal time a certificate is left
-	// to its TTL timer before the sweeper renews it (default 30s offline,
-	// 1h in AWS).
-	SweepGrace time.Duration
+	// DueGrace is how long past the time a domain should need attention
+	// the reconciler leaves it alone (CERTFLOW_DUE_GRACE: default 30s
+	// offline, 1h in AWS).
+	DueGrace time.Duration
 	// Params overrides template parameters (e.g. MaxConsecutiveFailures).
 	Params map[string]string
 	// Logs receives the offline engines' output; FunctionLogger the functions'.
@@ -162,10 +162,10 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	if cfg.ConfigureAWS != nil {
 		cfg.ConfigureAWS(&fnCfg)
 	}
-	if cfg.SweepGrace <= 0 {
-		cfg.SweepGrace = 30 * time.Second
+	if cfg.DueGrace <= 0 {
+		cfg.DueGrace = 30 * time.Second
 	}
-	if err := s.setEnv(cfg.Setenv, cfg.SweepGrace); err != nil {
+	if err := s.setEnv(cfg.Setenv, cfg.DueGrace); err != nil {
 		return nil, err
 	}
 
@@ -223,7 +223,7 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	return s, nil
 }
 
-func (s *Deployment) setEnv(setenv func(k, v string) error, sweepGrace time.Duration) error {
+func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace time.Duration) error {
 	st := s.Stack
 	env := map[string]string{
 		wiring.EnvTable:             s.Table,
@@ -241,7 +241,7 @@ func (s *Deployment) setEnv(setenv func(k, v string) error, sweepGrace time.Dura
 		"CERTFLOW_CAA_IDENTITIES":   "",
 		"CERTFLOW_ORDER_BUDGET":     "300/3h",
 		domain.EnvAllowTestingTLDs:  "true", // names under .example, Pebble as the CA
-		wiring.EnvSweepGrace:        sweepGrace.String(),
+		wiring.EnvDueGrace:          dueGrace.String(),
 	}
 	for _, kv := range st.Env() {
 		k, v, _ := cut(kv)

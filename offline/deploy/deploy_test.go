@@ -60,7 +60,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 		OnStreamBatch:       delivered.add,
 		CertificateValidity: time.Minute,
 		WaitOverride:        100 * time.Millisecond,
-		SweepGrace:          grace, // and no scheduled sweeps: the test runs the sweeper itself
+		DueGrace:            grace, // and no scheduled sweeps: the test runs the sweeper itself
 		ConfigureAWS:        meter.Add,
 		Setenv:              func(k, v string) error { t.Setenv(k, v); return nil },
 		FunctionLogger:      slog.New(slog.DiscardHandler),
@@ -91,7 +91,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 	meter.Reset()
 	metered := time.Now()
 
-	want := flow.RenewName(name, first.Serial, parseTime(t, first.RenewAt))
+	want := flow.RenewName(name, first.Serial, 1)
 	second := waitForStored(ctx, t, db, sys.Table, name, first.Serial)
 	renewStarted := waitSucceeded(ctx, t, sfnClient, want)
 	if second.NotAfter <= first.NotAfter {
@@ -136,7 +136,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 		t.Fatalf("sweeper started nothing: %+v", sum)
 	}
 	waitFor(ctx, t, sys.APIURL, lost, func(d doc) bool { return d.Status == "active" && d.Serial != lostFirst.Serial })
-	if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, lost); by[flow.RenewName(lost, lostFirst.Serial, lostAt)] != flow.StartedBySweeper {
+	if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, lost); by[flow.RenewName(lost, lostFirst.Serial, 1)] != flow.StartedBySweeper {
 		t.Errorf("renewal executions of %s = %v, want the lost timer's renewal started by the sweeper", lost, by)
 	}
 
@@ -166,7 +166,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 		}
 		// The moved timer expires and renews, long before the old time.
 		renewed := waitFor(ctx, t, sys.APIURL, ariName, func(d doc) bool { return d.Serial != issued.Serial && d.Status == "active" })
-		if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, ariName); by[flow.RenewName(ariName, issued.Serial, at)] != flow.StartedByTimer {
+		if by := startedBy(ctx, t, sfnClient, sys.StateMachineARN, ariName); by[flow.RenewName(ariName, issued.Serial, 1)] != flow.StartedByTimer {
 			t.Errorf("renewal executions of %s: %v, want one started by the moved timer", ariName, by)
 		}
 		t.Logf("ARI: renewal moved from %s to %s, renewed to serial %s", issued.RenewAt, moved.RenewAt, renewed.Serial)

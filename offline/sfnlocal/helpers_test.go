@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,24 +20,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/record"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/lambdaapi"
 	"github.com/certflow/certflow/offline/offlinetest"
 	"github.com/certflow/certflow/offline/template"
 )
 
-// definitionPath is the real definition, relative to this package.
-const definitionPath = "../../statemachine/issuance.asl.json"
+// templatePath is the real template, relative to this package.
+const templatePath = "../../template.yaml"
 
-// Default values of the template's policy parameters.
-var policyDefaults = map[string]string{
-	"MaxConsecutiveFailures":    "6",
-	"MaxFailureAgeSeconds":      "259200",
-	"FailureBackoffBaseSeconds": "1200",
-	"FailureBackoffMaxSeconds":  "86400",
-}
-
-// Function names the tests register; the definition's ARNs point at them.
+// Function names the tests register: the template's logical IDs, whose
+// ARNs its DefinitionSubstitutions give the state machine.
 const (
 	fnPreflight   = "PreflightFunction"
 	fnOrderBudget = "OrderBudgetFunction"
@@ -45,32 +41,40 @@ const (
 	fnNotify      = "NotifyFunction"
 )
 
-func issuanceSubstitutions() map[string]string {
-	values := map[string]string{
-		"PreflightFunctionArn":   template.FunctionARN(fnPreflight),
-		"OrderBudgetFunctionArn": template.FunctionARN(fnOrderBudget),
-		"IssueFunctionArn":       template.FunctionARN(fnIssue),
-		"RecordFunctionArn":      template.FunctionARN(fnRecord),
-		"NotifyFunctionArn":      template.FunctionARN(fnNotify),
-	}
-	for k, v := range policyDefaults {
-		values[k] = v
-	}
-	return values
-}
-
-// issuanceDefinition is the real definition with the default substitutions.
-func issuanceDefinition(t *testing.T) []byte {
+// issuanceMachine is the issuance state machine as the template deploys
+// it, with params overriding parameter defaults.
+func issuanceMachine(t *testing.T, params map[string]string) template.StateMachine {
 	t.Helper()
-	raw, err := os.ReadFile(definitionPath)
+	tmpl, err := template.Load(templatePath, template.Options{Params: params})
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, err := template.Substitute(raw, issuanceSubstitutions())
+	sms, err := tmpl.StateMachines()
 	if err != nil {
-		t.Fatalf("template.Substitute(%s) error: %v", definitionPath, err)
+		t.Fatal(err)
 	}
-	return def
+	if len(sms) != 1 {
+		t.Fatalf("template has %d state machines, want 1", len(sms))
+	}
+	return sms[0]
+}
+
+// parameter is a template parameter's default, as a number.
+func parameter(t *testing.T, name string) int {
+	t.Helper()
+	tmpl, err := template.Load(templatePath, template.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := tmpl.ParameterDefault(name)
+	if !ok {
+		t.Fatalf("template has no default for %s", name)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("parameter %s = %q: %v", name, v, err)
+	}
+	return n
 }
 
 // definitionStates lists the states of a definition.
@@ -121,6 +125,12 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackWith(t, nil)
+}
+
+// startStackWith runs the state machine with template parameters params.
+func startStackWith(t *testing.T, params map[string]string) *stack {
+	t.Helper()
 	tl := findTools(t)
 	fns := newFakeFunctions()
 	lam, err := lambdaapi.Start("127.0.0.1:0")
@@ -130,7 +140,8 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { _ = lam.Close() })
 	fns.register(lam)
 
-	def := issuanceDefinition(t)
+	sm := issuanceMachine(t, params)
+	def := sm.Definition
 	var stderr io.Writer = io.Discard
 	if testing.Verbose() {
 		stderr = os.Stderr
@@ -141,7 +152,7 @@ func startStack(t *testing.T) *stack {
 		NodeBin:        tl.node,
 		ModulesDir:     tl.modules,
 		LambdaEndpoint: lam.URL(),
-		StateMachines:  []StateMachine{{Name: "IssuanceStateMachine", Definition: def}},
+		StateMachines:  []StateMachine{{Name: sm.Name, Definition: def}},
 		WaitOverride:   2 * time.Millisecond,
 		RetryOverride:  2 * time.Millisecond,
 		Stderr:         stderr,
@@ -159,7 +170,7 @@ func startStack(t *testing.T) *stack {
 		lambda:  lam,
 		sfn:     srv,
 		client:  newSFNClient(srv.Endpoint()),
-		smARN:   template.StateMachineARN("IssuanceStateMachine"),
+		smARN:   sm.ARN,
 		def:     def,
 		visited: map[string]bool{},
 	}
@@ -184,15 +195,19 @@ type execution struct {
 // history; the states it entered are added to s.visited.
 func (s *stack) run(t *testing.T, input any) *execution {
 	t.Helper()
+	s.runCount++
+	name := executionName(t, s.runCount)
+	if m, ok := input.(map[string]any); ok {
+		m["execution"] = name // as the reconciler's input names it
+	}
 	b, err := json.Marshal(input)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	s.runCount++
 	start, err := s.client.StartExecution(ctx, &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(s.smARN),
-		Name:            aws.String(executionName(t, s.runCount)),
+		Name:            aws.String(name),
 		Input:           aws.String(string(b)),
 	})
 	if err != nil {
@@ -204,10 +219,10 @@ func (s *stack) run(t *testing.T, input any) *execution {
 // executionName is a valid, unique execution name that shows the test.
 func executionName(t *testing.T, n int) string {
 	name := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '/' {
-			return '-'
+		if r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
 		}
-		return r
+		return '-'
 	}, t.Name())
 	suffix := fmt.Sprintf("-%d", n)
 	if len(name) > 80-len(suffix) {
@@ -255,6 +270,9 @@ func (s *stack) history(t *testing.T, arn string) []types.HistoryEvent {
 	return events
 }
 
+// name is the execution's name.
+func (e *execution) name() string { return e.arn[strings.LastIndex(e.arn, ":")+1:] }
+
 // entered lists the states the execution entered, in order.
 func (e *execution) entered() []string {
 	var names []string
@@ -291,62 +309,18 @@ func (e *execution) output(t *testing.T) map[string]any {
 	return out
 }
 
-// Function payloads, as documented in the report for the real functions.
+// Function payloads: the real functions' types where they are plain
+// (flow.Input, flow.OrderSlot, flow.Issued, record.Input, record.Result).
 
 type preflightInput struct {
-	Domain string   `json:"domain"`
-	Sans   []string `json:"sans"`
+	Domain    string   `json:"domain"`
+	Sans      []string `json:"sans"`
+	Execution string   `json:"execution"`
 }
 
 type preflightOutput struct {
 	Domain  string `json:"domain"`
 	Checked string `json:"checked"`
-}
-
-type budgetOutput struct {
-	Granted     bool  `json:"granted"`
-	WaitSeconds int64 `json:"waitSeconds"`
-}
-
-type issueInput struct {
-	Domain         string   `json:"domain"`
-	Sans           []string `json:"sans"`
-	Replaces       string   `json:"replaces"`
-	ReplacesSerial string   `json:"replacesSerial"`
-}
-
-type issueOutput struct {
-	Domain    string `json:"domain"`
-	Serial    string `json:"serial"`
-	NotBefore string `json:"notBefore"`
-	NotAfter  string `json:"notAfter"`
-	RenewAt   string `json:"renewAt"`
-	Renewed   bool   `json:"renewed"`
-}
-
-type outcomeInput struct {
-	Action string `json:"action"`
-	Domain string `json:"domain"`
-	Error  *struct {
-		Error string          `json:"Error"`
-		Cause json.RawMessage `json:"Cause"`
-	} `json:"error"`
-	Reason      string          `json:"reason"`
-	Certificate json.RawMessage `json:"certificate"`
-	Policy      *struct {
-		BackoffBaseSeconds int64 `json:"backoffBaseSeconds"`
-		BackoffMaxSeconds  int64 `json:"backoffMaxSeconds"`
-	} `json:"policy"`
-}
-
-type failureOutput struct {
-	Code              string `json:"code"`
-	Message           string `json:"message"`
-	FailureCount      int64  `json:"failureCount"`
-	FailureAgeSeconds int64  `json:"failureAgeSeconds"`
-	WaitSeconds       int64  `json:"waitSeconds"`
-	RetryAfterSeconds int64  `json:"retryAfterSeconds"`
-	UnpauseURL        string `json:"unpauseURL"`
 }
 
 // invocation is one call of a fake function.
@@ -355,22 +329,32 @@ type invocation struct {
 	input json.RawMessage
 }
 
-// fakeFunctions stand in for the four functions. Each subtest sets the
-// behaviour of preflight, budget and issue with reset; outcome keeps a
-// failure record per domain like the real one.
+// fakeFunctions stand in for the five functions. Each subtest sets the
+// behaviour of preflight, budget, issue, record and notify with set after
+// reset; record keeps counters per domain like the real one.
 type fakeFunctions struct {
 	mu        sync.Mutex
 	calls     []invocation
 	preflight func(n int, in preflightInput) (preflightOutput, error)
-	budget    func(n int) (budgetOutput, error)
-	issue     func(n int, in issueInput) (issueOutput, error)
+	budget    func(n int, in flow.Input) (flow.OrderSlot, error)
+	issue     func(n int, in flow.Input) (flow.Issued, error)
+	// recordErr, when set, fails every record call.
+	recordErr func(in record.Input) error
+	notifyErr error
 	// ageStep, when positive, is the failure age added by each counted
 	// failure instead of the wait before it.
-	ageStep  int64
-	failures map[string]*failureOutput
-	details  []failure.Detail
-	// retired domains answer DomainRetiredError to failure and quarantine.
-	retired map[string]bool
+	ageStep int64
+	domains map[string]*domainRecord
+	// retired domains answer DomainRetiredError to every record call,
+	// superseded ones SupersededError.
+	retired, superseded map[string]bool
+}
+
+// domainRecord is what the fake record function keeps per domain.
+type domainRecord struct {
+	failures, outages, waits int
+	age                      int64
+	lastWait                 int64
 }
 
 func newFakeFunctions() *fakeFunctions {
@@ -387,14 +371,17 @@ func (f *fakeFunctions) reset() {
 	f.preflight = func(_ int, in preflightInput) (preflightOutput, error) {
 		return preflightOutput{Domain: in.Domain, Checked: "2026-11-21T16:00:00Z"}, nil
 	}
-	f.budget = func(int) (budgetOutput, error) { return budgetOutput{Granted: true}, nil }
-	f.issue = func(_ int, in issueInput) (issueOutput, error) {
-		return issueOutput{Domain: in.Domain, Serial: "0a1b2c", NotBefore: "2026-11-21T16:00:00Z", NotAfter: "2027-02-19T16:00:00Z", RenewAt: "2027-01-20T16:00:00Z", Renewed: in.Replaces != ""}, nil
+	f.budget = func(n int, _ flow.Input) (flow.OrderSlot, error) {
+		return flow.OrderSlot{Seq: int64(n), At: time.Now().UTC().Truncate(time.Second)}, nil
 	}
+	f.issue = func(_ int, in flow.Input) (flow.Issued, error) {
+		return flow.Issued{Domain: in.Domain, Serial: "0a1b2c", NotBefore: time.Date(2026, 11, 21, 16, 0, 0, 0, time.UTC),
+			NotAfter: time.Date(2027, 2, 19, 16, 0, 0, 0, time.UTC), RenewAt: time.Date(2027, 1, 20, 16, 0, 0, 0, time.UTC), Renewed: in.Replaces != ""}, nil
+	}
+	f.recordErr, f.notifyErr = nil, nil
 	f.ageStep = 0
-	f.failures = map[string]*failureOutput{}
-	f.retired = map[string]bool{}
-	f.details = nil
+	f.domains = map[string]*domainRecord{}
+	f.retired, f.superseded = map[string]bool{}, map[string]bool{}
 }
 
 func (f *fakeFunctions) set(fn func(f *fakeFunctions)) {
@@ -443,120 +430,137 @@ func (f *fakeFunctions) sequence() []string {
 	return out
 }
 
-func (f *fakeFunctions) register(s *lambdaapi.Server) {
-	s.Register(fnPreflight, lambda.NewHandler(func(ctx context.Context, raw json.RawMessage) (preflightOutput, error) {
-		var in preflightInput
-		if err := json.Unmarshal(raw, &in); err != nil {
-			return preflightOutput{}, failure.ForLambda(&failure.InvalidInputError{Message: err.Error()})
+// handler registers a fake function that decodes its payload, records the
+// call and answers with h. Every step but Issue gets Parameters naming its
+// fields, and its payload is decoded strictly; Issue gets the execution
+// state, whose other members (preflight, error, failure) it ignores.
+func handler[In, Out any](f *fakeFunctions, fn string, h func(n int, in In) (Out, error)) lambda.Handler {
+	return lambda.NewHandler(func(ctx context.Context, raw json.RawMessage) (Out, error) {
+		var in In
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		if fn != fnIssue {
+			dec.DisallowUnknownFields()
 		}
-		n := f.record(fnPreflight, raw)
+		if err := dec.Decode(&in); err != nil {
+			var zero Out
+			return zero, failure.ForLambda(&failure.InvalidInputError{Message: fn + ": " + err.Error()})
+		}
+		n := f.record(fn, raw)
+		out, err := h(n, in)
+		return out, failure.ForLambda(err)
+	})
+}
+
+func (f *fakeFunctions) register(s *lambdaapi.Server) {
+	s.Register(fnPreflight, handler(f, fnPreflight, func(n int, in preflightInput) (preflightOutput, error) {
 		f.mu.Lock()
 		h := f.preflight
 		f.mu.Unlock()
-		out, err := h(n, in)
-		return out, failure.ForLambda(err)
+		return h(n, in)
 	}))
-	s.Register(fnOrderBudget, lambda.NewHandler(func(ctx context.Context, raw json.RawMessage) (budgetOutput, error) {
-		n := f.record(fnOrderBudget, raw)
+	s.Register(fnOrderBudget, handler(f, fnOrderBudget, func(n int, in flow.Input) (flow.OrderSlot, error) {
 		f.mu.Lock()
 		h := f.budget
 		f.mu.Unlock()
-		out, err := h(n)
-		return out, failure.ForLambda(err)
+		return h(n, in)
 	}))
-	s.Register(fnIssue, lambda.NewHandler(func(ctx context.Context, raw json.RawMessage) (issueOutput, error) {
-		var in issueInput
-		if err := json.Unmarshal(raw, &in); err != nil {
-			return issueOutput{}, failure.ForLambda(&failure.InvalidInputError{Message: err.Error()})
-		}
-		n := f.record(fnIssue, raw)
+	s.Register(fnIssue, handler(f, fnIssue, func(n int, in flow.Input) (flow.Issued, error) {
 		f.mu.Lock()
 		h := f.issue
 		f.mu.Unlock()
-		out, err := h(n, in)
-		return out, failure.ForLambda(err)
+		return h(n, in)
 	}))
-	s.Register(fnRecord, lambda.NewHandler(func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var in outcomeInput
-		if err := json.Unmarshal(raw, &in); err != nil {
-			return nil, failure.ForLambda(&failure.InvalidInputError{Message: err.Error()})
+	s.Register(fnRecord, handler(f, fnRecord, func(_ int, in record.Input) (record.Result, error) { return f.recordStep(in) }))
+	s.Register(fnNotify, handler(f, fnNotify, func(_ int, in notifyInput) (map[string]string, error) {
+		f.mu.Lock()
+		err := f.notifyErr
+		f.mu.Unlock()
+		if err != nil {
+			return nil, err
 		}
-		f.record(fnRecord, raw)
-		out, err := f.outcome(in)
-		return out, failure.ForLambda(err)
-	}))
-	s.Register(fnNotify, lambda.NewHandler(func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var in outcomeInput
-		if err := json.Unmarshal(raw, &in); err != nil {
-			return nil, failure.ForLambda(&failure.InvalidInputError{Message: err.Error()})
+		if in.Certificate.Serial == "" {
+			return nil, &failure.InvalidInputError{Message: "notify without certificate"}
 		}
-		f.record(fnNotify, raw)
-		in.Action = "issued"
-		out, err := f.outcome(in)
-		return out, failure.ForLambda(err)
+		return map[string]string{"domain": in.Domain, "event": "Certificate Issued"}, nil
 	}))
 }
 
-// outcome imitates the record and notify functions' contract: "failure" reads the
-// failure.Detail from the Cause, counts it (rate limits are not counted)
-// and computes the backoff from the policy it was given.
-func (f *fakeFunctions) outcome(in outcomeInput) (any, error) {
+type notifyInput struct {
+	Domain      string      `json:"domain"`
+	Execution   string      `json:"execution"`
+	Certificate flow.Issued `json:"certificate"`
+}
+
+// recordStep imitates the record function's contract (package record):
+// a failure that counts against the domain is counted with exponential
+// backoff; a rate limit waits its Retry-After; an outage (or a failure that
+// does not count) waits the outage backoff, without jitter here; every
+// wait counts towards the execution's bound.
+func (f *fakeFunctions) recordStep(in record.Input) (record.Result, error) {
 	f.mu.Lock()
-	retired := f.retired[in.Domain]
-	f.mu.Unlock()
-	if retired && (in.Action == "failure" || in.Action == "quarantine") {
-		return nil, &failure.DomainRetiredError{Message: in.Domain}
+	defer f.mu.Unlock()
+	switch {
+	case f.recordErr != nil:
+		if err := f.recordErr(in); err != nil {
+			return record.Result{}, err
+		}
+	case f.retired[in.Domain]:
+		return record.Result{}, &failure.DomainRetiredError{Message: in.Domain}
+	case f.superseded[in.Domain]:
+		return record.Result{}, &failure.SupersededError{Message: in.Execution}
+	case in.Execution == "":
+		return record.Result{}, &failure.InvalidInputError{Message: "record without execution"}
 	}
-	switch in.Action {
-	case "failure":
-		if in.Error == nil || in.Policy == nil {
-			return nil, &failure.InvalidInputError{Message: "failure without error or policy"}
+	var d failure.Detail
+	if in.Error != nil {
+		d = failure.ParseCause(in.Error.Error, in.Error.Cause)
+	}
+	if in.Action == record.ActionQuarantine {
+		reason := in.Reason
+		if reason == "" {
+			reason = d.Code
 		}
-		d := failure.ParseCause(in.Error.Error, in.Error.Cause)
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.details = append(f.details, d)
-		rec := f.failures[in.Domain]
-		if rec == nil {
-			rec = &failureOutput{}
-			f.failures[in.Domain] = rec
-		}
-		rec.Code, rec.Message, rec.UnpauseURL, rec.RetryAfterSeconds = d.Code, d.Message, d.UnpauseURL, d.RetryAfterSeconds
-		if d.Code == failure.CodeRateLimited {
-			if rec.RetryAfterSeconds <= 0 {
-				rec.RetryAfterSeconds = in.Policy.BackoffBaseSeconds
-			}
-			return *rec, nil
-		}
-		if rec.FailureCount > 0 {
+		return record.Result{Code: reason, Message: d.Message, UnpauseURL: d.UnpauseURL, Quarantined: true}, nil
+	}
+	if in.Error == nil || in.Policy.BackoffBaseSeconds <= 0 {
+		return record.Result{}, &failure.InvalidInputError{Message: "record without error or policy"}
+	}
+	rec := f.domains[in.Domain]
+	if rec == nil {
+		rec = &domainRecord{}
+		f.domains[in.Domain] = rec
+	}
+	rec.waits++
+	res := record.Result{Code: d.Code, Message: d.Message, RetryAfterSeconds: d.RetryAfterSeconds, UnpauseURL: d.UnpauseURL}
+	switch {
+	case d.Code == failure.CodeRateLimited:
+		res.WaitSeconds = d.RetryAfterSeconds
+	case in.Action == record.ActionFailure && failure.CountsAgainstDomain(d.Code):
+		if rec.failures > 0 {
 			if f.ageStep > 0 {
-				rec.FailureAgeSeconds += f.ageStep
+				rec.age += f.ageStep
 			} else {
-				rec.FailureAgeSeconds += rec.WaitSeconds
+				rec.age += rec.lastWait
 			}
 		}
-		rec.FailureCount++
+		rec.failures++
 		wait := in.Policy.BackoffBaseSeconds
-		for i := int64(1); i < rec.FailureCount && wait < in.Policy.BackoffMaxSeconds; i++ {
+		for i := 1; i < rec.failures && wait < in.Policy.BackoffMaxSeconds; i++ {
 			wait *= 2
 		}
-		rec.WaitSeconds = min(wait, in.Policy.BackoffMaxSeconds)
-		return *rec, nil
-	case "quarantine":
-		if in.Reason == "" || in.Error == nil {
-			return nil, &failure.InvalidInputError{Message: "quarantine without reason or error"}
+		res.WaitSeconds = min(wait, in.Policy.BackoffMaxSeconds)
+	default:
+		rec.outages++
+		wait := in.Policy.OutageBaseSeconds
+		for i := 1; i < rec.outages && wait < in.Policy.OutageMaxSeconds; i++ {
+			wait *= 2
 		}
-		return map[string]string{"domain": in.Domain, "status": "quarantined"}, nil
-	case "issued":
-		if len(in.Certificate) == 0 {
-			return nil, &failure.InvalidInputError{Message: "issued without certificate"}
-		}
-		f.mu.Lock()
-		delete(f.failures, in.Domain)
-		f.mu.Unlock()
-		return map[string]string{"domain": in.Domain, "status": "active"}, nil
+		res.WaitSeconds = min(wait, in.Policy.OutageMaxSeconds)
 	}
-	return nil, &failure.InvalidInputError{Message: fmt.Sprintf("unknown action %q", in.Action)}
+	rec.lastWait = res.WaitSeconds
+	res.FailureCount, res.FailureAgeSeconds = rec.failures, rec.age
+	res.Postpone = in.Policy.MaxWaits > 0 && rec.waits >= in.Policy.MaxWaits
+	return res, nil
 }
 
 // isAlreadyExists reports whether err is the API's ExecutionAlreadyExists.

@@ -17,10 +17,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/reconcile"
 	"github.com/certflow/certflow/internal/renewal"
 	"github.com/certflow/certflow/internal/table"
 	"github.com/certflow/certflow/offline"
@@ -52,6 +55,13 @@ func (s *recordingStarter) Start(_ context.Context, name string, input any) (str
 	return "arn:" + name, false, nil
 }
 
+// noExecutions answers that no execution exists.
+type noExecutions struct{}
+
+func (noExecutions) DescribeExecution(context.Context, *sfn.DescribeExecutionInput, ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
+	return nil, &sfntypes.ExecutionDoesNotExist{}
+}
+
 func (s *recordingStarter) snapshot() []startCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,6 +79,7 @@ func putActive(ctx context.Context, t *testing.T, db *dynamodb.Client, tableName
 		"status": s("active"), "version": &ddbtypes.AttributeValueMemberN{Value: "1"}, "generation": &ddbtypes.AttributeValueMemberN{Value: "1"},
 		"serial": s(serial), "ariCertID": s("aki." + serial), "renewAt": ts(renewAt), "notBefore": ts(renewAt.Add(-60 * 24 * time.Hour)),
 		"notAfter": ts(renewAt.Add(30 * 24 * time.Hour)), "shard": s(table.ShardOf(domain)),
+		"dueAt": ts(renewAt.Add(certstore.DefaultGrace)), "run": &ddbtypes.AttributeValueMemberN{Value: "0"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +124,8 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 
 	t.Run("TTL removal starts one renewal", func(t *testing.T) {
 		starter := &recordingStarter{}
-		trig := &renewal.Trigger{Certificates: store, Starter: starter, Leaser: store}
+		trig := &renewal.Trigger{Certificates: store, Reconciler: &reconcile.Reconciler{Store: store, Starter: starter,
+			Executions: noExecutions{}, StateMachineARN: "arn:aws:states:us-east-1:000000000000:stateMachine:certflow"}}
 		var mu sync.Mutex
 		var delivered []events.DynamoDBEventRecord
 		handler := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
@@ -153,7 +165,7 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 		if len(calls) != 1 {
 			t.Fatalf("renewals started = %+v, want one (ttl.example)", calls)
 		}
-		if want := flow.RenewName("ttl.example", "0a01", renewAt); calls[0].name != want || calls[0].input.Domain != "ttl.example" ||
+		if want := flow.RenewName("ttl.example", "0a01", 1); calls[0].name != want || calls[0].input.Domain != "ttl.example" ||
 			calls[0].input.Replaces != "aki.0a01" || calls[0].input.ReplacesSerial != "0a01" || calls[0].input.Reason != "renewal" {
 			t.Errorf("started %+v, want %s for ttl.example", calls[0], want)
 		}
@@ -173,8 +185,11 @@ func TestDynamoDBLocalTTL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if lease := time.Until(c.RenewAt); lease < renewal.DefaultLease-time.Minute || lease > renewal.DefaultLease {
-			t.Errorf("renewAt after the trigger = %v, want about now+%v (leased)", c.RenewAt, renewal.DefaultLease)
+		if c.Execution != calls[0].name || c.Run != 1 {
+			t.Errorf("after the trigger the domain is owned by %q (run %d), want %s", c.Execution, c.Run, calls[0].name)
+		}
+		if grace := time.Until(c.DueAt); grace < certstore.DefaultGrace-time.Minute || grace > certstore.DefaultGrace {
+			t.Errorf("dueAt after the trigger = %v, want about now+%v", c.DueAt, certstore.DefaultGrace)
 		}
 	})
 

@@ -70,7 +70,7 @@ func demo(ctx context.Context, args []string) error {
 	// The demo shows a renewal started by the TTL timer; leave the sweeper
 	// out of it unless the timer is a minute late (DynamoDB Local's TTL
 	// takes 10-20 s, more on a loaded machine).
-	fs.Set("sweep-grace", "60s")
+	fs.Set("grace", "60s")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func startChild(f runFlags, logPath string) (*proc.Process, error) {
 	}
 	p := f.ports
 	args := []string{"run", "-log", logPath,
-		"-validity", f.validity.String(), "-wait", f.wait.String(), "-sweep", f.sweep.String(), "-sweep-grace", f.grace.String(),
+		"-validity", f.validity.String(), "-wait", f.wait.String(), "-sweep", f.sweep.String(), "-grace", f.grace.String(),
 		fmt.Sprint("-api-port=", p.API), fmt.Sprint("-dynamodb-port=", p.DynamoDB), fmt.Sprint("-lambda-port=", p.Lambda),
 		fmt.Sprint("-sfn-port=", p.SFN), fmt.Sprint("-moto-port=", p.Moto), fmt.Sprint("-pebble-port=", p.Pebble),
 		fmt.Sprint("-pebble-management-port=", p.PebbleManagement), fmt.Sprint("-dns-port=", p.DNS),

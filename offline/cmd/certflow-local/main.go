@@ -81,7 +81,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.validity, "validity", 5*time.Minute, "lifetime of offline certificates (short, so renewals happen within minutes)")
 	fs.DurationVar(&f.wait, "wait", 2*time.Second, "every Wait state and Retry interval lasts this long offline (0: real waits)")
 	fs.DurationVar(&f.sweep, "sweep", time.Minute, "how often the sweeper runs")
-	fs.DurationVar(&f.grace, "sweep-grace", 30*time.Second, "how long past its renewal time a certificate is left to its TTL timer before the sweeper renews it")
+	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long past the time a domain should need attention the reconciler leaves it alone: a renewal to its TTL timer, an execution to act (CERTFLOW_DUE_GRACE)")
 	fs.StringVar(&f.logFile, "log", "", "write engine and function logs to this file instead of stdout")
 	fs.StringVar(&f.maxFail, "max-failures", "", "override MaxConsecutiveFailures of template.yaml")
 }
@@ -92,7 +92,7 @@ func (f *runFlags) config(logs io.Writer) deploy.Config {
 		CertificateValidity: f.validity,
 		WaitOverride:        f.wait,
 		SweepEvery:          f.sweep,
-		SweepGrace:          f.grace,
+		DueGrace:            f.grace,
 		Logs:                logs,
 		FunctionLogger:      slog.New(slog.NewJSONHandler(logs, nil)),
 	}

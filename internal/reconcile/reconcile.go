@@ -1,0 +1,173 @@
+// Package reconcile keeps every domain that has work left attached to a
+// running execution: the one mechanism behind the renewal trigger, the
+// sweeper and a platform's repeated request. A domain's item names the
+// execution that owns it (certstore.Certificate.Execution) and a time by
+// which that execution should have acted (DueAt); when that time has
+// passed, the reconciler asks Step Functions whether the execution still
+// runs. If it does, it is given more time; if it never started, ended
+// without an outcome (postponed, interrupted) or is gone (its engine lost
+// it), the next run is claimed and started under its deterministic name,
+// so a restart made twice starts once.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/execution"
+	"github.com/certflow/certflow/internal/flow"
+)
+
+// Store claims a domain for a new run and gives a running execution more
+// time. *certstore.Store implements it.
+type Store interface {
+	Claim(ctx context.Context, cur *certstore.Certificate, now time.Time) (*certstore.Certificate, error)
+	Await(ctx context.Context, domain, execution string, until time.Time) error
+}
+
+// Starter starts an execution under a name; an execution of that name that
+// exists already is success. *execution.Starter implements it.
+type Starter interface {
+	Start(ctx context.Context, name string, input any) (arn string, alreadyStarted bool, err error)
+}
+
+// Describer tells how an execution is doing. *sfn.Client implements it.
+type Describer interface {
+	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
+}
+
+var (
+	_ Store   = (*certstore.Store)(nil)
+	_ Starter = (*execution.Starter)(nil)
+)
+
+// Outcome is what Reconcile did.
+type Outcome string
+
+// Outcomes of Reconcile.
+const (
+	Started   Outcome = "started"   // no execution owned the domain: the next run was claimed and started
+	Running   Outcome = "running"   // the owning execution runs: it was given more time
+	Restarted Outcome = "restarted" // the owning execution is gone or ended without an outcome: the next run was claimed and started
+	Skipped   Outcome = "skipped"   // someone else claimed the domain meanwhile, or it has no work left
+)
+
+// Reconciler reconciles domains. The zero value of Now means time.Now.
+type Reconciler struct {
+	Store      Store
+	Starter    Starter
+	Executions Describer
+	// StateMachineARN is the issuance state machine's ARN, from which an
+	// execution's ARN is derived from its name.
+	StateMachineARN string
+	Now             func() time.Time
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile looks at the domain whose item is c (read from the table or the
+// ByDue index) and makes sure an execution works on it; by says who asks
+// (flow.StartedByTimer, flow.StartedBySweeper, or the API's request),
+// recorded in the input of an execution it starts.
+func (r *Reconciler) Reconcile(ctx context.Context, c *certstore.Certificate, by string) (Outcome, error) {
+	if !c.Status.Working() {
+		return Skipped, nil
+	}
+	if c.Execution != "" {
+		running, err := r.running(ctx, c.Execution)
+		if err != nil {
+			return "", fmt.Errorf("reconcile %q: %w", c.Domain, err)
+		}
+		if running {
+			err := r.Store.Await(ctx, c.Domain, c.Execution, r.now())
+			if ignorable(err) {
+				return Skipped, nil
+			}
+			if err != nil {
+				return "", fmt.Errorf("reconcile %q: %w", c.Domain, err)
+			}
+			return Running, nil
+		}
+	}
+	claimed, err := r.Store.Claim(ctx, c, r.now())
+	if ignorable(err) {
+		return Skipped, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reconcile %q: %w", c.Domain, err)
+	}
+	if err := r.Start(ctx, claimed, by); err != nil {
+		return "", fmt.Errorf("reconcile %q: %w", c.Domain, err)
+	}
+	if c.Execution == "" {
+		return Started, nil
+	}
+	return Restarted, nil
+}
+
+// ignorable reports whether a store error means there is nothing to do:
+// someone else claimed the domain, or it has no work left.
+func ignorable(err error) bool {
+	return errors.Is(err, certstore.ErrStale) || errors.Is(err, certstore.ErrSuperseded) ||
+		errors.Is(err, certstore.ErrQuarantined) || errors.Is(err, certstore.ErrRetired) || errors.Is(err, certstore.ErrNotFound)
+}
+
+// Start starts the execution c names (after certstore's Request or Claim),
+// with the input its item calls for: an issuance of the generation, or the
+// renewal of the served certificate with ARI "replaces".
+func (r *Reconciler) Start(ctx context.Context, c *certstore.Certificate, by string) error {
+	in := Input(c, by)
+	if _, _, err := r.Starter.Start(ctx, c.Execution, in); err != nil {
+		return fmt.Errorf("start %s: %w", c.Execution, err)
+	}
+	return nil
+}
+
+// Input is the execution input for the execution c names. Its SANs are the
+// names besides the domain, as the platform requested them.
+func Input(c *certstore.Certificate, by string) flow.Input {
+	sans := make([]string, 0, len(c.SANs))
+	for _, san := range c.SANs {
+		if san != c.Domain {
+			sans = append(sans, san)
+		}
+	}
+	in := flow.Input{Domain: c.Domain, SANs: sans, Reason: flow.ReasonRequest, Generation: c.Generation, Execution: c.Execution}
+	if c.Status == certstore.StatusActive && c.Serial != "" {
+		in.Reason = flow.ReasonRenewal
+		in.Replaces = c.ARICertID
+		in.ReplacesSerial = c.Serial
+		in.StartedBy = by
+	}
+	return in
+}
+
+// running reports whether the execution called name runs. One that does not
+// exist (never started, or lost with its engine) does not.
+func (r *Reconciler) running(ctx context.Context, name string) (bool, error) {
+	arn, err := execution.ExecutionARN(r.StateMachineARN, name)
+	if err != nil {
+		return false, err
+	}
+	out, err := r.Executions.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+	var gone *sfntypes.ExecutionDoesNotExist
+	if errors.As(err, &gone) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("describe execution %s: %w", name, err)
+	}
+	return out.Status == sfntypes.ExecutionStatusRunning || out.Status == sfntypes.ExecutionStatusPendingRedrive, nil
+}
