@@ -147,14 +147,23 @@ func (s *Stack) startPebble(ctx context.Context, opts Options) error {
 	for k, v := range opts.PebbleEnv {
 		env = append(env, k+"="+v)
 	}
-	p, err := s.start("pebble", env, s.Dir, s.Tools.Pebble, "-config", cfgPath, "-dnsserver", s.DNSAddr)
-	if err != nil {
-		return err
-	}
 	s.PebbleTLSCAFile = filepath.Join(s.Tools.PebbleTestDir, "certs", "pebble.minica.pem")
 	s.PebbleDirectoryURL = fmt.Sprintf("https://127.0.0.1:%d/dir", listen)
 	s.PebbleManagementURL = fmt.Sprintf("https://127.0.0.1:%d", mgmt)
 	s.HTTP01Addr = fmt.Sprintf("127.0.0.1:%d", httpPort)
+	s.pebbleRun = func() (*proc.Process, error) {
+		return s.start("pebble", env, s.Dir, s.Tools.Pebble, "-config", cfgPath, "-dnsserver", s.DNSAddr)
+	}
+	return s.runPebble(ctx)
+}
+
+// runPebble starts Pebble, waits for its directory and saves its root.
+func (s *Stack) runPebble(ctx context.Context) error {
+	p, err := s.pebbleRun()
+	if err != nil {
+		return err
+	}
+	s.pebble = p
 	client, err := s.PebbleHTTPClient()
 	if err != nil {
 		return err
@@ -183,6 +192,19 @@ func (s *Stack) startPebble(ctx context.Context, opts Options) error {
 	}
 	s.PebbleRootsFile = filepath.Join(s.Dir, "pebble-roots.pem")
 	return os.WriteFile(s.PebbleRootsFile, roots, 0o644)
+}
+
+// RestartPebble stops Pebble and starts it again on the same ports with the
+// same configuration: what clients see when the CA restarts. Pebble keeps
+// everything in memory, so every account, order and certificate is
+// forgotten, and the new root replaces the old in PebbleRootsFile.
+func (s *Stack) RestartPebble(ctx context.Context) error {
+	if s.pebble == nil {
+		return errNotStarted
+	}
+	s.untrack(s.pebble)
+	s.pebble.Stop(5 * time.Second)
+	return s.runPebble(ctx)
 }
 
 // PebbleHTTPClient returns an HTTP client that trusts Pebble's HTTPS listener.

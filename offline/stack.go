@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -123,6 +124,9 @@ type Stack struct {
 	endpoints map[string]string // service ID (as in AWS_ENDPOINT_URL_<ID>) -> URL
 	procs     []*proc.Process
 	logs      io.Writer
+
+	pebble    *proc.Process                 // for RestartPebble
+	pebbleRun func() (*proc.Process, error) // starts Pebble as configured
 }
 
 // Start starts the requested engines and waits until each is ready; with
@@ -220,6 +224,13 @@ func (s *Stack) track(p *proc.Process) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.procs = append(s.procs, p)
+}
+
+// untrack forgets p, which its caller stops.
+func (s *Stack) untrack(p *proc.Process) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.procs = slices.DeleteFunc(s.procs, func(q *proc.Process) bool { return q == p })
 }
 
 // start starts one engine process with its output going to the stack's logs.

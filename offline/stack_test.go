@@ -1,8 +1,10 @@
 package offline
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -61,6 +63,18 @@ func TestStack(t *testing.T) {
 		t.Errorf("KMS key %s: %v", s.KMSKeyID, err)
 	}
 
+	before, err := os.ReadFile(s.PebbleRootsFile)
+	if err != nil {
+		t.Errorf("pebble roots: %v", err)
+	}
+	dir := s.PebbleDirectoryURL
+	if err := s.RestartPebble(ctx); err != nil {
+		t.Fatalf("RestartPebble: %v", err)
+	}
+	after, err := os.ReadFile(s.PebbleRootsFile)
+	if err != nil || bytes.Equal(before, after) || s.PebbleDirectoryURL != dir {
+		t.Errorf("after RestartPebble: roots changed %v (%v), directory %s, want a new root at %s", !bytes.Equal(before, after), err, s.PebbleDirectoryURL, dir)
+	}
 	if _, err := s.PebbleRoots(); err != nil {
 		t.Errorf("pebble roots: %v", err)
 	}

@@ -30,6 +30,9 @@ var (
 	ErrNotFound = errors.New("account: not found")
 	// ErrExists means an account is already stored for the directory.
 	ErrExists = errors.New("account: already exists")
+	// ErrChanged means the stored account is no longer the one Replace was
+	// asked to replace: another caller replaced it first.
+	ErrChanged = errors.New("account: changed since it was loaded")
 )
 
 // Account is the ACME account certflow uses with one CA directory. It
@@ -40,6 +43,10 @@ type Account struct {
 	Email        string
 	Key          crypto.Signer
 	Registration *registration.Resource
+
+	// stored is the registration attribute as read or written by the
+	// Store: what Replace conditions on.
+	stored string
 }
 
 var _ registration.User = (*Account)(nil)
@@ -114,6 +121,7 @@ func (s *Store) fromItem(ctx context.Context, item map[string]types.AttributeVal
 	if err := r.Err(); err != nil {
 		return nil, err
 	}
+	a.stored = reg
 	if reg != "" {
 		a.Registration = new(registration.Resource)
 		if err := json.Unmarshal([]byte(reg), a.Registration); err != nil {
@@ -141,33 +149,10 @@ func (s *Store) fromItem(ctx context.Context, item map[string]types.AttributeVal
 // already stored for the directory (another cold start won the race) it
 // returns ErrExists and the caller should Load the stored one.
 func (s *Store) Save(ctx context.Context, a *Account) error {
-	if a.Key == nil || a.DirectoryURL == "" {
-		return fmt.Errorf("save ACME account for %s: directory URL and key are required", a.DirectoryURL)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(a.Key)
-	if err != nil {
-		return fmt.Errorf("save ACME account for %s: marshal key: %w", a.DirectoryURL, err)
-	}
-	sealed, err := s.sealer.Seal(ctx, der, envelope.AccountKeyContext(a.DirectoryURL))
-	clear(der)
+	item, reg, err := s.item(ctx, a)
 	if err != nil {
 		return fmt.Errorf("save ACME account for %s: %w", a.DirectoryURL, err)
 	}
-	item := table.AccountKey(a.DirectoryURL)
-	item[table.AttrDirectoryURL] = table.S(a.DirectoryURL)
-	if a.Email != "" {
-		item[table.AttrEmail] = table.S(a.Email)
-	}
-	item[table.AttrKeyWrapped] = table.B(sealed.Wrapped)
-	item[table.AttrKeyCiphertext] = table.B(sealed.Ciphertext)
-	if a.Registration != nil {
-		reg, err := json.Marshal(a.Registration)
-		if err != nil {
-			return fmt.Errorf("save ACME account for %s: marshal registration: %w", a.DirectoryURL, err)
-		}
-		item[table.AttrRegistration] = table.S(string(reg))
-	}
-	item[table.AttrCreatedAt] = table.T(s.now())
 	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(s.table),
 		Item:                     item,
@@ -181,11 +166,88 @@ func (s *Store) Save(ctx context.Context, a *Account) error {
 	if err != nil {
 		return fmt.Errorf("save ACME account for %s: %w", a.DirectoryURL, err)
 	}
+	a.stored = reg
 	return nil
 }
 
+// Replace stores next in place of old, an account of the same directory
+// that the CA no longer accepts (it forgot or deactivated it). The write
+// is conditioned on the stored item still holding old's registration as
+// old was loaded or saved: when another caller replaced it first, Replace
+// returns ErrChanged and the caller should Load the stored account, so
+// that concurrent cold starts converge on one account.
+func (s *Store) Replace(ctx context.Context, old, next *Account) error {
+	if old.DirectoryURL != next.DirectoryURL {
+		return fmt.Errorf("replace ACME account for %s: the new account belongs to %s", old.DirectoryURL, next.DirectoryURL)
+	}
+	if old.stored == "" || next.Registration == nil {
+		return fmt.Errorf("replace ACME account for %s: both accounts need a registration, the old one as stored", old.DirectoryURL)
+	}
+	item, reg, err := s.item(ctx, next)
+	if err != nil {
+		return fmt.Errorf("replace ACME account for %s: %w", next.DirectoryURL, err)
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 aws.String(s.table),
+		Item:                      item,
+		ConditionExpression:       aws.String("#reg = :old"),
+		ExpressionAttributeNames:  map[string]string{"#reg": table.AttrRegistration},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":old": table.S(old.stored)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return fmt.Errorf("replace ACME account for %s: %w", next.DirectoryURL, ErrChanged)
+	}
+	if err != nil {
+		return fmt.Errorf("replace ACME account for %s: %w", next.DirectoryURL, err)
+	}
+	next.stored = reg
+	return nil
+}
+
+// item builds the table item of a, sealing its key; reg is the
+// registration attribute.
+func (s *Store) item(ctx context.Context, a *Account) (item map[string]types.AttributeValue, reg string, err error) {
+	if a.Key == nil || a.DirectoryURL == "" {
+		return nil, "", errors.New("directory URL and key are required")
+	}
+	if a.Registration != nil {
+		b, err := json.Marshal(a.Registration)
+		if err != nil {
+			return nil, "", fmt.Errorf("marshal registration: %w", err)
+		}
+		reg = string(b)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(a.Key)
+	if err != nil {
+		return nil, "", fmt.Errorf("marshal key: %w", err)
+	}
+	sealed, err := s.sealer.Seal(ctx, der, envelope.AccountKeyContext(a.DirectoryURL))
+	clear(der)
+	if err != nil {
+		return nil, "", err
+	}
+	item = table.AccountKey(a.DirectoryURL)
+	item[table.AttrDirectoryURL] = table.S(a.DirectoryURL)
+	if a.Email != "" {
+		item[table.AttrEmail] = table.S(a.Email)
+	}
+	item[table.AttrKeyWrapped] = table.B(sealed.Wrapped)
+	item[table.AttrKeyCiphertext] = table.B(sealed.Ciphertext)
+	if reg != "" {
+		item[table.AttrRegistration] = table.S(reg)
+	}
+	item[table.AttrCreatedAt] = table.T(s.now())
+	return item, reg, nil
+}
+
+// NewKey generates an account key: ECDSA P-256.
+func NewKey() (crypto.Signer, error) {
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
 // LoadOrCreate returns the account stored for directoryURL. When there is
-// none, it generates an ECDSA P-256 account key, calls register to register
+// none, it generates an account key (NewKey), calls register to register
 // it with the CA (register sets a.Registration), and saves the account. If
 // another caller saved an account first, the stored one is returned and the
 // one just registered is abandoned.
@@ -194,7 +256,7 @@ func (s *Store) LoadOrCreate(ctx context.Context, directoryURL, email string, re
 	if err == nil || !errors.Is(err, ErrNotFound) {
 		return a, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := NewKey()
 	if err != nil {
 		return nil, fmt.Errorf("create ACME account for %s: %w", directoryURL, err)
 	}

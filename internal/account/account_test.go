@@ -163,3 +163,64 @@ func TestLoadOrCreateRace(t *testing.T) {
 		}
 	}
 }
+
+func TestReplace(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	const dir = "https://replace.example/dir"
+	var calls atomic.Int32
+	old, err := s.LoadOrCreate(ctx, dir, "ops@example.com", fakeRegister(&calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newAccount := func(t *testing.T, uri string) *Account {
+		t.Helper()
+		key, err := NewKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Account{DirectoryURL: dir, Email: "ops@example.com", Key: key, Registration: &registration.Resource{URI: uri}}
+	}
+
+	// Two cold starts find old dead and replace it at once: one wins, the
+	// other is told to load the winner's.
+	first, second := newAccount(t, "https://ca.example/acct/first"), newAccount(t, "https://ca.example/acct/second")
+	if err := s.Replace(ctx, old, first); err != nil {
+		t.Fatalf("Replace(old, first) error = %v", err)
+	}
+	if err := s.Replace(ctx, old, second); !errors.Is(err, ErrChanged) {
+		t.Fatalf("Replace(old, second) after first error = %v, want ErrChanged", err)
+	}
+	got, err := s.Load(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Registration.URI != first.Registration.URI || !got.Key.(*ecdsa.PrivateKey).Equal(first.Key) {
+		t.Errorf("stored account = %s, want the first replacement %s with its key", got.Registration.URI, first.Registration.URI)
+	}
+
+	// The winner, as loaded or as just stored, can be replaced in turn.
+	third := newAccount(t, "https://ca.example/acct/third")
+	if err := s.Replace(ctx, got, third); err != nil {
+		t.Fatalf("Replace(loaded first, third) error = %v", err)
+	}
+	if err := s.Replace(ctx, third, newAccount(t, "https://ca.example/acct/fourth")); err != nil {
+		t.Fatalf("Replace(third as stored, fourth) error = %v", err)
+	}
+
+	tests := []struct {
+		name      string
+		old, next *Account
+	}{
+		{"old not from the store", newAccount(t, "https://ca.example/acct/x"), newAccount(t, "https://ca.example/acct/y")},
+		{"other directory", got, &Account{DirectoryURL: "https://other.example/dir", Key: third.Key, Registration: third.Registration}},
+		{"no registration", got, &Account{DirectoryURL: dir, Key: third.Key}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.Replace(ctx, tt.old, tt.next); err == nil || errors.Is(err, ErrChanged) {
+				t.Errorf("Replace() error = %v, want a refusal other than ErrChanged", err)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -27,6 +28,14 @@ var (
 	rawStatusPattern = regexp.MustCompile(`^(\d{3}) ::`)
 )
 
+// transportTexts are what transport failures read like once flattened to
+// text: go-jose formats the error of lego's nonce fetch with %v
+// (notes/lego.md), so nothing typed is left to find.
+var transportTexts = []string{
+	"connection refused", "no such host", "i/o timeout", "connection reset",
+	"EOF", "TLS handshake", "Error generating nonce", "network is unreachable",
+}
+
 // class orders the failure classes: when several problems are found (one
 // per name of an order), the most decisive one wins.
 type class int
@@ -43,18 +52,32 @@ const (
 // finding is the most decisive problem found in an error tree so far.
 type finding struct {
 	class      class
-	problem    *legoacme.ProblemDetails
+	code       string // of a TransientError
+	reason     string // of a ChallengeFailedError
 	message    string
 	retryAfter time.Duration
 	unpauseURL string
 }
 
-// Classify maps an error returned by lego to the failure type the state
-// machine decides on (see package failure). It looks at every problem in
-// err's tree: lego joins the per-name failures of an order, and the most
-// decisive one (paused > rate limited > rejected name > failed challenge >
-// transient) determines the class. An error it cannot classify is returned
-// unchanged; nil stays nil. now anchors Retry-After dates.
+// Classify maps an error of a request to the CA to the failure type the
+// state machine decides on (see package failure), answering whose fault it
+// is. It looks at every problem in err's tree (the failures of an order's
+// names are joined) and the most decisive one (paused > rate limited >
+// rejected name > failed challenge > transient) determines the class:
+//
+//   - the CA not reached (connection refused or reset, DNS, TLS, a
+//     timeout, the text of such an error): TransientError CodeCAUnreachable;
+//   - the CA failing (5xx, serverInternal, badNonce after retries, an
+//     answer that cannot be read): TransientError CodeCAError;
+//   - a challenge the CA judged (unauthorized, connection, dns, tls,
+//     incorrectResponse): ChallengeFailedError, with a Reason for
+//     dns-persist-01 records;
+//   - rejectedIdentifier, caa, unsupportedIdentifier: DomainRejectedError;
+//   - rateLimited: RateLimitedError (Retry-After from the header or the
+//     detail), or AccountPausedError when it links to an unpause page.
+//
+// An error it cannot classify is returned unchanged, and one already
+// classified as well; nil stays nil. now anchors Retry-After dates.
 func Classify(err error, now time.Time) error {
 	if err == nil {
 		return nil
@@ -77,16 +100,17 @@ func Classify(err error, now time.Time) error {
 	case classRejected:
 		return &failure.DomainRejectedError{Message: msg, Err: err}
 	case classChallenge:
-		return &failure.ChallengeFailedError{Message: msg, Err: err}
+		return &failure.ChallengeFailedError{Message: msg, Reason: best.reason, Err: err}
 	case classTransient:
-		return &failure.TransientError{Message: msg, Err: err}
+		return &failure.TransientError{Code: best.code, Message: msg, Err: err}
 	default:
 		return err
 	}
 }
 
 // walk calls fn for err and every error it wraps, depth first, following
-// both Unwrap() error and Unwrap() []error (lego's per-domain obtain errors).
+// both Unwrap() error and Unwrap() []error (the per-name errors of an
+// order).
 func walk(err error, fn func(error)) {
 	if err == nil {
 		return
@@ -102,6 +126,30 @@ func walk(err error, fn func(error)) {
 	}
 }
 
+// errNotSent marks a phase that was not begun: nothing reached the CA.
+var errNotSent = errors.New("acme: not sent")
+
+// NotSent reports whether the request that failed with err certainly never
+// reached the CA: the phase was not begun (too close to the deadline), or
+// no connection to the CA could be made. A request that may have been
+// received (a reset, a timeout, an answer lost) is not NotSent: newOrder
+// may have created an order.
+func NotSent(err error) bool {
+	if errors.Is(err, errNotSent) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func unreachable(msg string) finding {
+	return finding{class: classTransient, code: failure.CodeCAUnreachable, message: msg}
+}
+
+func caError(msg string) finding {
+	return finding{class: classTransient, code: failure.CodeCAError, message: msg}
+}
+
 // inspect classifies a single node of an error tree, ignoring what it wraps.
 func inspect(e error, now time.Time) finding {
 	switch v := e.(type) {
@@ -114,28 +162,36 @@ func inspect(e error, now time.Time) finding {
 		}
 		return f
 	case *legoacme.NonceError:
-		return finding{class: classTransient, problem: v.ProblemDetails, message: problemMessage(v.ProblemDetails)}
+		return caError(problemMessage(v.ProblemDetails))
 	case *legoacme.ProblemDetails:
 		return problemFinding(v, now)
+	case *answerError:
+		return caError(v.Error())
+	case *url.Error:
+		return unreachable("CA unreachable: " + v.Error())
 	}
 	if errors.Is(e, context.DeadlineExceeded) {
-		return finding{class: classTransient, message: "timeout talking to the CA"}
+		return unreachable("timeout talking to the CA: " + e.Error())
 	}
 	var ne net.Error
 	if errors.As(e, &ne) {
-		return finding{class: classTransient, message: "network error talking to the CA: " + e.Error()}
+		return unreachable("network error talking to the CA: " + e.Error())
 	}
 	msg := e.Error()
 	if m := rawStatusPattern.FindStringSubmatch(msg); m != nil && m[1][0] == '5' {
-		return finding{class: classTransient, message: "CA answered " + m[1]}
+		return caError("CA answered " + m[1])
 	}
-	// lego's untyped errors: an invalid authorization without a problem
-	// document, and its polling loops giving up.
+	for _, s := range transportTexts {
+		if strings.Contains(msg, s) {
+			return unreachable("CA unreachable: " + msg)
+		}
+	}
 	switch {
 	case msg == "invalid authorization":
 		return finding{class: classChallenge, message: msg}
-	case strings.Contains(msg, "time limit exceeded"), strings.Contains(msg, "didn't respond to our request"):
-		return finding{class: classTransient, message: msg}
+	case strings.Contains(msg, "time limit exceeded"):
+		// lego's DNS-01 propagation wait: the DNS provider is slow.
+		return finding{class: classTransient, code: failure.CodeDependencyError, message: msg}
 	}
 	return finding{}
 }
@@ -146,7 +202,11 @@ func problemFinding(p *legoacme.ProblemDetails, now time.Time) finding {
 	if p == nil {
 		return finding{}
 	}
-	f := finding{problem: p, message: problemMessage(p)}
+	f := finding{message: problemMessage(p)}
+	if r := persistReason(p.Detail); r != "" {
+		f.class, f.reason = classChallenge, r
+		return f
+	}
 	switch typ := strings.TrimPrefix(p.Type, problemPrefix); typ {
 	case "rateLimited":
 		if u := unpauseURLPattern.FindString(p.Detail); u != "" {
@@ -162,11 +222,11 @@ func problemFinding(p *legoacme.ProblemDetails, now time.Time) finding {
 		if aboutIdentifier(p) {
 			f.class = classRejected
 		}
-	case "badNonce", "serverInternal":
-		f.class = classTransient
+	case "badNonce", "serverInternal", "accountDoesNotExist":
+		f.class, f.code = classTransient, failure.CodeCAError
 	default:
 		if p.HTTPStatus >= 500 {
-			f.class = classTransient
+			f.class, f.code = classTransient, failure.CodeCAError
 		}
 	}
 	for _, sub := range p.SubProblems {
@@ -214,4 +274,35 @@ func retryAfterFromDetail(detail string, now time.Time) time.Duration {
 		return d.Round(time.Second)
 	}
 	return retryafter.DefaultRateLimit
+}
+
+// replacesRefused reports whether err is the CA refusing the "replaces"
+// of a new order (RFC 9773 section 5) rather than the order itself:
+// alreadyReplaced, and how CAs word an unknown or foreign certificate
+// (Boulder: malformed or conflict about the replaces field; Pebble:
+// serverInternal "could not find an order for the given certificate",
+// unauthorized "did not request the certificate being replaced").
+func replacesRefused(err error) bool {
+	var ar *legoacme.AlreadyReplacedError
+	if errors.As(err, &ar) {
+		return true
+	}
+	var p *legoacme.ProblemDetails
+	if !errors.As(err, &p) {
+		return false
+	}
+	switch strings.TrimPrefix(p.Type, problemPrefix) {
+	case "alreadyReplaced":
+		return true
+	case "malformed", "conflict", "serverInternal", "unauthorized":
+	default:
+		return false
+	}
+	d := strings.ToLower(p.Detail)
+	for _, s := range []string{"replace", "certid", "certificate", "existing order"} {
+		if strings.Contains(d, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,25 +1,43 @@
-// Package issuer obtains, renews and revokes certificates with an ACME CA
-// through lego, and classifies the CA's failures into the failure types the
-// issuance state machine decides on.
+// Package acme speaks ACME (RFC 8555) with one CA directory and one
+// account, one order step at a time, so that the Issue step places at
+// most one order per certificate: Place returns an Order that the caller
+// persists, and State, Authorize, Finalize and Fetch pick that order up
+// again in any later invocation (after a timeout, a crash, a cold start).
+// The client keeps no certificate key: NewKeyAndCSR hands the key to the
+// caller, who seals it and keeps it with the order before finalizing.
+//
+// Every request to the CA is a JWS of the package's own (jws.go) over
+// lego's types, and honours its context; lego provides the challenge
+// types (HTTP-01 and DNS-01 providers, DNS-01 propagation checks), key and
+// CSR generation and the ARI certificate ID. Failures come back as the
+// types of package failure (Classify), or ErrOrderGone when an order can
+// no longer be followed.
+//
+// The account heals itself: when the CA no longer knows or accepts it
+// (a restarted Pebble, a deactivated account), the client registers again,
+// replaces the stored account and retries the request once; orders of the
+// old account are gone.
 package acme
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	legoacme "github.com/go-acme/lego/v4/acme"
 	"github.com/go-acme/lego/v4/acme/api"
-	"github.com/go-acme/lego/v4/certcrypto"
-	"github.com/go-acme/lego/v4/certificate"
+	legodns01 "github.com/go-acme/lego/v4/challenge/dns01"
 	"github.com/go-acme/lego/v4/registration"
 
 	"github.com/certflow/certflow/internal/account"
@@ -28,151 +46,297 @@ import (
 
 const userAgent = "certflow"
 
-// orderTimeout bounds the wait for the CA to issue after finalization; lego
-// polls the order every orderTimeout/60.
-const orderTimeout = 30 * time.Second
-
-// Accounts loads the ACME account of a directory, registering it through
-// register the first time. Implementations must be safe for concurrent use;
-// internal/account provides one.
+// Accounts keeps the ACME account of each directory; *account.Store
+// implements it. Implementations must be safe for concurrent use.
 type Accounts interface {
+	// LoadOrCreate returns the account stored for directoryURL, creating
+	// one and registering it through register when there is none.
 	LoadOrCreate(ctx context.Context, directoryURL, email string, register func(ctx context.Context, a *account.Account) error) (*account.Account, error)
+	// Replace stores next in place of old; account.ErrChanged when old is
+	// no longer the stored account.
+	Replace(ctx context.Context, old, next *account.Account) error
 }
 
-// Request names the certificate to obtain.
-type Request struct {
-	// Domain is the primary name (also the CSR's common name when short
-	// enough). Names are expected normalised (lower case, A-labels).
-	Domain string
-	// SANs are the other names of the certificate.
-	SANs []string
-	// ReplacesCertID is the ARI certificate ID of the certificate this one
-	// replaces (RFC 9773), empty for a first issuance.
-	ReplacesCertID string
-}
+var _ Accounts = (*account.Store)(nil)
 
-// Certificate is an issued certificate. KeyPEM is the only copy of the
-// private key: the caller seals it and then zeroes it.
-type Certificate struct {
-	CertPEM   []byte // leaf, then the chain
-	KeyPEM    []byte
-	NotBefore time.Time
-	NotAfter  time.Time
-	Serial    string // lower-case hex of the serial's bytes
-	Issuer    string // common name of the issuing CA
-	ARICertID string
-	Leaf      *x509.Certificate
-	// Replaced is the ARI certificate ID the order declared it replaces:
-	// Request.ReplacesCertID, or empty when the CA refused it and the order
-	// was placed again without.
-	Replaced string
-}
-
-// Client talks to one ACME directory with one account. It is built once per
-// cold start and is safe for concurrent use. It uses lego's ACME core,
-// certifier and challenge types, with its own resolver (solve.go) that
-// validates the names of an order in parallel and polls early. lego does not
-// take contexts: Obtain and Revoke check ctx before starting and are bounded
-// by the HTTP timeout of each request.
+// Client talks to one ACME directory with one account. It is built once
+// per cold start and is safe for concurrent use.
 type Client struct {
-	cfg       Config
-	core      *api.Core
-	certifier *certificate.Certifier
-	account   *account.Account
-	now       func() time.Time
+	cfg      Config
+	accounts Accounts
+	poster   *poster
+	poll     poller
+	now      func() time.Time
+	dirJSON  []byte // the directory as served, for keyCore
+
+	mu sync.Mutex // guards id
+	id *identity
+	// healMu lets one caller at a time replace the account.
+	healMu sync.Mutex
 }
 
-// New loads (or registers) the account of cfg.DirectoryURL and builds the
-// ACME client.
+// identity is the account the client signs with, and a lego core that
+// holds its key for lego's challenge types (keyCore).
+type identity struct {
+	acct *account.Account
+	core *api.Core
+}
+
+func (id *identity) uri() string { return id.acct.Registration.URI }
+
+func (id *identity) signer() signer { return signer{key: id.acct.Key, kid: id.uri()} }
+
+// New fetches the directory of cfg.DirectoryURL, loads its account (or
+// registers one) and returns the client.
 func New(ctx context.Context, cfg Config, accounts Accounts) (*Client, error) {
-	if cfg.DirectoryURL == "" {
-		cfg.DirectoryURL = DirectoryProduction
-	}
-	if cfg.KeyType == "" {
-		cfg.KeyType = certcrypto.EC256
-	}
-	if cfg.HTTPTimeout <= 0 {
-		cfg.HTTPTimeout = DefaultHTTPTimeout
-	}
+	cfg = cfg.withDefaults()
 	if cfg.HTTP01 == nil {
-		return nil, errors.New("issuer config: no HTTP-01 provider")
+		return nil, errors.New("ACME config: no HTTP-01 provider")
 	}
-	transport, err := newTransport(cfg)
+	httpClient, err := NewHTTPClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	newCore := func(key any, kid string) (*api.Core, error) {
-		client := &http.Client{Timeout: cfg.HTTPTimeout, Transport: transport}
-		core, err := api.New(client, userAgent, cfg.DirectoryURL, kid, key)
-		if err != nil {
-			return nil, fmt.Errorf("ACME directory %s: %w", cfg.DirectoryURL, err)
-		}
-		return core, nil
-	}
-
-	// A newly registered account keeps the client that registered it (its
-	// key ID is set), saving a second directory fetch.
-	var (
-		core       *api.Core
-		registered *account.Account
-	)
-	acct, err := accounts.LoadOrCreate(ctx, cfg.DirectoryURL, cfg.Email, func(ctx context.Context, a *account.Account) error {
-		c, err := newCore(a.Key, "")
-		if err != nil {
-			return err
-		}
-		reg, err := register(c, a, cfg.EAB)
-		if err != nil {
-			return err
-		}
-		a.Registration = reg
-		core, registered = c, a
-		return nil
-	})
+	dir, raw, err := fetchDirectory(ctx, httpClient, cfg.DirectoryURL)
 	if err != nil {
-		return nil, fmt.Errorf("ACME account for %s: %w", cfg.DirectoryURL, Classify(err, time.Now()))
+		return nil, fmt.Errorf("ACME directory: %w", Classify(err, time.Now()))
 	}
-	if acct.Registration == nil || acct.Registration.URI == "" {
-		return nil, fmt.Errorf("ACME account for %s has no registration URI", cfg.DirectoryURL)
+	if len(cfg.DNSResolvers) > 0 {
+		// lego keeps its resolvers in a package variable: this sets them
+		// for the process.
+		legodns01.NewChallenge(nil, nil, nil, legodns01.AddRecursiveNameservers(cfg.DNSResolvers))
 	}
-	if registered != acct {
-		// Another cold start stored its account first; use that one.
-		core = nil
+	c := &Client{
+		cfg:      cfg,
+		accounts: accounts,
+		poster:   &poster{http: httpClient, dir: dir},
+		poll:     poller{now: time.Now, sleep: sleep, rand: rand.Float64, margin: cfg.DeadlineMargin},
+		now:      time.Now,
+		dirJSON:  raw,
 	}
-	if core == nil {
-		if core, err = newCore(acct.Key, acct.Registration.URI); err != nil {
-			return nil, Classify(err, time.Now())
-		}
+	acct, err := accounts.LoadOrCreate(ctx, cfg.DirectoryURL, cfg.Email, c.register)
+	if err != nil {
+		return nil, fmt.Errorf("ACME account for %s: %w", cfg.DirectoryURL, Classify(err, c.now()))
 	}
-
-	certifier := certificate.NewCertifier(core, newSolver(core, cfg), certificate.CertifierOptions{
-		KeyType: cfg.KeyType,
-		Timeout: orderTimeout,
-	})
-	return &Client{cfg: cfg, core: core, certifier: certifier, account: acct, now: time.Now}, nil
+	if _, err := c.use(acct); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-// register creates the account at the CA, with external account binding
-// when configured. The CA's terms of service are agreed to.
-func register(core *api.Core, a *account.Account, eab *EAB) (*registration.Resource, error) {
-	r := registration.NewRegistrar(core, a)
-	if eab != nil {
-		return r.RegisterWithExternalAccountBinding(registration.RegisterEABOptions{
-			TermsOfServiceAgreed: true,
-			Kid:                  eab.KID,
-			HmacEncoded:          eab.HMAC,
-		})
+// DirectoryURL returns the ACME directory the client uses.
+func (c *Client) DirectoryURL() string { return c.cfg.DirectoryURL }
+
+// AccountURI returns the URL of the account the client uses (the JWS
+// kid), as Order.Account records it. It changes when the account heals.
+func (c *Client) AccountURI() string { return c.identity().uri() }
+
+// CAAIdentities returns the issuer domain names of the CA (the
+// directory's meta.caaIdentities): the names its CAA records and
+// dns-persist-01 records (PersistRecord) use.
+func (c *Client) CAAIdentities() []string {
+	return append([]string(nil), c.poster.dir.Meta.CaaIdentities...)
+}
+
+func (c *Client) identity() *identity {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id
+}
+
+// use makes acct the account the client signs with.
+func (c *Client) use(acct *account.Account) (*identity, error) {
+	if acct.Registration == nil || acct.Registration.URI == "" || acct.Key == nil {
+		return nil, fmt.Errorf("ACME account for %s has no registration URI or key", c.cfg.DirectoryURL)
 	}
-	return r.Register(registration.RegisterOptions{TermsOfServiceAgreed: true})
+	core, err := keyCore(c.dirJSON, acct)
+	if err != nil {
+		return nil, err
+	}
+	id := &identity{acct: acct, core: core}
+	c.mu.Lock()
+	c.id = id
+	c.mu.Unlock()
+	return id, nil
+}
+
+// keyCore returns a lego core that holds acct's key only so that lego's
+// challenge types can compute key authorizations. It cannot reach the CA:
+// its HTTP client serves the directory lego reads when building it from
+// memory and refuses everything else, so every request goes through the
+// poster, with its context.
+func keyCore(directory []byte, acct *account.Account) (*api.Core, error) {
+	client := &http.Client{Transport: directoryOnly(directory)}
+	core, err := api.New(client, userAgent, "https://directory.invalid/", acct.Registration.URI, acct.Key)
+	if err != nil {
+		return nil, fmt.Errorf("lego core: %w", err)
+	}
+	return core, nil
+}
+
+// directoryOnly answers GETs with a directory and refuses other requests.
+type directoryOnly []byte
+
+func (d directoryOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet {
+		return nil, errors.New("lego's core does not talk to the CA here")
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Header:     http.Header{"Content-Type": {"application/json"}},
+		Body:       io.NopCloser(bytes.NewReader(d)),
+		Request:    r,
+	}, nil
+}
+
+// register creates a's account at the CA with a's key (newAccount, RFC
+// 8555 section 7.3), with the contact, the external account binding when
+// configured, and agreement to the terms of service. For a key the CA
+// already knows, it returns that key's account.
+func (c *Client) register(ctx context.Context, a *account.Account) error {
+	req := legoacme.Account{TermsOfServiceAgreed: true}
+	if a.Email != "" {
+		req.Contact = []string{"mailto:" + a.Email}
+	}
+	if c.cfg.EAB != nil {
+		eab, err := eabJWS(a.Key, c.poster.dir.NewAccountURL, c.cfg.EAB)
+		if err != nil {
+			return err
+		}
+		req.ExternalAccountBinding = eab
+	}
+	r, err := c.poster.postJSON(ctx, signer{key: a.Key}, c.poster.dir.NewAccountURL, req)
+	if err != nil {
+		return fmt.Errorf("register ACME account: %w", err)
+	}
+	var body legoacme.Account
+	if err := r.decode(&body); err != nil {
+		return fmt.Errorf("register ACME account: %w", err)
+	}
+	uri := r.header.Get("Location")
+	if uri == "" {
+		return fmt.Errorf("register ACME account: %w", &answerError{Status: r.status, Method: r.method, URL: r.url, Err: errors.New("no Location")})
+	}
+	a.Registration = &registration.Resource{URI: uri, Body: body}
+	return nil
+}
+
+// accountGone reports whether err says the CA no longer knows or accepts
+// the account that signed the request: it forgot it (accountDoesNotExist,
+// as Pebble after a restart) or deactivated or revoked it (unauthorized,
+// about the account).
+func accountGone(err error) bool {
+	var p *legoacme.ProblemDetails
+	if !errors.As(err, &p) {
+		return false
+	}
+	switch strings.TrimPrefix(p.Type, problemPrefix) {
+	case "accountDoesNotExist":
+		return true
+	case "unauthorized":
+		d := strings.ToLower(p.Detail)
+		return strings.Contains(d, "account") &&
+			(strings.Contains(d, "deactivated") || strings.Contains(d, "revoked") || strings.Contains(d, "not valid"))
+	}
+	return false
+}
+
+// withAccount runs op with the client's account. When the CA says the
+// account is gone, it heals the account and runs op once more with the
+// new one.
+func (c *Client) withAccount(ctx context.Context, op func(*identity) error) error {
+	id := c.identity()
+	err := op(id)
+	if !accountGone(err) {
+		return err
+	}
+	next, herr := c.heal(ctx, id)
+	if herr != nil {
+		return fmt.Errorf("replace the account the CA no longer accepts (%v): %w", err, herr)
+	}
+	return op(next)
+}
+
+// heal replaces stale, the account the CA no longer accepts, and returns
+// the identity to use from now on: the stored account when another cold
+// start replaced it already, else a new registration, of stale's key when
+// the CA takes it again and of a new key otherwise, stored with
+// Accounts.Replace. Callers healing at once converge on one account.
+func (c *Client) heal(ctx context.Context, stale *identity) (*identity, error) {
+	c.healMu.Lock()
+	defer c.healMu.Unlock()
+	if cur := c.identity(); cur != stale {
+		return cur, nil
+	}
+	load := func() (*account.Account, error) {
+		return c.accounts.LoadOrCreate(ctx, c.cfg.DirectoryURL, c.cfg.Email, c.register)
+	}
+	stored, err := load()
+	if err != nil {
+		return nil, Classify(err, c.now())
+	}
+	if stored.Registration != nil && stored.Registration.URI != stale.uri() {
+		return c.use(stored)
+	}
+	next, err := c.reregister(ctx, stored)
+	if err != nil {
+		return nil, Classify(err, c.now())
+	}
+	switch err := c.accounts.Replace(ctx, stored, next); {
+	case errors.Is(err, account.ErrChanged):
+		if next, err = load(); err != nil {
+			return nil, Classify(err, c.now())
+		}
+	case err != nil:
+		return nil, err
+	}
+	return c.use(next)
+}
+
+// reregister registers old's key again, or a new key when the CA refuses
+// it (the key of a deactivated account cannot register). A CA that fails
+// (no problem document, 5xx, badNonce) keeps the key for the next try.
+func (c *Client) reregister(ctx context.Context, old *account.Account) (*account.Account, error) {
+	next := &account.Account{DirectoryURL: old.DirectoryURL, Email: c.cfg.Email, Key: old.Key}
+	err := c.register(ctx, next)
+	var p *legoacme.ProblemDetails
+	var bad *legoacme.NonceError
+	if err == nil || !errors.As(err, &p) || p.HTTPStatus >= http.StatusInternalServerError || errors.As(err, &bad) {
+		return next, err
+	}
+	key, kerr := account.NewKey()
+	if kerr != nil {
+		return nil, kerr
+	}
+	next = &account.Account{DirectoryURL: old.DirectoryURL, Email: c.cfg.Email, Key: key}
+	if err := c.register(ctx, next); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// enough returns a TransientError (CodeStepTimeout) when ctx ends within
+// the configured margin: a phase started now would be cut off, and the
+// caller resumes the order on its next attempt instead.
+func (c *Client) enough(ctx context.Context, phase string) error {
+	if err := ctx.Err(); err != nil {
+		return cut(ctx, phase, err)
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := deadline.Sub(c.now()); left < c.cfg.DeadlineMargin {
+			return &failure.TransientError{Code: failure.CodeStepTimeout,
+				Message: fmt.Sprintf("%s: %s left before the step's deadline, less than the %s margin", phase, left.Round(time.Millisecond), c.cfg.DeadlineMargin),
+				Err:     errNotSent}
+		}
+	}
+	return nil
 }
 
 // NewHTTPClient returns an HTTP client for the CA of cfg: system roots plus
 // cfg.CARoots, and cfg.HTTPTimeout per request. Other clients of the CA (the
 // ARI client) use it.
 func NewHTTPClient(cfg Config) (*http.Client, error) {
-	if cfg.HTTPTimeout <= 0 {
-		cfg.HTTPTimeout = DefaultHTTPTimeout
-	}
+	cfg = cfg.withDefaults()
 	t, err := newTransport(cfg)
 	if err != nil {
 		return nil, err
@@ -204,118 +368,4 @@ func newTransport(cfg Config) (*http.Transport, error) {
 		ForceAttemptHTTP2:     true,
 		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}, nil
-}
-
-// Obtain orders a certificate for req's names: HTTP-01 for ordinary names,
-// DNS-01 for wildcard names. When the CA refuses the replaces field of a
-// renewal (already replaced, unknown certificate), the order is placed once
-// more without it. Failures come back as the types of package failure.
-func (i *Client) Obtain(ctx context.Context, req Request) (*Certificate, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	domains := append([]string{req.Domain}, req.SANs...)
-	for _, d := range domains {
-		if d == "" {
-			return nil, &failure.InvalidInputError{Message: "empty name in certificate request"}
-		}
-		if strings.HasPrefix(d, "*.") && i.cfg.DNS01 == nil {
-			return nil, &failure.InvalidInputError{Message: fmt.Sprintf("%s: wildcard names need DNS-01, which is not configured", d)}
-		}
-	}
-	or := certificate.ObtainRequest{
-		Domains:        domains,
-		Bundle:         true,
-		Profile:        i.cfg.Profile,
-		ReplacesCertID: req.ReplacesCertID,
-	}
-	res, err := i.certifier.Obtain(or)
-	if err != nil && or.ReplacesCertID != "" && replacesRefused(err, i.core.GetDirectory().NewOrderURL) {
-		or.ReplacesCertID = ""
-		res, err = i.certifier.Obtain(or)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("obtain certificate for %s: %w", strings.Join(domains, ", "), Classify(err, i.now()))
-	}
-	cert, err := parseResource(res)
-	if err != nil {
-		clear(res.PrivateKey)
-		return nil, fmt.Errorf("obtain certificate for %s: %w", strings.Join(domains, ", "), err)
-	}
-	cert.Replaced = or.ReplacesCertID
-	return cert, nil
-}
-
-// replacesRefused reports whether err is the CA refusing the replaces field
-// of a new order (posted to newOrderURL) rather than the order itself.
-func replacesRefused(err error, newOrderURL string) bool {
-	var ar *legoacme.AlreadyReplacedError
-	if errors.As(err, &ar) {
-		return true
-	}
-	var p *legoacme.ProblemDetails
-	if !errors.As(err, &p) {
-		return false
-	}
-	if p.URL != "" && p.URL != newOrderURL {
-		return false
-	}
-	if p.Type == legoacme.AlreadyReplacedErr {
-		return true
-	}
-	// CAs word it differently: Boulder answers malformed or conflict about
-	// the replaces field, Pebble serverInternal "could not find an order for
-	// the given certificate".
-	switch strings.TrimPrefix(p.Type, problemPrefix) {
-	case "malformed", "conflict", "serverInternal":
-	default:
-		return false
-	}
-	d := strings.ToLower(p.Detail)
-	for _, s := range []string{"replace", "certid", "certificate"} {
-		if strings.Contains(d, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func parseResource(res *certificate.Resource) (*Certificate, error) {
-	certs, err := certcrypto.ParsePEMBundle(res.Certificate)
-	if err != nil {
-		return nil, fmt.Errorf("parse issued certificate: %w", err)
-	}
-	leaf := certs[0]
-	id, err := certificate.MakeARICertID(leaf)
-	if err != nil {
-		return nil, fmt.Errorf("ARI certificate ID: %w", err)
-	}
-	return &Certificate{
-		CertPEM:   res.Certificate,
-		KeyPEM:    res.PrivateKey,
-		NotBefore: leaf.NotBefore.UTC(),
-		NotAfter:  leaf.NotAfter.UTC(),
-		Serial:    SerialHex(leaf),
-		Issuer:    leaf.Issuer.CommonName,
-		ARICertID: id,
-		Leaf:      leaf,
-	}, nil
-}
-
-// SerialHex returns the serial number of cert as lower-case hex of its
-// bytes, the form stored on certificate items.
-func SerialHex(cert *x509.Certificate) string {
-	return hex.EncodeToString(cert.SerialNumber.Bytes())
-}
-
-// Revoke revokes the certificate (PEM, leaf first) with the given RFC 5280
-// reason code.
-func (i *Client) Revoke(ctx context.Context, certPEM []byte, reason uint) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := i.certifier.RevokeWithReason(certPEM, &reason); err != nil {
-		return fmt.Errorf("revoke certificate: %w", Classify(err, i.now()))
-	}
-	return nil
 }

@@ -42,6 +42,9 @@ const (
 // is zero.
 const DefaultHTTPTimeout = 30 * time.Second
 
+// DefaultDeadlineMargin is Config.DeadlineMargin when zero.
+const DefaultDeadlineMargin = 20 * time.Second
+
 // EAB holds the external account binding credentials some CAs require to
 // register an account.
 type EAB struct {
@@ -49,7 +52,7 @@ type EAB struct {
 	HMAC string // base64url, as the CA hands it out
 }
 
-// Config configures an Issuer. The zero value of a field means its
+// Config configures a Client. The zero value of a field means its
 // documented default.
 type Config struct {
 	// DirectoryURL is the ACME directory; default Let's Encrypt production.
@@ -66,10 +69,12 @@ type Config struct {
 	CARoots string
 	// EAB is the external account binding used when registering; optional.
 	EAB *EAB
-	// HTTP01 solves challenges for ordinary names.
+	// HTTP01 publishes the HTTP-01 challenges of ordinary names
+	// (MethodHTTP01).
 	HTTP01 challenge.Provider
-	// DNS01 solves challenges for wildcard names; nil means wildcard
-	// requests fail with failure.InvalidInputError.
+	// DNS01 publishes DNS-01 records: for wildcard names, and for every
+	// name with MethodDNS01. nil means those fail with
+	// failure.InvalidInputError.
 	DNS01 challenge.Provider
 	// DNSResolvers are the resolvers lego consults to see that a DNS-01
 	// record is visible before asking the CA to validate. When set, a
@@ -79,6 +84,28 @@ type Config struct {
 	DNSResolvers []string
 	// HTTPTimeout bounds each request to the CA; default 30 seconds.
 	HTTPTimeout time.Duration
+	// DeadlineMargin is the time kept free before a context's deadline: a
+	// phase (placing, authorizing, finalizing, fetching) or a poll that
+	// would start later is not started, and the caller resumes the order
+	// next time; default DefaultDeadlineMargin.
+	DeadlineMargin time.Duration
+}
+
+// withDefaults returns cfg with its defaults filled in.
+func (cfg Config) withDefaults() Config {
+	if cfg.DirectoryURL == "" {
+		cfg.DirectoryURL = DirectoryProduction
+	}
+	if cfg.KeyType == "" {
+		cfg.KeyType = certcrypto.EC256
+	}
+	if cfg.HTTPTimeout <= 0 {
+		cfg.HTTPTimeout = DefaultHTTPTimeout
+	}
+	if cfg.DeadlineMargin <= 0 {
+		cfg.DeadlineMargin = DefaultDeadlineMargin
+	}
+	return cfg
 }
 
 // KeyTypeName returns the configuration name of a certificate key type

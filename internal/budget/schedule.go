@@ -76,6 +76,10 @@ func Valid(r Reservation, now time.Time, margin time.Duration) bool {
 	return !now.Before(r.At) && !now.After(r.At.Add(margin))
 }
 
+// Covers reports whether r covers an order placed at now under this
+// schedule's margin (Valid).
+func (s *Schedule) Covers(r Reservation, now time.Time) bool { return Valid(r, now, s.margin) }
+
 // Schedule is the schedule of new orders of one budget. It is safe for
 // concurrent use, also across processes: every change is one atomic
 // conditional update of one item.
@@ -84,6 +88,7 @@ type Schedule struct {
 	table  string
 	name   string
 	limit  int
+	margin time.Duration
 	step   time.Duration
 	now    func() time.Time
 }
@@ -118,6 +123,7 @@ func New(client DynamoDB, cfg Config) (*Schedule, error) {
 	if margin == 0 {
 		margin = DefaultMargin(cfg.Window)
 	}
+	s.margin = margin
 	s.step = ceilDuration(cfg.Window + margin)
 	return s, nil
 }

@@ -52,6 +52,22 @@ const (
 	CodeInternal = "internal"
 )
 
+// Reasons refine CodeChallengeFailed when the CA's verdict names the
+// cause precisely (Detail.Reason). They concern the standing TXT record of
+// dns-persist-01, which the customer publishes and only the customer can
+// fix.
+const (
+	// ReasonPersistRecordMissing: the CA found no record for itself at
+	// _validation-persist.<domain>.
+	ReasonPersistRecordMissing = "persist_record_missing"
+	// ReasonPersistRecordWrongAccount: the record names another ACME
+	// account (accounturi).
+	ReasonPersistRecordWrongAccount = "persist_record_wrong_account"
+	// ReasonPersistRecordInvalid: the record is there but unusable (syntax,
+	// no policy=wildcard for a wildcard name, persistUntil passed).
+	ReasonPersistRecordInvalid = "persist_record_invalid"
+)
+
 // CountsAgainstDomain reports whether a failure with code is evidence
 // about the domain itself, and so counts towards its quarantine.
 func CountsAgainstDomain(code string) bool {
@@ -71,6 +87,9 @@ type Detail struct {
 	RetryAfterSeconds int64 `json:"retryAfterSeconds,omitempty"`
 	// UnpauseURL is the link an operator follows to unpause a hostname.
 	UnpauseURL string `json:"unpauseURL,omitempty"`
+	// Reason refines Code when the cause is known precisely (the Reason
+	// constants).
+	Reason string `json:"reason,omitempty"`
 }
 
 // RateLimitedError means the CA refused the request for a rate limit that
@@ -107,9 +126,11 @@ func (e *AccountPausedError) Detail() Detail {
 }
 
 // ChallengeFailedError means the CA could not validate control of the name
-// (unauthorized, connection, dns, tls problems).
+// (unauthorized, connection, dns, tls problems). Reason, when set, is one
+// of the Reason constants.
 type ChallengeFailedError struct {
 	Message string
+	Reason  string
 	Err     error
 }
 
@@ -118,7 +139,7 @@ func (e *ChallengeFailedError) Unwrap() error { return e.Err }
 
 // Detail implements Failure.
 func (e *ChallengeFailedError) Detail() Detail {
-	return Detail{Code: CodeChallengeFailed, Message: e.Message}
+	return Detail{Code: CodeChallengeFailed, Message: e.Message, Reason: e.Reason}
 }
 
 // DomainRejectedError means the CA will not issue for the name at all

@@ -23,6 +23,8 @@ func TestForLambda(t *testing.T) {
 		{"paused", &AccountPausedError{Message: "paused", UnpauseURL: "https://ca.example/unpause?x=1"},
 			"AccountPausedError", Detail{Code: CodeAccountPaused, Message: "paused", UnpauseURL: "https://ca.example/unpause?x=1"}},
 		{"challenge", &ChallengeFailedError{Message: "connection refused"}, "ChallengeFailedError", Detail{Code: CodeChallengeFailed, Message: "connection refused"}},
+		{"persist record missing", &ChallengeFailedError{Message: "No TXT records found", Reason: ReasonPersistRecordMissing}, "ChallengeFailedError",
+			Detail{Code: CodeChallengeFailed, Message: "No TXT records found", Reason: ReasonPersistRecordMissing}},
 		{"rejected", &DomainRejectedError{Message: "blocked"}, "DomainRejectedError", Detail{Code: CodeDomainRejected, Message: "blocked"}},
 		{"transient", &TransientError{Message: "badNonce"}, "TransientError", Detail{Code: CodeTransient, Message: "badNonce"}},
 		{"CA unreachable", &TransientError{Code: CodeCAUnreachable, Message: "connection refused"}, "TransientError", Detail{Code: CodeCAUnreachable, Message: "connection refused"}},

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	stdlog "log"
 	"net"
@@ -32,6 +33,7 @@ import (
 	"github.com/certflow/certflow/internal/account"
 	"github.com/certflow/certflow/internal/acme"
 	"github.com/certflow/certflow/internal/ari"
+	"github.com/certflow/certflow/internal/budget"
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/dns01"
 	"github.com/certflow/certflow/internal/domain"
@@ -40,8 +42,10 @@ import (
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/http01"
 	"github.com/certflow/certflow/internal/issue"
+	"github.com/certflow/certflow/internal/reconcile"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/apigw"
+	"github.com/certflow/certflow/offline/caproxy"
 	"github.com/certflow/certflow/offline/offlinetest"
 )
 
@@ -182,24 +186,59 @@ func (w *world) newIssuer(t *testing.T, cfg acme.Config) *acme.Client {
 	return iss
 }
 
-func (w *world) handler(t *testing.T, iss *acme.Client) *issue.Handler {
+// slots is the new-order budget of the tests: generous, since the budget's
+// own tests prove its bound.
+func (w *world) slots(t *testing.T) *budget.Schedule {
+	t.Helper()
+	s, err := budget.New(w.dynamo, budget.Config{Table: w.table, Name: "issue-tests", Limit: 1000, Window: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// handler is the Issue step over ca and the offline stack.
+func (w *world) handler(t *testing.T, ca issue.CA) *issue.Handler {
 	t.Helper()
 	cfg := w.issuerConfig(t, w.stack)
 	client, err := acme.NewHTTPClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	scheduler := &ari.Scheduler{Info: ari.New(client, cfg.DirectoryURL)}
-	return issue.New(iss, w.sealer, scheduler, w.store, "ec256", domain.Policy{AllowTestingTLDs: true})
+	return issue.New(issue.Config{
+		CA:        ca,
+		Sealer:    w.sealer,
+		Scheduler: &ari.Scheduler{Info: ari.New(client, cfg.DirectoryURL)},
+		Store:     w.store,
+		Slots:     w.slots(t),
+		Names:     domain.Policy{AllowTestingTLDs: true},
+	})
 }
 
 // request records the platform's request, as the API function does before
-// the state machine runs.
-func (w *world) request(t *testing.T, primary string, sans []string) {
+// the state machine runs, and returns the Issue step's input for the
+// execution the request names, with a slot of the budget as
+// ReserveOrderSlot gives it.
+func (w *world) request(t *testing.T, primary string, sans []string) flow.Input {
 	t.Helper()
-	if _, _, err := w.store.Request(context.Background(), primary, sans, time.Now()); err != nil {
+	ctx := context.Background()
+	c, _, err := w.store.Request(ctx, primary, sans, time.Now())
+	if err != nil {
 		t.Fatalf("Request(%q): %v", primary, err)
 	}
+	in := reconcile.Input(c, "")
+	in.OrderSlot = w.slot(t)
+	return in
+}
+
+// slot reserves a slot of the budget.
+func (w *world) slot(t *testing.T) *flow.OrderSlot {
+	t.Helper()
+	r, err := w.slots(t).Reserve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &r
 }
 
 // checkStored reads the certificate of primary back and checks it the way a
@@ -294,45 +333,39 @@ func failureType(err error) string {
 }
 
 // TestIssueCustomDomains runs the issue step end to end for several custom
-// domains, one of them internationalised.
+// domains, one of them internationalised, as the state machine gives them
+// (names as the platform wrote them).
 func TestIssueCustomDomains(t *testing.T) {
 	w := getWorld(t)
 	h := w.handler(t, w.newIssuer(t, w.issuerConfig(t, w.stack)))
 	before := w.served.Load()
 	tests := []struct {
-		in      flow.Input
+		domain  string
+		sans    []string
 		primary string
 		names   []string
 	}{
-		{
-			in:      flow.Input{Domain: "blog.customer.example", SANs: []string{"www.blog.customer.example"}},
-			primary: "blog.customer.example",
-			names:   []string{"blog.customer.example", "www.blog.customer.example"},
-		},
-		{
-			in:      flow.Input{Domain: "Shop.Customer.Example."},
-			primary: "shop.customer.example",
-			names:   []string{"shop.customer.example"},
-		},
-		{
-			in:      flow.Input{Domain: "bücher.customer.example", SANs: []string{"www.bücher.customer.example"}},
-			primary: "xn--bcher-kva.customer.example",
-			names:   []string{"xn--bcher-kva.customer.example", "www.xn--bcher-kva.customer.example"},
-		},
+		{"blog.customer.example", []string{"www.blog.customer.example"}, "blog.customer.example", []string{"blog.customer.example", "www.blog.customer.example"}},
+		{"Shop.Customer.Example.", nil, "shop.customer.example", []string{"shop.customer.example"}},
+		{"bücher.customer.example", []string{"www.bücher.customer.example"}, "xn--bcher-kva.customer.example", []string{"xn--bcher-kva.customer.example", "www.xn--bcher-kva.customer.example"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.primary, func(t *testing.T) {
-			w.request(t, tt.primary, tt.names[1:])
+			in := w.request(t, tt.primary, tt.names[1:])
+			in.Domain, in.SANs = tt.domain, tt.sans
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			out, err := h.Handle(ctx, tt.in)
+			out, err := h.Handle(ctx, in)
 			if err != nil {
-				t.Fatalf("Handle(%+v): %v", tt.in, err)
+				t.Fatalf("Handle(%+v): %v", in, err)
 			}
 			if out.Domain != tt.primary || out.Renewed {
-				t.Errorf("Handle(%+v) = %+v, want domain %s, not renewed", tt.in, out, tt.primary)
+				t.Errorf("Handle(%+v) = %+v, want domain %s, not renewed", in, out, tt.primary)
 			}
 			w.checkStored(t, tt.primary, tt.names, out)
+			if _, err := w.store.GetOrder(ctx, tt.primary); !errors.Is(err, certstore.ErrNotFound) {
+				t.Errorf("GetOrder after issuance = %v, want the order deleted with the certificate stored", err)
+			}
 		})
 	}
 	if served := w.served.Load() - before; served < 5 {
@@ -351,14 +384,17 @@ func (silentProvider) CleanUp(string, string, string) error { return nil }
 
 var _ challenge.Provider = silentProvider{}
 
-// TestChallengeNotServed: the CA finds nothing at the challenge URL.
+// TestChallengeNotServed: the CA finds nothing at the challenge URL; the
+// invalid order is dropped and the slot stays spent (the CA counted the
+// order).
 func TestChallengeNotServed(t *testing.T) {
 	w := getWorld(t)
 	cfg := w.issuerConfig(t, w.stack)
 	cfg.HTTP01 = silentProvider{}
 	h := w.handler(t, w.newIssuer(t, cfg))
-	w.request(t, "unserved.customer.example", nil)
-	_, err := h.Handle(context.Background(), flow.Input{Domain: "unserved.customer.example"})
+	in := w.request(t, "unserved.customer.example", nil)
+	ctx := context.Background()
+	_, err := h.Handle(ctx, in)
 	if got := failureType(err); got != "ChallengeFailedError" {
 		t.Fatalf("Handle(unserved) = %v (type %q), want ChallengeFailedError", err, got)
 	}
@@ -367,21 +403,39 @@ func TestChallengeNotServed(t *testing.T) {
 	if !errors.As(failure.ForLambda(err), &invoke) || invoke.Type != "ChallengeFailedError" || !strings.Contains(invoke.Message, `"code":"challenge_failed"`) {
 		t.Errorf("ForLambda = %+v, want ChallengeFailedError with the challenge_failed detail", invoke)
 	}
+	if _, err := w.store.GetOrder(ctx, "unserved.customer.example"); !errors.Is(err, certstore.ErrNotFound) {
+		t.Errorf("GetOrder = %v, want the invalid order dropped", err)
+	}
+	// The retry after the backoff holds the same, spent slot: it needs a
+	// new one.
+	_, err = h.Handle(ctx, in)
+	if got := failureType(err); got != "NeedsOrderSlotError" {
+		t.Errorf("retry with the spent slot = %v (type %q), want NeedsOrderSlotError", err, got)
+	}
 }
 
-// TestBlockedDomain: Pebble's blocklist rejects the name.
+// TestBlockedDomain: Pebble's blocklist rejects the name; no order was
+// created, so the slot is given back.
 func TestBlockedDomain(t *testing.T) {
 	w := getWorld(t)
 	h := w.handler(t, w.newIssuer(t, w.issuerConfig(t, w.stack)))
-	for _, in := range []flow.Input{
-		{Domain: offline.BlockedDomain},
-		{Domain: "fine.customer.example", SANs: []string{offline.BlockedDomain}},
-	} {
+	for _, tt := range []struct{ primary, san string }{{offline.BlockedDomain, ""}, {"fine.customer.example", offline.BlockedDomain}} {
+		var sans []string
+		if tt.san != "" {
+			sans = []string{tt.san}
+		}
+		in := w.request(t, tt.primary, sans)
 		_, err := h.Handle(context.Background(), in)
 		if got := failureType(err); got != "DomainRejectedError" {
 			t.Errorf("Handle(%+v) = %v (type %q), want DomainRejectedError", in, err, got)
-		} else {
-			t.Logf("rejection: %v", err)
+			continue
+		}
+		t.Logf("rejection: %v", err)
+		if c, err := w.store.GetConsistent(context.Background(), tt.primary); err != nil || c.SpentSlot != 0 {
+			t.Errorf("%s: spent slot %d (%v), want the slot given back", tt.primary, c.SpentSlot, err)
+		}
+		if _, err := w.store.Retire(context.Background(), tt.primary); err != nil { // frees its names
+			t.Fatal(err)
 		}
 	}
 }
@@ -390,49 +444,66 @@ func TestBlockedDomain(t *testing.T) {
 // published in challtestsrv.
 func TestWildcardDNS01(t *testing.T) {
 	w := getWorld(t)
-	iss := w.newIssuer(t, w.issuerConfig(t, w.stack))
-	h := w.handler(t, iss)
+	h := w.handler(t, w.newIssuer(t, w.issuerConfig(t, w.stack)))
 	names := []string{"*.wild.customer.example", "wild.customer.example"}
-	w.request(t, "*.wild.customer.example", names[1:])
-	out, err := h.Handle(context.Background(), flow.Input{Domain: "*.wild.customer.example", SANs: names[1:]})
+	out, err := h.Handle(context.Background(), w.request(t, names[0], names[1:]))
 	if err != nil {
 		t.Fatalf("Handle(wildcard): %v", err)
 	}
-	w.checkStored(t, "*.wild.customer.example", names, out)
+	w.checkStored(t, names[0], names, out)
 
 	cfg := w.issuerConfig(t, w.stack)
 	cfg.DNS01 = nil
-	_, err = w.newIssuer(t, cfg).Obtain(context.Background(), acme.Request{Domain: "*.nodns.customer.example"})
+	_, err = w.handler(t, w.newIssuer(t, cfg)).Handle(context.Background(), w.request(t, "*.nodns.customer.example", nil))
 	if got := failureType(err); got != "InvalidInputError" {
-		t.Errorf("Obtain(wildcard) without DNS-01 = %v (type %q), want InvalidInputError", err, got)
+		t.Errorf("Handle(wildcard) without DNS-01 = %v (type %q), want InvalidInputError", err, got)
 	}
 }
 
 // TestRenewalReplaces renews with the ARI certificate ID of the previous
-// certificate, as the renewal trigger does; then revokes.
+// certificate and no slot, as the renewal trigger does; a replaces the CA
+// refuses is ReplacesRefusedError, and nothing is spent; then revokes.
 func TestRenewalReplaces(t *testing.T) {
 	w := getWorld(t)
 	iss := w.newIssuer(t, w.issuerConfig(t, w.stack))
 	h := w.handler(t, iss)
 	ctx := context.Background()
 	const name = "renew.customer.example"
-	w.request(t, name, nil)
-	first, err := iss.Obtain(ctx, acme.Request{Domain: name})
+	first, err := h.Handle(ctx, w.request(t, name, nil))
 	if err != nil {
-		t.Fatalf("Obtain: %v", err)
+		t.Fatalf("Handle: %v", err)
 	}
-	clear(first.KeyPEM)
+	c, err := w.store.GetConsistent(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := w.issuerConfig(t, w.stack)
 	httpClient, err := acme.NewHTTPClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	window, _, err := ari.New(httpClient, cfg.DirectoryURL).Get(ctx, first.ARICertID)
+	window, _, err := ari.New(httpClient, cfg.DirectoryURL).Get(ctx, c.ARICertID)
 	if err != nil || !window.Start.After(first.NotBefore) || !window.End.Before(first.NotAfter) {
-		t.Errorf("renewal info of %s = %+v, %v; want a window within the lifetime", first.ARICertID, window, err)
+		t.Errorf("renewal info of %s = %+v, %v; want a window within the lifetime", c.ARICertID, window, err)
 	}
 
-	out, err := h.Handle(ctx, flow.Input{Domain: name, Replaces: first.ARICertID, ReplacesSerial: first.Serial})
+	claim := func() flow.Input {
+		t.Helper()
+		cur, err := w.store.GetConsistent(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := w.store.Claim(ctx, cur, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reconcile.Input(next, flow.StartedByTimer)
+	}
+	renewal := claim()
+	if renewal.Replaces != c.ARICertID || renewal.OrderSlot != nil {
+		t.Fatalf("renewal input = %+v, want replaces %s and no slot", renewal, c.ARICertID)
+	}
+	out, err := h.Handle(ctx, renewal)
 	if err != nil {
 		t.Fatalf("Handle(renewal): %v", err)
 	}
@@ -441,41 +512,37 @@ func TestRenewalReplaces(t *testing.T) {
 	}
 	w.checkStored(t, name, []string{name}, out)
 
-	// Replacing a certificate the CA does not know: the CA refuses the
-	// replaces field and the order goes through without it.
-	aki, _, _ := strings.Cut(first.ARICertID, ".")
-	unknown := aki + ".AQIDBAUGBwgJCgsMDQ4PEA"
-	again, err := iss.Obtain(ctx, acme.Request{Domain: name, ReplacesCertID: unknown})
-	if err != nil {
-		t.Fatalf("Obtain(replaces an unknown certificate): %v", err)
+	// Replacing a certificate the CA does not know: refused, no order, the
+	// exempt marker given back.
+	unknown := claim()
+	aki, _, _ := strings.Cut(unknown.Replaces, ".")
+	unknown.Replaces = aki + ".AQIDBAUGBwgJCgsMDQ4PEA"
+	if _, err := h.Handle(ctx, unknown); failureType(err) != "ReplacesRefusedError" {
+		t.Fatalf("Handle(replaces an unknown certificate) = %v, want ReplacesRefusedError", err)
 	}
-	clear(again.KeyPEM)
-	if again.Replaced != "" {
-		t.Errorf("Obtain(replaces %s).Replaced = %q, want the order placed without replaces", unknown, again.Replaced)
+	// The state machine then drops replaces and reserves a slot.
+	unknown.ReplacesRefused, unknown.OrderSlot = true, w.slot(t)
+	again, err := h.Handle(ctx, unknown)
+	if err != nil {
+		t.Fatalf("Handle(replaces refused, with a slot): %v", err)
 	}
 
-	// A renewal whose replaces Pebble accepts keeps it.
-	third, err := iss.Obtain(ctx, acme.Request{Domain: name, ReplacesCertID: again.ARICertID})
-	if err != nil {
-		t.Fatalf("Obtain(replaces %s): %v", again.ARICertID, err)
+	stored, err := w.store.GetConsistent(ctx, name)
+	if err != nil || stored.Serial != again.Serial {
+		t.Fatalf("stored %+v, %v; want serial %s", stored, err, again.Serial)
 	}
-	clear(third.KeyPEM)
-	if third.Replaced != again.ARICertID {
-		t.Errorf("Obtain(replaces %s).Replaced = %q: Pebble did not accept replaces", again.ARICertID, third.Replaced)
-	}
-
-	if err := iss.Revoke(ctx, third.CertPEM, 4); err != nil { // superseded
+	if err := iss.Revoke(ctx, []byte(stored.CertPEM), 4); err != nil { // superseded
 		t.Errorf("Revoke: %v", err)
 	}
-	err = iss.Revoke(ctx, third.CertPEM, 4)
+	err = iss.Revoke(ctx, []byte(stored.CertPEM), 4)
 	t.Logf("revoking twice: %v", err)
 	if err == nil {
 		t.Error("revoking a revoked certificate succeeded")
 	}
 }
 
-// TestNonceRejection: with Pebble rejecting 30% of nonces, lego's retries
-// carry issuance through.
+// TestNonceRejection: with Pebble rejecting 30% of nonces, the client's
+// retries carry issuance through.
 func TestNonceRejection(t *testing.T) {
 	w := getWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -488,14 +555,129 @@ func TestNonceRejection(t *testing.T) {
 	if err := w.serveHTTP01(stack.HTTP01Addr); err != nil {
 		t.Fatal(err)
 	}
-	iss := w.newIssuer(t, w.issuerConfig(t, stack))
+	h := w.handler(t, w.newIssuer(t, w.issuerConfig(t, stack)))
 	for _, name := range []string{"nonce1.customer.example", "nonce2.customer.example", "nonce3.customer.example"} {
-		c, err := iss.Obtain(ctx, acme.Request{Domain: name, SANs: []string{"www." + name}})
-		if err != nil {
-			t.Errorf("Obtain(%s) with 30%% bad nonces: %v", name, err)
-			continue
+		if _, err := h.Handle(ctx, w.request(t, name, []string{"www." + name})); err != nil {
+			t.Errorf("Handle(%s) with 30%% bad nonces: %v", name, err)
 		}
-		clear(c.KeyPEM)
+	}
+}
+
+// interrupting makes one call of the CA fail as if the invocation had
+// died there (after the call, when after is set: the CA did it), and
+// passes every other call through.
+type interrupting struct {
+	issue.CA
+	mu    sync.Mutex
+	phase string // "authorize", "finalize" or "fetch"
+	after bool
+	done  bool
+}
+
+var errInterrupted = &failure.TransientError{Code: failure.CodeStepTimeout, Message: "the invocation ended here"}
+
+func (c *interrupting) cut(phase string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done || c.phase != phase {
+		return false
+	}
+	c.done = true
+	return true
+}
+
+func (c *interrupting) Authorize(ctx context.Context, o acme.Order, m acme.Method) error {
+	if c.cut("authorize") {
+		if c.after {
+			_ = c.CA.Authorize(ctx, o, m)
+		}
+		return errInterrupted
+	}
+	return c.CA.Authorize(ctx, o, m)
+}
+
+func (c *interrupting) Finalize(ctx context.Context, o acme.Order, csr []byte) (acme.OrderState, error) {
+	if c.cut("finalize") {
+		if c.after {
+			_, _ = c.CA.Finalize(ctx, o, csr)
+		}
+		return acme.OrderState{}, errInterrupted
+	}
+	return c.CA.Finalize(ctx, o, csr)
+}
+
+func (c *interrupting) Fetch(ctx context.Context, o acme.Order) (*acme.Certificate, error) {
+	if c.cut("fetch") {
+		return nil, errInterrupted
+	}
+	return c.CA.Fetch(ctx, o)
+}
+
+// TestResumeOrder: an Issue step interrupted anywhere between placing the
+// order and fetching the certificate is resumed by the next attempt, which
+// completes the same order: one newOrder and at most one finalize reach
+// the CA (counted by caproxy), and the stored key is the certificate's.
+// The next attempt may also be a new run of the domain (a restart by the
+// reconciler), which has no slot of its own.
+func TestResumeOrder(t *testing.T) {
+	w := getWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	proxy, err := caproxy.Start(ctx, caproxy.Options{Upstream: w.stack.PebbleDirectoryURL, UpstreamCAFile: w.stack.PebbleTLSCAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	cfg := w.issuerConfig(t, w.stack)
+	cfg.DirectoryURL, cfg.CARoots = proxy.DirectoryURL(), w.stack.PebbleTLSCAFile
+	for i, tt := range []struct {
+		phase    string
+		after    bool
+		newRun   bool
+		finalize int
+	}{
+		{"authorize", false, false, 1},
+		{"authorize", true, true, 1},
+		{"finalize", false, false, 1},
+		{"finalize", true, true, 1},
+		{"fetch", false, true, 1},
+	} {
+		name := fmt.Sprintf("resume%d.customer.example", i)
+		t.Run(tt.phase, func(t *testing.T) {
+			ca := &interrupting{CA: w.newIssuer(t, cfg), phase: tt.phase, after: tt.after}
+			h := w.handler(t, ca)
+			h2 := w.handler(t, w.newIssuer(t, cfg)) // a cold start
+			ordersBefore, finalizeBefore := len(proxy.NewOrders()), proxy.Stats()[caproxy.OpFinalize].Requests
+			in := w.request(t, name, []string{"www." + name})
+			if _, err := h.Handle(ctx, in); !errors.Is(err, errInterrupted) {
+				t.Fatalf("first attempt = %v, want the interruption", err)
+			}
+			o, err := w.store.GetOrder(ctx, name)
+			if err != nil {
+				t.Fatalf("GetOrder after the interruption: %v", err)
+			}
+			if tt.newRun {
+				cur, err := w.store.GetConsistent(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				next, err := w.store.Claim(ctx, cur, time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				in = reconcile.Input(next, flow.StartedBySweeper)
+			}
+			out, err := h2.Handle(ctx, in)
+			if err != nil {
+				t.Fatalf("resumed attempt: %v", err)
+			}
+			w.checkStored(t, name, []string{name, "www." + name}, out)
+			orders := len(proxy.NewOrders()) - ordersBefore
+			finalizes := proxy.Stats()[caproxy.OpFinalize].Requests - finalizeBefore
+			if orders != 1 || finalizes != tt.finalize {
+				t.Errorf("newOrders %d, finalizes %d; want 1 and %d (order %s resumed)", orders, finalizes, tt.finalize, o.URL)
+			}
+		})
 	}
 }
 
@@ -511,9 +693,9 @@ func TestMeasureIssuance(t *testing.T) {
 	const n = 20
 	run := func(prefix string, i int) time.Duration {
 		name := prefix + string(rune('a'+i)) + ".measure.customer.example"
-		w.request(t, name, nil)
+		in := w.request(t, name, nil)
 		start := time.Now()
-		if _, err := h.Handle(context.Background(), flow.Input{Domain: name}); err != nil {
+		if _, err := h.Handle(context.Background(), in); err != nil {
 			t.Errorf("Handle(%s): %v", name, err)
 		}
 		return time.Since(start)

@@ -1,7 +1,19 @@
-// Package issue is the state machine's Issue step: it obtains a
-// certificate for a domain from the CA (package acme), seals its private
-// key (package envelope), schedules its renewal (package ari) and stores it
-// with its renewal timer (package certstore), returning only metadata.
+// Package issue is the state machine's Issue step: it takes the domain's
+// ACME order from wherever the last attempt left it (package acme) to a
+// stored certificate, and returns only metadata.
+//
+// One order per certificate: the order is stored (certstore.Order) the
+// moment the CA creates it, and every later attempt, in this execution or
+// the next run of the domain, resumes it (solve the challenges, make and
+// seal the key and CSR, finalise, fetch) instead of placing another. A new
+// order is placed only when there is none to resume (none yet, or the CA
+// will not complete it: invalid, expired, forgotten), and only with the
+// execution's slot of the new-order budget (package budget), marked spent
+// on the domain before newOrder is sent, so a slot never places two
+// orders. ARI renewals ("replaces") are exempt from the CA's limits and
+// need no slot. The private key is made once per order, sealed before the
+// order is finalised and stored with it; it never leaves this step in
+// plaintext and is zeroed as soon as it is sealed.
 package issue
 
 import (
@@ -13,6 +25,7 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/internal/acme"
+	"github.com/certflow/certflow/internal/budget"
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
@@ -21,10 +34,16 @@ import (
 	"github.com/certflow/certflow/internal/logging"
 )
 
-// Obtainer obtains certificates from the CA; *acme.Client implements it.
-// Its errors are already the types of package failure.
-type Obtainer interface {
-	Obtain(ctx context.Context, req acme.Request) (*acme.Certificate, error)
+// CA is the ACME CA, order by order; *acme.Lazy implements it. Its errors
+// are already the types of package failure.
+type CA interface {
+	Place(ctx context.Context, names []string, replaces, profile string) (acme.Order, error)
+	State(ctx context.Context, o acme.Order) (acme.OrderState, error)
+	Authorize(ctx context.Context, o acme.Order, m acme.Method) error
+	Finalize(ctx context.Context, o acme.Order, csrDER []byte) (acme.OrderState, error)
+	Fetch(ctx context.Context, o acme.Order) (*acme.Certificate, error)
+	NewKeyAndCSR(names []string) (keyPEM, csrDER []byte, err error)
+	DirectoryURL() string
 }
 
 // Sealer encrypts a private key under an encryption context;
@@ -39,37 +58,87 @@ type Scheduler interface {
 	RenewAt(ctx context.Context, leaf *x509.Certificate, ariCertID string) time.Time
 }
 
-// Saver stores an issued certificate with its renewal timer and aliases;
-// *certstore.Store implements it.
-type Saver interface {
+// Store keeps the domain's pending order and stores the certificate;
+// *certstore.Store implements it. Every write is fenced by the execution.
+type Store interface {
+	GetConsistent(ctx context.Context, domain string) (*certstore.Certificate, error)
+	GetOrder(ctx context.Context, domain string) (certstore.Order, error)
+	PutOrder(ctx context.Context, o certstore.Order) error
+	DropOrder(ctx context.Context, domain string) error
+	SpendSlot(ctx context.Context, domain, execution string, seq int64) (bool, error)
+	UnspendSlot(ctx context.Context, domain, execution string, seq int64) error
 	SaveIssued(ctx context.Context, in certstore.Issued) error
 }
 
+// Slots checks and renews slots of the new-order budget; *budget.Schedule
+// implements it.
+type Slots interface {
+	Covers(r budget.Reservation, now time.Time) bool
+	Renew(ctx context.Context, r budget.Reservation) (budget.Reservation, bool, error)
+}
+
+var (
+	_ CA     = (*acme.Lazy)(nil)
+	_ Sealer = (*envelope.Sealer)(nil)
+	_ Store  = (*certstore.Store)(nil)
+	_ Slots  = (*budget.Schedule)(nil)
+)
+
+// Config holds a Handler's dependencies and settings.
+type Config struct {
+	CA        CA
+	Sealer    Sealer
+	Scheduler Scheduler
+	Store     Store
+	Slots     Slots
+	// Method is the challenge for ordinary names (wildcards always use
+	// DNS-01); empty means HTTP-01.
+	Method acme.Method
+	// Names decides which domain names may be issued for.
+	Names domain.Policy
+	// MaxEarly is how long before its slot's time a new order waits in
+	// the step rather than fail; default DefaultMaxEarly.
+	MaxEarly time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultMaxEarly is Config.MaxEarly when zero: clocks of the state
+// machine's Wait and of the function agree to well within it.
+const DefaultMaxEarly = 30 * time.Second
+
 // Handler runs the Issue step. It is safe for concurrent use.
 type Handler struct {
-	obtainer  Obtainer
-	sealer    Sealer
-	scheduler Scheduler
-	saver     Saver
-	keyType   string
-	names     domain.Policy
+	cfg Config
 }
 
-// New returns a Handler. keyType is the configuration name of the
-// certificate key type ("ec256", "rsa2048") recorded on the item; names
-// decides which domain names may be issued for.
-func New(o Obtainer, s Sealer, sch Scheduler, sv Saver, keyType string, names domain.Policy) *Handler {
-	return &Handler{obtainer: o, sealer: s, scheduler: sch, saver: sv, keyType: keyType, names: names}
+// New returns a Handler.
+func New(cfg Config) *Handler {
+	if cfg.Method == "" {
+		cfg.Method = acme.MethodHTTP01
+	}
+	if cfg.MaxEarly <= 0 {
+		cfg.MaxEarly = DefaultMaxEarly
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{cfg: cfg}
 }
 
-// Handle normalises the names of in, obtains the certificate, seals its key
-// with the context {"purpose":"certificate-key","domain":<primary>}, stores
-// it and returns its metadata. The plaintext key is zeroed before Handle
-// returns. Errors carry the types of package failure where the cause is
-// known (invalid names are InvalidInputError); they are logged once, by the
-// caller.
+// Handle takes the order of in.Domain one step further each time it can,
+// to a stored certificate, for the execution in.Execution, and returns the
+// certificate's metadata. Errors carry the types of package failure where
+// the cause is known: invalid names are InvalidInputError, an execution
+// that no longer owns the domain gets SupersededError or
+// DomainRetiredError, a new order without a usable slot
+// NeedsOrderSlotError, the CA's answers their classes (package acme). They
+// are logged once, by the caller.
 func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error) {
-	primary, sans, err := h.names.NormalizeAll(in.Domain, in.SANs)
+	if in.Domain == "" || in.Execution == "" {
+		return flow.Issued{}, &failure.InvalidInputError{Message: "Issue needs domain and execution"}
+	}
+	primary, sans, err := h.cfg.Names.NormalizeAll(in.Domain, in.SANs)
 	if err != nil {
 		var de *domain.Error
 		if errors.As(err, &de) {
@@ -77,27 +146,48 @@ func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error
 		}
 		return flow.Issued{}, fmt.Errorf("normalise %q: %w", in.Domain, err)
 	}
-	cert, err := h.obtainer.Obtain(ctx, acme.Request{Domain: primary, SANs: sans, ReplacesCertID: in.ARIReplaces()})
+	names := append([]string{primary}, sans...)
+	o, state, err := h.order(ctx, in, primary, names)
 	if err != nil {
-		return flow.Issued{}, err
+		return flow.Issued{}, stepError(in, primary, err)
 	}
-	defer clear(cert.KeyPEM)
-	log := logging.From(ctx).With("serial", cert.Serial)
-
-	sealed, err := h.sealer.Seal(ctx, cert.KeyPEM, envelope.CertificateKeyContext(primary))
+	cert, err := h.complete(ctx, in, &o, state)
 	if err != nil {
-		return flow.Issued{}, fmt.Errorf("seal key of %q: %w", primary, err)
+		return flow.Issued{}, stepError(in, primary, err)
 	}
-	clear(cert.KeyPEM)
+	out, err := h.save(ctx, in, primary, o, cert)
+	if err != nil {
+		return flow.Issued{}, stepError(in, primary, err)
+	}
+	return out, nil
+}
 
-	renewAt := h.scheduler.RenewAt(ctx, cert.Leaf, cert.ARICertID).UTC().Truncate(time.Second)
+// stepError turns the store refusing a write into the failure the state
+// machine ends on.
+func stepError(in flow.Input, primary string, err error) error {
+	switch {
+	case errors.Is(err, certstore.ErrRetired):
+		return &failure.DomainRetiredError{Message: primary, Err: err}
+	case errors.Is(err, certstore.ErrSuperseded), errors.Is(err, certstore.ErrQuarantined), errors.Is(err, certstore.ErrNotFound):
+		return &failure.SupersededError{Message: in.Execution, Err: err}
+	}
+	return err
+}
+
+// save seals nothing (the key was sealed with the order), schedules the
+// renewal and stores the certificate, its timer and aliases; the pending
+// order goes in the same transaction.
+func (h *Handler) save(ctx context.Context, in flow.Input, primary string, o certstore.Order, cert *acme.Certificate) (flow.Issued, error) {
+	renewAt := h.cfg.Scheduler.RenewAt(ctx, cert.Leaf, cert.ARICertID).UTC().Truncate(time.Second)
+	sans := slices.Clone(o.Names)
+	sans = slices.DeleteFunc(sans, func(n string) bool { return n == primary })
 	issued := certstore.Issued{
 		Domain:    primary,
 		Execution: in.Execution,
-		SANs:      append([]string{primary}, slices.Clone(sans)...),
+		SANs:      append([]string{primary}, sans...),
 		CertPEM:   string(cert.CertPEM),
-		Key:       certstore.SealedKey(sealed),
-		KeyType:   h.keyType,
+		Key:       o.Key,
+		KeyType:   o.KeyType,
 		NotBefore: cert.NotBefore,
 		NotAfter:  cert.NotAfter,
 		Serial:    cert.Serial,
@@ -105,18 +195,9 @@ func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error
 		ARICertID: cert.ARICertID,
 		RenewAt:   renewAt,
 	}
-	if err := h.saver.SaveIssued(ctx, issued); err != nil {
-		switch {
-		case errors.Is(err, certstore.ErrRetired):
-			// Retired while the order ran: the certificate is dropped with
-			// its key, and the execution ends.
-			return flow.Issued{}, &failure.DomainRetiredError{Message: primary, Err: err}
-		case errors.Is(err, certstore.ErrSuperseded), errors.Is(err, certstore.ErrQuarantined):
-			return flow.Issued{}, &failure.SupersededError{Message: in.Execution, Err: err}
-		}
+	if err := h.cfg.Store.SaveIssued(ctx, issued); err != nil {
 		return flow.Issued{}, fmt.Errorf("store certificate of %q: %w", primary, err)
 	}
-
 	out := flow.Issued{
 		Domain:    primary,
 		Serial:    cert.Serial,
@@ -125,8 +206,8 @@ func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error
 		RenewAt:   renewAt,
 		Renewed:   in.Replaces != "" || in.ReplacesSerial != "",
 	}
-	log.InfoContext(ctx, "certificate issued",
+	logging.From(ctx).InfoContext(ctx, "certificate issued", "serial", cert.Serial,
 		"sans", sans, "issuer", cert.Issuer, "notAfter", out.NotAfter, "renewAt", out.RenewAt,
-		"renewed", out.Renewed, "replacesSerial", in.ReplacesSerial)
+		"renewed", out.Renewed, "replacesSerial", in.ReplacesSerial, "order", o.URL)
 	return out, nil
 }

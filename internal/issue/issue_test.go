@@ -11,51 +11,183 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/certflow/certflow/internal/acme"
+	"github.com/certflow/certflow/internal/budget"
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/fixtures"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/logging"
-
-	"github.com/certflow/certflow/internal/fixtures"
 )
 
-type fakeObtainer struct {
-	got  []acme.Request
-	cert *acme.Certificate
-	err  error
+const directory = "https://ca.example/dir"
+
+var notBefore = time.Date(2026, 11, 21, 16, 0, 0, 0, time.UTC)
+
+// fakeCA keeps orders like an ACME CA: placed pending, ready once
+// authorized, valid once finalised, with a certificate for the CSR's key.
+type fakeCA struct {
+	mu        sync.Mutex
+	orders    map[string]*fakeOrder
+	placed    []acme.Order
+	placeErr  error
+	authErr   error // a *failure.ChallengeFailedError makes the order invalid
+	keys      [][]byte
+	finalized int
+	fetched   int
+	caKey     *ecdsa.PrivateKey
 }
 
-func (f *fakeObtainer) Obtain(_ context.Context, req acme.Request) (*acme.Certificate, error) {
-	f.got = append(f.got, req)
-	if f.err != nil {
-		return nil, f.err
+type fakeOrder struct {
+	acme.Order
+	status  string
+	csr     []byte
+	problem error
+	gone    bool
+}
+
+func newFakeCA(t *testing.T) *fakeCA {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return f.cert, nil
+	return &fakeCA{orders: map[string]*fakeOrder{}, caKey: k}
+}
+
+func (f *fakeCA) DirectoryURL() string { return directory }
+
+func (f *fakeCA) Place(_ context.Context, names []string, replaces, profile string) (acme.Order, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.placeErr != nil {
+		return acme.Order{}, f.placeErr
+	}
+	ids := slices.Clone(names)
+	slices.Sort(ids)
+	o := acme.Order{URL: fmt.Sprintf("https://ca.example/order/%d", len(f.placed)+1), Names: ids, Replaces: replaces, Profile: profile, Account: "https://ca.example/acct/1"}
+	f.placed = append(f.placed, o)
+	f.orders[o.URL] = &fakeOrder{Order: o, status: acme.StatusPending}
+	return o, nil
+}
+
+func (f *fakeCA) order(o acme.Order) (*fakeOrder, error) {
+	fo, ok := f.orders[o.URL]
+	if !ok || fo.gone {
+		return nil, fmt.Errorf("order %s: %w", o.URL, acme.ErrOrderGone)
+	}
+	return fo, nil
+}
+
+func (f *fakeCA) State(_ context.Context, o acme.Order) (acme.OrderState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fo, err := f.order(o)
+	if err != nil {
+		return acme.OrderState{}, err
+	}
+	return acme.OrderState{Status: fo.status, Problem: fo.problem}, nil
+}
+
+func (f *fakeCA) Authorize(_ context.Context, o acme.Order, _ acme.Method) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fo, err := f.order(o)
+	if err != nil {
+		return err
+	}
+	if f.authErr != nil {
+		var cf *failure.ChallengeFailedError
+		if errors.As(f.authErr, &cf) {
+			fo.status, fo.problem = acme.StatusInvalid, f.authErr
+		}
+		return f.authErr
+	}
+	if fo.status == acme.StatusPending {
+		fo.status = acme.StatusReady
+	}
+	return nil
+}
+
+func (f *fakeCA) Finalize(_ context.Context, o acme.Order, csr []byte) (acme.OrderState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fo, err := f.order(o)
+	if err != nil {
+		return acme.OrderState{}, err
+	}
+	if fo.status != acme.StatusReady {
+		return acme.OrderState{}, fmt.Errorf("finalize an order %s", fo.status)
+	}
+	f.finalized++
+	fo.csr, fo.status = csr, acme.StatusValid
+	return acme.OrderState{Status: fo.status}, nil
+}
+
+func (f *fakeCA) Fetch(_ context.Context, o acme.Order) (*acme.Certificate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fo, err := f.order(o)
+	if err != nil {
+		return nil, err
+	}
+	f.fetched++
+	csr, err := x509.ParseCertificateRequest(fo.csr)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x0a1b2c), Subject: pkix.Name{CommonName: fo.Names[0]}, DNSNames: fo.Names,
+		NotBefore: notBefore, NotAfter: notBefore.Add(90 * 24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, csr.PublicKey, f.caKey)
+	if err != nil {
+		return nil, err
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return &acme.Certificate{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), NotBefore: leaf.NotBefore,
+		NotAfter: leaf.NotAfter, Serial: acme.SerialHex(leaf), Issuer: "Pebble Intermediate CA", ARICertID: "aki.CgsM", Leaf: leaf}, nil
+}
+
+func (f *fakeCA) NewKeyAndCSR(names []string) ([]byte, []byte, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: names}, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, _ := x509.MarshalECPrivateKey(k)
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	f.mu.Lock()
+	f.keys = append(f.keys, keyPEM)
+	f.mu.Unlock()
+	return keyPEM, csr, nil
 }
 
 type fakeSealer struct {
-	plaintext []byte
+	plaintext [][]byte
 	encCtx    map[string]string
 	err       error
 }
 
 func (f *fakeSealer) Seal(_ context.Context, plaintext []byte, encCtx map[string]string) (envelope.Sealed, error) {
-	f.plaintext = slices.Clone(plaintext)
+	f.plaintext = append(f.plaintext, slices.Clone(plaintext))
 	f.encCtx = encCtx
 	if f.err != nil {
 		return envelope.Sealed{}, f.err
 	}
-	return envelope.Sealed{Wrapped: []byte("wrapped"), Ciphertext: []byte("ciphertext")}, nil
+	return envelope.Sealed{Wrapped: []byte("wrapped"), Ciphertext: []byte(fmt.Sprintf("ciphertext-%d", len(f.plaintext)))}, nil
 }
 
 // twoThirds renews at two thirds of the lifetime, the policy without ARI.
@@ -65,92 +197,204 @@ func (twoThirds) RenewAt(_ context.Context, leaf *x509.Certificate, _ string) ti
 	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)
 }
 
-type fakeSaver struct {
-	saved []certstore.Issued
-	err   error
+// fakeStore holds one domain's certificate item and pending order.
+type fakeStore struct {
+	cert     certstore.Certificate
+	order    *certstore.Order
+	puts     []certstore.Order
+	dropped  int
+	saved    []certstore.Issued
+	spendErr error
+	saveErr  error
 }
 
-func (f *fakeSaver) SaveIssued(_ context.Context, in certstore.Issued) error {
+func (f *fakeStore) owns(execution string) error {
+	switch {
+	case f.cert.Status == certstore.StatusRetired:
+		return certstore.ErrRetired
+	case f.cert.Execution != execution:
+		return certstore.ErrSuperseded
+	}
+	return nil
+}
+
+func (f *fakeStore) GetConsistent(context.Context, string) (*certstore.Certificate, error) {
+	c := f.cert
+	return &c, nil
+}
+
+func (f *fakeStore) GetOrder(_ context.Context, domain string) (certstore.Order, error) {
+	if f.order == nil {
+		return certstore.Order{}, fmt.Errorf("order of %q: %w", domain, certstore.ErrNotFound)
+	}
+	return *f.order, nil
+}
+
+func (f *fakeStore) PutOrder(_ context.Context, o certstore.Order) error {
+	if err := f.owns(o.Execution); err != nil {
+		return err
+	}
+	f.puts = append(f.puts, o)
+	f.order = &o
+	return nil
+}
+
+func (f *fakeStore) DropOrder(context.Context, string) error {
+	f.dropped++
+	f.order = nil
+	return nil
+}
+
+func (f *fakeStore) SpendSlot(_ context.Context, _, execution string, seq int64) (bool, error) {
+	if f.spendErr != nil {
+		return false, f.spendErr
+	}
+	if err := f.owns(execution); err != nil {
+		return false, err
+	}
+	if f.cert.SpentSlot == seq && f.cert.SpentSlot != 0 || seq == 0 && f.cert.SpentSlot == -1 {
+		return false, nil
+	}
+	f.cert.SpentSlot = seq
+	if seq == 0 {
+		f.cert.SpentSlot = -1 // the exempt marker, spent
+	}
+	return true, nil
+}
+
+func (f *fakeStore) UnspendSlot(_ context.Context, _, execution string, seq int64) error {
+	if err := f.owns(execution); err != nil {
+		return err
+	}
+	f.cert.SpentSlot = 0
+	return nil
+}
+
+func (f *fakeStore) SaveIssued(_ context.Context, in certstore.Issued) error {
+	if f.saveErr != nil {
+		return f.saveErr
+	}
+	if err := f.owns(in.Execution); err != nil {
+		return err
+	}
 	f.saved = append(f.saved, in)
-	return f.err
+	f.order = nil
+	return nil
 }
 
-var notBefore = time.Date(2026, 11, 21, 16, 0, 0, 0, time.UTC)
+// fakeSlots covers slots from their time to a minute after; Renew moves a
+// held slot to now.
+type fakeSlots struct {
+	now     time.Time
+	held    bool
+	renewed int
+}
 
-func testCertificate(t *testing.T) *acme.Certificate {
+func (f *fakeSlots) Covers(r budget.Reservation, now time.Time) bool {
+	return budget.Valid(r, now, time.Minute)
+}
+
+func (f *fakeSlots) Renew(_ context.Context, r budget.Reservation) (budget.Reservation, bool, error) {
+	if !f.held {
+		return budget.Reservation{}, false, nil
+	}
+	f.renewed++
+	r.At = f.now
+	return r, true, nil
+}
+
+// env is a Handler over fakes, for the execution of events/issue.json.
+type env struct {
+	ca     *fakeCA
+	sealer *fakeSealer
+	store  *fakeStore
+	slots  *fakeSlots
+	now    time.Time
+	h      *Handler
+	in     flow.Input
+}
+
+func newEnv(t *testing.T) *env {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	in := fixtures.StrictEvent[flow.Input](t, "issue.json")
+	e := &env{ca: newFakeCA(t), sealer: &fakeSealer{}, slots: &fakeSlots{held: true}, in: in, now: in.OrderSlot.At.Add(5 * time.Second)}
+	e.slots.now = e.now
+	e.store = &fakeStore{cert: certstore.Certificate{Domain: in.Domain, Status: certstore.StatusPending, Generation: in.Generation, Run: 1, Execution: in.Execution}}
+	e.h = New(Config{CA: e.ca, Sealer: e.sealer, Scheduler: twoThirds{}, Store: e.store, Slots: e.slots,
+		Names: domain.Policy{AllowTestingTLDs: true}, Now: func() time.Time { return e.now }})
+	return e
+}
+
+// storeOrder stores an order of the fixture's names, placed at the CA,
+// in status.
+func (e *env) storeOrder(t *testing.T, status string) *fakeOrder {
+	t.Helper()
+	o, err := e.ca.Place(context.Background(), []string{"blog.customer.example", "www.blog.customer.example"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(0x0a1b2c),
-		Subject:      pkix.Name{CommonName: "blog.customer.example"},
-		Issuer:       pkix.Name{CommonName: "Pebble Intermediate CA"},
-		DNSNames:     []string{"blog.customer.example", "www.blog.customer.example"},
-		NotBefore:    notBefore,
-		NotAfter:     notBefore.Add(90 * 24 * time.Hour),
+	e.ca.placed = nil
+	fo := e.ca.orders[o.URL]
+	fo.status = status
+	e.store.order = &certstore.Order{Domain: e.in.Domain, Execution: "issue-earlier-run", URL: o.URL, Names: o.Names, Directory: directory, Account: o.Account}
+	if status != acme.StatusPending {
+		keyPEM, csr, _ := e.ca.NewKeyAndCSR(o.Names)
+		clear(keyPEM)
+		e.store.order.CSR, e.store.order.Key, e.store.order.KeyType = csr, certstore.SealedKey{Wrapped: []byte("w0"), Ciphertext: []byte("c0")}, "ec256"
+		if status == acme.StatusValid || status == acme.StatusProcessing {
+			fo.csr = csr
+		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	return &acme.Certificate{
-		CertPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:    pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		NotBefore: leaf.NotBefore,
-		NotAfter:  leaf.NotAfter,
-		Serial:    acme.SerialHex(leaf),
-		Issuer:    "Pebble Intermediate CA",
-		ARICertID: "aki.CgsM",
-		Leaf:      leaf,
-	}
+	return fo
 }
 
-func readFixture(t *testing.T) flow.Input {
-	t.Helper()
-	return fixtures.Event[flow.Input](t, "issue.json")
+func failureType(err error) string {
+	if f, ok := failure.Find(err); ok {
+		return failure.TypeName(f)
+	}
+	return ""
 }
 
+// TestHandleFixture takes the fixture's new order from placing to the
+// stored certificate.
 func TestHandleFixture(t *testing.T) {
-	cert := testCertificate(t)
-	keyPEM := cert.KeyPEM
-	wantKey := slices.Clone(keyPEM)
-	o := &fakeObtainer{cert: cert}
-	s := &fakeSealer{}
-	sv := &fakeSaver{}
+	e := newEnv(t)
 	var logs bytes.Buffer
-	h := New(o, s, twoThirds{}, sv, "ec256", domain.Policy{AllowTestingTLDs: true})
-
 	ctx := logging.Into(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)))
-	out, err := h.Handle(ctx, readFixture(t))
+	out, err := e.h.Handle(ctx, e.in)
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	wantReq := acme.Request{Domain: "blog.customer.example", SANs: []string{"www.blog.customer.example"}}
-	if len(o.got) != 1 || o.got[0].Domain != wantReq.Domain || !slices.Equal(o.got[0].SANs, wantReq.SANs) || o.got[0].ReplacesCertID != "" {
-		t.Errorf("Obtain requests = %+v, want [%+v]", o.got, wantReq)
+	if len(e.ca.placed) != 1 || !slices.Equal(e.ca.placed[0].Names, []string{"blog.customer.example", "www.blog.customer.example"}) || e.ca.placed[0].Replaces != "" {
+		t.Errorf("placed %+v, want one order for the fixture's names without replaces", e.ca.placed)
 	}
-	if !bytes.Equal(s.plaintext, wantKey) {
-		t.Error("Seal did not get the certificate key")
+	if e.store.cert.SpentSlot != e.in.OrderSlot.Seq {
+		t.Errorf("spent slot %d, want the execution's slot %d", e.store.cert.SpentSlot, e.in.OrderSlot.Seq)
 	}
-	if want := map[string]string{"purpose": "certificate-key", "domain": "blog.customer.example"}; !mapsEqual(s.encCtx, want) {
-		t.Errorf("encryption context = %v, want %v", s.encCtx, want)
+	// The order is stored when placed, and again with the key and CSR
+	// before the CA sees the CSR.
+	if len(e.store.puts) != 2 || e.store.puts[0].CSR != nil || e.store.puts[1].CSR == nil || string(e.store.puts[1].Key.Wrapped) != "wrapped" {
+		t.Errorf("stored orders %+v, want the placed order, then with its sealed key and CSR", e.store.puts)
 	}
-	if !bytes.Equal(keyPEM, make([]byte, len(keyPEM))) {
+	if len(e.ca.keys) != 1 || len(e.sealer.plaintext) != 1 || len(e.sealer.plaintext[0]) != len(e.ca.keys[0]) ||
+		!bytes.Contains(e.sealer.plaintext[0], []byte("PRIVATE KEY")) {
+		t.Fatalf("made %d keys and sealed %d, want the one key sealed", len(e.ca.keys), len(e.sealer.plaintext))
+	}
+	if !bytes.Equal(e.ca.keys[0], make([]byte, len(e.ca.keys[0]))) {
 		t.Error("the plaintext key was not zeroed")
 	}
-	wantRenew := notBefore.Add(60 * 24 * time.Hour)
-	if len(sv.saved) != 1 {
-		t.Fatalf("SaveIssued calls = %d, want 1", len(sv.saved))
+	if want := map[string]string{"purpose": "certificate-key", "domain": "blog.customer.example"}; !maps.Equal(e.sealer.encCtx, want) {
+		t.Errorf("encryption context = %v, want %v", e.sealer.encCtx, want)
 	}
-	got := sv.saved[0]
-	if got.Domain != "blog.customer.example" || !slices.Equal(got.SANs, []string{"blog.customer.example", "www.blog.customer.example"}) ||
+	wantRenew := notBefore.Add(60 * 24 * time.Hour)
+	if len(e.store.saved) != 1 {
+		t.Fatalf("SaveIssued calls = %d, want 1", len(e.store.saved))
+	}
+	got := e.store.saved[0]
+	if got.Domain != "blog.customer.example" || got.Execution != e.in.Execution || !slices.Equal(got.SANs, []string{"blog.customer.example", "www.blog.customer.example"}) ||
 		got.Serial != "0a1b2c" || got.Issuer != "Pebble Intermediate CA" || got.ARICertID != "aki.CgsM" || got.KeyType != "ec256" ||
-		!got.RenewAt.Equal(wantRenew) || string(got.Key.Wrapped) != "wrapped" || strings.Contains(got.CertPEM, "PRIVATE KEY") {
-		t.Errorf("SaveIssued(%+v) does not hold the issued certificate", got)
+		!got.RenewAt.Equal(wantRenew) || string(got.Key.Ciphertext) != "ciphertext-1" || strings.Contains(got.CertPEM, "PRIVATE KEY") {
+		t.Errorf("SaveIssued(%+v) does not hold the issued certificate and the order's sealed key", got)
 	}
 	want := flow.Issued{Domain: "blog.customer.example", Serial: "0a1b2c", NotBefore: notBefore, NotAfter: notBefore.Add(90 * 24 * time.Hour), RenewAt: wantRenew}
 	if out != want {
@@ -160,85 +404,239 @@ func TestHandleFixture(t *testing.T) {
 	if wantJSON := `{"domain":"blog.customer.example","serial":"0a1b2c","notBefore":"2026-11-21T16:00:00Z","notAfter":"2027-02-19T16:00:00Z","renewAt":"2027-01-20T16:00:00Z","renewed":false}`; string(b) != wantJSON {
 		t.Errorf("flow.Issued JSON = %s, want %s", b, wantJSON)
 	}
-	if strings.Contains(logs.String(), "PRIVATE KEY") || !strings.Contains(logs.String(), `"serial":"0a1b2c"`) {
-		t.Errorf("log = %s, want the serial and no key", logs.String())
+	if strings.Contains(logs.String(), "PRIVATE KEY") || !strings.Contains(logs.String(), `"serial":"0a1b2c"`) || !strings.Contains(logs.String(), "order placed") {
+		t.Errorf("log = %s, want the order, the serial and no key", logs.String())
 	}
 }
 
-func TestHandleRenewalAndIDN(t *testing.T) {
-	o := &fakeObtainer{cert: testCertificate(t)}
-	h := New(o, &fakeSealer{}, twoThirds{}, &fakeSaver{}, "ec256", domain.Policy{AllowTestingTLDs: true})
-	out, err := h.Handle(context.Background(), flow.Input{Domain: "Bücher.Customer.Example.", SANs: []string{"www.bücher.customer.example", "bücher.customer.example"}, Replaces: "aki.serial", ReplacesSerial: "01"})
-	if err != nil {
-		t.Fatalf("Handle: %v", err)
+// TestResume: a stored order is resumed where it stands, whoever placed
+// it; nothing is placed and no slot is spent.
+func TestResume(t *testing.T) {
+	tests := []struct {
+		status       string
+		wantKeys     int
+		wantFinalize int
+	}{
+		{acme.StatusPending, 1, 1},
+		{acme.StatusReady, 0, 1}, // key and CSR stored: never made again
+		{acme.StatusProcessing, 0, 0},
+		{acme.StatusValid, 0, 0},
 	}
-	if r := o.got[0]; r.Domain != "xn--bcher-kva.customer.example" || !slices.Equal(r.SANs, []string{"www.xn--bcher-kva.customer.example"}) || r.ReplacesCertID != "aki.serial" {
-		t.Errorf("Obtain request = %+v, want punycode names and replaces", r)
+	for _, tt := range tests {
+		t.Run(tt.status, func(t *testing.T) {
+			e := newEnv(t)
+			e.storeOrder(t, tt.status)
+			keysBefore := len(e.ca.keys)
+			e.in.OrderSlot = nil // a new run of the domain has none
+			if _, err := e.h.Handle(context.Background(), e.in); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+			if len(e.ca.placed) != 0 || e.store.cert.SpentSlot != 0 {
+				t.Errorf("placed %v, spent slot %d; want the stored order resumed", e.ca.placed, e.store.cert.SpentSlot)
+			}
+			if keys := len(e.ca.keys) - keysBefore; keys != tt.wantKeys || e.ca.finalized != tt.wantFinalize || e.ca.fetched != 1 {
+				t.Errorf("keys made %d, finalized %d, fetched %d; want %d, %d, 1", keys, e.ca.finalized, e.ca.fetched, tt.wantKeys, tt.wantFinalize)
+			}
+			if len(e.store.saved) != 1 {
+				t.Fatalf("saved %d certificates, want 1", len(e.store.saved))
+			}
+			if tt.wantKeys == 0 && string(e.store.saved[0].Key.Wrapped) != "w0" {
+				t.Errorf("saved key %q, want the order's stored key", e.store.saved[0].Key.Wrapped)
+			}
+		})
 	}
-	if !out.Renewed || out.Domain != "xn--bcher-kva.customer.example" {
-		t.Errorf("Handle = %+v, want renewed xn--bcher-kva.customer.example", out)
+}
+
+// TestStoredOrderNotResumed: an order the CA will not complete, or one for
+// something else, is dropped; an invalid one is this attempt's failure.
+func TestStoredOrderNotResumed(t *testing.T) {
+	challenge := &failure.ChallengeFailedError{Message: "connection refused"}
+	tests := []struct {
+		name       string
+		edit       func(e *env, fo *fakeOrder)
+		wantPlaced int
+		wantType   string
+	}{
+		{"gone at the CA", func(_ *env, fo *fakeOrder) { fo.gone = true }, 1, ""},
+		{"invalid", func(_ *env, fo *fakeOrder) { fo.status, fo.problem = acme.StatusInvalid, challenge }, 0, "ChallengeFailedError"},
+		{"other names", func(e *env, _ *fakeOrder) { e.store.order.Names = []string{"blog.customer.example"} }, 1, ""},
+		{"another CA", func(e *env, _ *fakeOrder) { e.store.order.Directory = "https://other-ca.example/dir" }, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			tt.edit(e, e.storeOrder(t, acme.StatusPending))
+			_, err := e.h.Handle(context.Background(), e.in)
+			if got := failureType(err); got != tt.wantType || (tt.wantType == "" && err != nil) {
+				t.Fatalf("Handle = %v (type %q), want type %q", err, got, tt.wantType)
+			}
+			if len(e.ca.placed) != tt.wantPlaced || e.store.dropped != 1 {
+				t.Errorf("placed %d, dropped %d; want %d placed and the stored order dropped", len(e.ca.placed), e.store.dropped, tt.wantPlaced)
+			}
+		})
+	}
+}
+
+// TestSlots: a new order needs the execution's slot, unspent and current;
+// ARI renewals go without.
+func TestSlots(t *testing.T) {
+	tests := []struct {
+		name        string
+		edit        func(e *env)
+		wantType    string
+		wantPlaced  int
+		wantRenewed int
+		wantSpent   int64
+	}{
+		{"current slot", func(*env) {}, "", 1, 0, 7},
+		{"no slot", func(e *env) { e.in.OrderSlot = nil }, "NeedsOrderSlotError", 0, 0, 0},
+		{"spent slot", func(e *env) { e.store.cert.SpentSlot = 7 }, "NeedsOrderSlotError", 0, 0, 7},
+		{"late slot renewed", func(e *env) { e.now = e.in.OrderSlot.At.Add(time.Hour) }, "", 1, 1, 7},
+		{"late slot taken over", func(e *env) { e.now, e.slots.held = e.in.OrderSlot.At.Add(time.Hour), false }, "NeedsOrderSlotError", 0, 0, 0},
+		{"slot far ahead", func(e *env) { e.now = e.in.OrderSlot.At.Add(-time.Hour) }, "TransientError", 0, 0, 0},
+		{"ARI renewal without a slot", func(e *env) {
+			e.in.OrderSlot, e.in.Replaces, e.in.ReplacesSerial = nil, "aki.old", "01"
+			e.store.cert.Status = certstore.StatusActive
+		}, "", 1, 0, 0},
+		{"ARI renewal whose exempt order was lost", func(e *env) {
+			e.in.OrderSlot, e.in.Replaces = nil, "aki.old"
+			e.store.cert.SpentSlot = -1
+		}, "NeedsOrderSlotError", 0, 0, -1},
+		{"another execution owns the domain", func(e *env) { e.store.cert.Execution = "issue-other" }, "SupersededError", 0, 0, 0},
+		{"retired", func(e *env) { e.in.OrderSlot = nil; e.in.Replaces = "aki.old"; e.store.cert.Status = certstore.StatusRetired }, "DomainRetiredError", 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			tt.edit(e)
+			e.slots.now = e.now
+			_, err := e.h.Handle(context.Background(), e.in)
+			if got := failureType(err); got != tt.wantType || (tt.wantType == "" && err != nil) {
+				t.Fatalf("Handle = %v (type %q), want type %q", err, got, tt.wantType)
+			}
+			if len(e.ca.placed) != tt.wantPlaced || e.slots.renewed != tt.wantRenewed {
+				t.Errorf("placed %d, renewed %d slots; want %d, %d", len(e.ca.placed), e.slots.renewed, tt.wantPlaced, tt.wantRenewed)
+			}
+			if tt.wantType == "" && e.store.cert.SpentSlot == 0 && tt.wantSpent != 0 {
+				t.Errorf("no slot spent, want %d", tt.wantSpent)
+			}
+			if tt.name == "ARI renewal without a slot" && (e.ca.placed[0].Replaces != "aki.old" || len(e.store.saved) != 1) {
+				t.Errorf("placed %+v, want replaces aki.old and the certificate stored", e.ca.placed)
+			}
+		})
+	}
+}
+
+// TestSlotGivenBack: the slot is given back when newOrder certainly
+// created no order, and stays spent when it may have.
+func TestSlotGivenBack(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantSpent bool
+	}{
+		{"rate limited", &failure.RateLimitedError{Message: "too many new orders", RetryAfter: time.Hour}, false},
+		{"name rejected", &failure.DomainRejectedError{Message: "rejectedIdentifier"}, false},
+		{"replaces refused", &failure.ReplacesRefusedError{Message: "alreadyReplaced"}, false},
+		{"the CA erred", &failure.TransientError{Code: failure.CodeCAError, Message: "500"}, true},
+		{"the answer was lost", &failure.TransientError{Code: failure.CodeCAUnreachable, Message: "connection reset"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.ca.placeErr = tt.err
+			if _, err := e.h.Handle(context.Background(), e.in); !errors.Is(err, tt.err) {
+				t.Fatalf("Handle = %v, want %v", err, tt.err)
+			}
+			if spent := e.store.cert.SpentSlot == e.in.OrderSlot.Seq; spent != tt.wantSpent {
+				t.Errorf("slot spent = %v, want %v", spent, tt.wantSpent)
+			}
+		})
+	}
+}
+
+// TestAuthorizeFailures: a judged challenge makes the order invalid and it
+// is dropped; a transient failure keeps it for the next attempt.
+func TestAuthorizeFailures(t *testing.T) {
+	tests := []struct {
+		name        string
+		err         error
+		wantDropped bool
+	}{
+		{"challenge failed", &failure.ChallengeFailedError{Message: "404"}, true},
+		{"CA unreachable", &failure.TransientError{Code: failure.CodeCAUnreachable, Message: "refused"}, false},
+		{"deadline near", &failure.TransientError{Code: failure.CodeStepTimeout, Message: "10s left"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.ca.authErr = tt.err
+			if _, err := e.h.Handle(context.Background(), e.in); !errors.Is(err, tt.err) {
+				t.Fatalf("Handle = %v, want %v", err, tt.err)
+			}
+			if dropped := e.store.order == nil; dropped != tt.wantDropped {
+				t.Errorf("order dropped = %v, want %v", dropped, tt.wantDropped)
+			}
+		})
 	}
 }
 
 func TestHandleErrors(t *testing.T) {
-	rateLimited := &failure.RateLimitedError{Message: "slow down", RetryAfter: time.Hour}
 	storeErr := errors.New("throttled")
 	tests := []struct {
 		name     string
-		in       flow.Input
-		obtain   error
-		seal     error
-		save     error
-		wantType string // failure type name; "" = unclassified
+		edit     func(e *env)
+		wantType string
 		wantIs   error
 	}{
-		{name: "invalid primary", in: flow.Input{Domain: "bad_name.example"}, wantType: "InvalidInputError"},
-		{name: "invalid SAN", in: flow.Input{Domain: "ok.customer.example", SANs: []string{"*.*.customer.example"}}, wantType: "InvalidInputError"},
-		{name: "empty", in: flow.Input{}, wantType: "InvalidInputError"},
-		{name: "CA failure passes through", in: flow.Input{Domain: "ok.customer.example"}, obtain: rateLimited, wantType: "RateLimitedError", wantIs: rateLimited},
-		{name: "seal failure", in: flow.Input{Domain: "ok.customer.example"}, seal: storeErr, wantIs: storeErr},
-		{name: "retired while issuing", in: flow.Input{Domain: "ok.customer.example"}, save: certstore.ErrRetired, wantType: "DomainRetiredError", wantIs: certstore.ErrRetired},
-		{name: "save failure", in: flow.Input{Domain: "ok.customer.example"}, save: certstore.ErrStale, wantIs: certstore.ErrStale},
+		{"invalid primary", func(e *env) { e.in.Domain = "bad_name.example" }, "InvalidInputError", nil},
+		{"invalid SAN", func(e *env) { e.in.SANs = []string{"*.*.customer.example"} }, "InvalidInputError", nil},
+		{"no execution", func(e *env) { e.in.Execution = "" }, "InvalidInputError", nil},
+		{"seal failure", func(e *env) { e.sealer.err = storeErr }, "", storeErr},
+		{"retired while issuing", func(e *env) { e.store.saveErr = fmt.Errorf("save: %w", certstore.ErrRetired) }, "DomainRetiredError", certstore.ErrRetired},
+		{"superseded while issuing", func(e *env) { e.store.saveErr = fmt.Errorf("save: %w", certstore.ErrSuperseded) }, "SupersededError", certstore.ErrSuperseded},
+		{"save failure", func(e *env) { e.store.saveErr = storeErr }, "", storeErr},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cert := testCertificate(t)
-			keyPEM := cert.KeyPEM
-			o := &fakeObtainer{cert: cert, err: tt.obtain}
-			sv := &fakeSaver{err: tt.save}
-			h := New(o, &fakeSealer{err: tt.seal}, twoThirds{}, sv, "ec256", domain.Policy{AllowTestingTLDs: true})
-			_, err := h.Handle(context.Background(), tt.in)
+			e := newEnv(t)
+			tt.edit(e)
+			_, err := e.h.Handle(context.Background(), e.in)
 			if err == nil {
-				t.Fatalf("Handle(%+v) succeeded, want an error", tt.in)
+				t.Fatal("Handle succeeded, want an error")
 			}
-			gotType := ""
-			if f, ok := failure.Find(err); ok {
-				gotType = failure.TypeName(f)
-			}
-			if gotType != tt.wantType {
-				t.Errorf("Handle(%+v) = %v (type %q), want type %q", tt.in, err, gotType, tt.wantType)
+			if got := failureType(err); got != tt.wantType {
+				t.Errorf("Handle = %v (type %q), want type %q", err, got, tt.wantType)
 			}
 			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
-				t.Errorf("Handle(%+v) = %v, want it to wrap %v", tt.in, err, tt.wantIs)
+				t.Errorf("Handle = %v, want it to wrap %v", err, tt.wantIs)
 			}
-			if tt.obtain == nil && len(o.got) > 0 && !bytes.Equal(keyPEM, make([]byte, len(keyPEM))) {
-				t.Error("the plaintext key was not zeroed after a failure")
+			for _, k := range e.ca.keys {
+				if !bytes.Equal(k, make([]byte, len(k))) {
+					t.Error("a plaintext key was not zeroed after a failure")
+				}
 			}
-			if strings.HasPrefix(tt.name, "invalid") && len(o.got) > 0 {
+			if strings.HasPrefix(tt.name, "invalid") && len(e.ca.placed) > 0 {
 				t.Error("an invalid name reached the CA")
 			}
 		})
 	}
 }
 
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
+// TestRenewalAndIDN: names as the platform wrote them are normalised; a
+// renewal is reported as one.
+func TestRenewalAndIDN(t *testing.T) {
+	e := newEnv(t)
+	e.in.Domain, e.in.SANs, e.in.Replaces, e.in.ReplacesSerial = "Bücher.Customer.Example.", []string{"www.bücher.customer.example", "bücher.customer.example"}, "aki.serial", "01"
+	e.store.cert.Domain = "xn--bcher-kva.customer.example"
+	out, err := e.h.Handle(context.Background(), e.in)
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
 	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
+	if p := e.ca.placed[0]; !slices.Equal(p.Names, []string{"www.xn--bcher-kva.customer.example", "xn--bcher-kva.customer.example"}) || p.Replaces != "aki.serial" {
+		t.Errorf("placed %+v, want punycode names and replaces", p)
 	}
-	return true
+	if !out.Renewed || out.Domain != "xn--bcher-kva.customer.example" {
+		t.Errorf("Handle = %+v, want renewed xn--bcher-kva.customer.example", out)
+	}
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/certflow/certflow/internal/issue"
 )
 
-// Issue builds functions/issue, the Issue state: ACME order, sealed key,
+// Issue builds functions/issue, the Issue state: the domain's ACME order
+// resumed or placed (with a slot of the new-order budget), sealed key,
 // certificate and renewal timer stored; metadata only in its answer. The
 // ACME client is built on first use (acme.Lazy), so an unreachable CA fails
 // an invocation, not the cold start.
@@ -57,13 +58,17 @@ func Issue(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handl
 	if err != nil {
 		return nil, err
 	}
-	h := issue.New(
-		acme.NewLazy(acmeCfg, account.New(dynamo, table, sealer, nil)),
-		sealer,
-		&ari.Scheduler{Info: ari.New(caClient, acmeCfg.DirectoryURL)},
-		store,
-		acme.KeyTypeName(acmeCfg.KeyType),
-		names,
-	)
+	slots, err := orderSchedule(dynamo, table)
+	if err != nil {
+		return nil, err
+	}
+	h := issue.New(issue.Config{
+		CA:        acme.NewLazy(acmeCfg, account.New(dynamo, table, sealer, nil)),
+		Sealer:    sealer,
+		Scheduler: &ari.Scheduler{Info: ari.New(caClient, acmeCfg.DirectoryURL)},
+		Store:     store,
+		Slots:     slots,
+		Names:     names,
+	})
 	return handler(logger, h.Handle), nil
 }

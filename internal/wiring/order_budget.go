@@ -19,13 +19,20 @@ func OrderBudget(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda
 	if err != nil {
 		return nil, err
 	}
-	bc, err := budget.ConfigFromEnv(table)
-	if err != nil {
-		return nil, err
-	}
-	schedule, err := budget.New(dynamo, bc)
+	schedule, err := orderSchedule(dynamo, table)
 	if err != nil {
 		return nil, err
 	}
 	return handler(logger, budget.NewStep(schedule, store).Handle), nil
+}
+
+// orderSchedule is the account's new-order budget, as the environment
+// configures it: ReserveOrderSlot reserves its slots, Issue checks and
+// renews them.
+func orderSchedule(dynamo *dynamodb.Client, table string) (*budget.Schedule, error) {
+	bc, err := budget.ConfigFromEnv(table)
+	if err != nil {
+		return nil, err
+	}
+	return budget.New(dynamo, bc)
 }

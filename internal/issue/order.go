@@ -1,0 +1,331 @@
+package issue
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/certflow/certflow/internal/acme"
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/envelope"
+	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/logging"
+)
+
+// maxPhases bounds the phases one invocation walks an order through
+// (authorize, make the key, finalise, fetch): an order that keeps going
+// back is the CA's problem, retried later.
+const maxPhases = 6
+
+// order returns the domain's order to work on, with its state at the CA:
+// the stored one when the CA will still complete it, else a new one.
+func (h *Handler) order(ctx context.Context, in flow.Input, primary string, names []string) (certstore.Order, acme.OrderState, error) {
+	log := logging.From(ctx)
+	stored, err := h.cfg.Store.GetOrder(ctx, primary)
+	switch {
+	case errors.Is(err, certstore.ErrNotFound):
+	case err != nil:
+		return certstore.Order{}, acme.OrderState{}, err
+	default:
+		if why := h.unusable(stored, names); why != "" {
+			log.InfoContext(ctx, "stored order not resumed", "order", stored.URL, "reason", why)
+			if err := h.cfg.Store.DropOrder(ctx, primary); err != nil {
+				return certstore.Order{}, acme.OrderState{}, err
+			}
+			break
+		}
+		state, err := h.cfg.CA.State(ctx, acmeOrder(stored))
+		switch {
+		case errors.Is(err, acme.ErrOrderGone):
+			log.InfoContext(ctx, "stored order gone at the CA, a new one is placed", "order", stored.URL, "error", err.Error())
+		case err != nil:
+			return certstore.Order{}, acme.OrderState{}, err
+		case state.Status == acme.StatusInvalid:
+			// The CA will never complete it: the next attempt places a
+			// new order, and the reason is this attempt's failure.
+			if err := h.cfg.Store.DropOrder(ctx, primary); err != nil {
+				return certstore.Order{}, acme.OrderState{}, err
+			}
+			return certstore.Order{}, acme.OrderState{}, invalidOrder(stored, state)
+		default:
+			log.InfoContext(ctx, "resuming stored order", "order", stored.URL, "status", state.Status, "placedBy", stored.Execution)
+			return stored, state, nil
+		}
+		if err := h.cfg.Store.DropOrder(ctx, primary); err != nil {
+			return certstore.Order{}, acme.OrderState{}, err
+		}
+	}
+	o, err := h.place(ctx, in, primary, names)
+	if err != nil {
+		return certstore.Order{}, acme.OrderState{}, err
+	}
+	return o, acme.OrderState{Status: acme.StatusPending}, nil
+}
+
+// unusable says why a stored order cannot give the certificate asked for,
+// or "" when it can.
+func (h *Handler) unusable(o certstore.Order, names []string) string {
+	want := slices.Clone(names)
+	slices.Sort(want)
+	have := slices.Clone(o.Names)
+	slices.Sort(have)
+	switch {
+	case o.Directory != h.cfg.CA.DirectoryURL():
+		return "placed with another CA (" + o.Directory + ")"
+	case !slices.Equal(have, want):
+		return fmt.Sprintf("for other names (%s)", strings.Join(have, ", "))
+	}
+	return ""
+}
+
+// invalidOrder is the failure of an order the CA made invalid.
+func invalidOrder(o certstore.Order, state acme.OrderState) error {
+	if state.Problem != nil {
+		return fmt.Errorf("order %s is invalid: %w", o.URL, state.Problem)
+	}
+	return &failure.ChallengeFailedError{Message: fmt.Sprintf("order %s is invalid", o.URL)}
+}
+
+// place places a new order for names and stores it. A renewal with ARI
+// "replaces" and no slot uses the exempt marker 0; everything else needs
+// the execution's slot of the new-order budget, unspent and current (a
+// late slot is renewed). The slot is marked spent on the domain before
+// newOrder is sent, and given back when the CA certainly did not create an
+// order (the request never reached it, or it answered with a problem).
+func (h *Handler) place(ctx context.Context, in flow.Input, primary string, names []string) (certstore.Order, error) {
+	log := logging.From(ctx)
+	replaces := in.ARIReplaces()
+	var seq int64
+	switch {
+	case in.OrderSlot == nil && replaces != "":
+		seq = 0 // ARI renewals are exempt from the new-order limits
+	case in.OrderSlot == nil:
+		return certstore.Order{}, &failure.NeedsOrderSlotError{Message: "a new order needs a slot of the new-order budget"}
+	default:
+		slot, err := h.currentSlot(ctx, in, primary)
+		if err != nil {
+			return certstore.Order{}, err
+		}
+		seq = slot.Seq
+	}
+	spent, err := h.cfg.Store.SpendSlot(ctx, primary, in.Execution, seq)
+	if err != nil {
+		return certstore.Order{}, err
+	}
+	if !spent {
+		return certstore.Order{}, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("order slot %d was spent on an order already", seq)}
+	}
+	o, err := h.cfg.CA.Place(ctx, names, replaces, "")
+	if err != nil {
+		if notCreated(err) {
+			if uerr := h.cfg.Store.UnspendSlot(ctx, primary, in.Execution, seq); uerr != nil {
+				log.WarnContext(ctx, "order slot not given back", "slot", seq, "error", uerr.Error())
+			}
+		}
+		return certstore.Order{}, err
+	}
+	stored := certstore.Order{
+		Domain: primary, Execution: in.Execution, URL: o.URL, Names: o.Names, Replaces: o.Replaces, Profile: o.Profile,
+		Directory: h.cfg.CA.DirectoryURL(), Account: o.Account, CreatedAt: h.cfg.Now().UTC().Truncate(time.Second),
+	}
+	if err := h.cfg.Store.PutOrder(ctx, stored); err != nil {
+		return certstore.Order{}, fmt.Errorf("order %s placed but not stored: %w", o.URL, err)
+	}
+	log.InfoContext(ctx, "order placed", "order", o.URL, "slot", seq, "replaces", o.Replaces, "profile", o.Profile)
+	return stored, nil
+}
+
+// notCreated reports whether a failed newOrder certainly created no order:
+// it never reached the CA, or the CA answered with a problem (rate
+// limited, replaces refused, name rejected). A CA error or a lost answer
+// may have created one.
+func notCreated(err error) bool {
+	if acme.NotSent(err) {
+		return true
+	}
+	f, ok := failure.Find(err)
+	if !ok {
+		return false
+	}
+	var transient *failure.TransientError
+	return !errors.As(f, &transient)
+}
+
+// currentSlot checks the execution's slot: unspent, and covering an order
+// placed now. A slot a little ahead is waited for; a late one is renewed
+// (it was never spent, so no order counts at its time).
+func (h *Handler) currentSlot(ctx context.Context, in flow.Input, primary string) (flow.OrderSlot, error) {
+	slot := *in.OrderSlot
+	c, err := h.cfg.Store.GetConsistent(ctx, primary)
+	if err != nil {
+		return slot, err
+	}
+	switch {
+	case c.Execution != in.Execution:
+		return slot, fmt.Errorf("the domain belongs to execution %q: %w", c.Execution, certstore.ErrSuperseded)
+	case c.SpentSlot == slot.Seq:
+		return slot, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("order slot %d was spent on an order already", slot.Seq)}
+	}
+	now := h.cfg.Now()
+	if early := slot.At.Sub(now); early > 0 {
+		if early > h.cfg.MaxEarly {
+			return slot, &failure.TransientError{Message: fmt.Sprintf("order slot %d is at %s, %s from now", slot.Seq, slot.At.Format(time.RFC3339), early.Round(time.Second))}
+		}
+		if err := sleep(ctx, early); err != nil {
+			return slot, err
+		}
+		now = h.cfg.Now()
+	}
+	if h.cfg.Slots.Covers(slot, now) {
+		return slot, nil
+	}
+	renewed, held, err := h.cfg.Slots.Renew(ctx, slot)
+	if err != nil {
+		return slot, &failure.TransientError{Code: failure.CodeDependencyError, Message: "the order budget is unavailable", Err: err}
+	}
+	if !held {
+		return slot, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("order slot %d is late and was taken over", slot.Seq)}
+	}
+	logging.From(ctx).InfoContext(ctx, "late order slot renewed", "slot", slot.Seq, "was", slot.At, "now", renewed.At)
+	return renewed, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// complete walks o from state to an issued certificate: solve the
+// challenges, make and seal the key and CSR (stored with the order before
+// the CA sees the CSR), finalise, fetch. An order the CA invalidates on the
+// way is dropped, so the next attempt places a new one.
+func (h *Handler) complete(ctx context.Context, in flow.Input, o *certstore.Order, state acme.OrderState) (*acme.Certificate, error) {
+	ao := acmeOrder(*o)
+	var err error
+	for range maxPhases {
+		switch state.Status {
+		case acme.StatusPending:
+			if err := h.cfg.CA.Authorize(ctx, ao, h.cfg.Method); err != nil {
+				return nil, h.dropIfInvalid(ctx, *o, err)
+			}
+			state, err = h.cfg.CA.State(ctx, ao)
+		case acme.StatusReady:
+			if len(o.CSR) == 0 {
+				if err := h.makeKey(ctx, in, o); err != nil {
+					return nil, err
+				}
+			}
+			state, err = h.cfg.CA.Finalize(ctx, ao, o.CSR)
+		case acme.StatusProcessing, acme.StatusValid:
+			cert, err := h.cfg.CA.Fetch(ctx, ao)
+			if err != nil {
+				return nil, h.dropIfInvalid(ctx, *o, err)
+			}
+			if err := matchesCSR(cert, o.CSR); err != nil {
+				return nil, err
+			}
+			return cert, nil
+		case acme.StatusInvalid:
+			if err := h.cfg.Store.DropOrder(ctx, o.Domain); err != nil {
+				return nil, err
+			}
+			return nil, invalidOrder(*o, state)
+		default:
+			return nil, &failure.TransientError{Code: failure.CodeCAError, Message: fmt.Sprintf("order %s has status %q", o.URL, state.Status)}
+		}
+		if errors.Is(err, acme.ErrOrderGone) {
+			return nil, h.dropIfInvalid(ctx, *o, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, &failure.TransientError{Code: failure.CodeCAError, Message: fmt.Sprintf("order %s did not complete in %d phases (status %s)", o.URL, maxPhases, state.Status)}
+}
+
+// dropIfInvalid drops the stored order when err means the CA will not
+// complete it (a judged challenge makes the order invalid; a gone order is
+// gone) and returns err; a transient error leaves it to be resumed.
+func (h *Handler) dropIfInvalid(ctx context.Context, o certstore.Order, err error) error {
+	var transient *failure.TransientError
+	if errors.As(err, &transient) && !errors.Is(err, acme.ErrOrderGone) {
+		return err
+	}
+	if derr := h.cfg.Store.DropOrder(ctx, o.Domain); derr != nil {
+		return errors.Join(err, derr)
+	}
+	if errors.Is(err, acme.ErrOrderGone) {
+		return &failure.TransientError{Code: failure.CodeCAError, Message: fmt.Sprintf("order %s is gone at the CA; the next attempt places a new one", o.URL), Err: err}
+	}
+	return err
+}
+
+// makeKey makes the order's private key and CSR, seals the key and stores
+// both with the order, fenced by the execution, before any finalize: a
+// finalised order always has its key stored. The plaintext key is zeroed.
+func (h *Handler) makeKey(ctx context.Context, in flow.Input, o *certstore.Order) error {
+	keyPEM, csr, err := h.cfg.CA.NewKeyAndCSR(o.Names)
+	if err != nil {
+		return fmt.Errorf("key and CSR for %q: %w", o.Domain, err)
+	}
+	sealed, err := h.cfg.Sealer.Seal(ctx, keyPEM, envelope.CertificateKeyContext(o.Domain))
+	clear(keyPEM)
+	if err != nil {
+		return fmt.Errorf("seal key of %q: %w", o.Domain, err)
+	}
+	next := *o
+	next.Execution = in.Execution
+	next.CSR, next.Key, next.KeyType = csr, certstore.SealedKey(sealed), keyType(csr)
+	if err := h.cfg.Store.PutOrder(ctx, next); err != nil {
+		return err
+	}
+	*o = next
+	return nil
+}
+
+// keyType names the key of csr as certificate items record it.
+func keyType(csrDER []byte) string {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return ""
+	}
+	switch csr.PublicKeyAlgorithm {
+	case x509.ECDSA:
+		return acme.KeyTypeEC256
+	case x509.RSA:
+		return acme.KeyTypeRSA2048
+	}
+	return strings.ToLower(csr.PublicKeyAlgorithm.String())
+}
+
+// matchesCSR checks that cert is for the key of csrDER: the certificate
+// stored with the sealed key must be the one that key serves.
+func matchesCSR(cert *acme.Certificate, csrDER []byte) error {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return fmt.Errorf("stored CSR: %w", err)
+	}
+	type equaler interface{ Equal(x crypto.PublicKey) bool }
+	pub, ok := csr.PublicKey.(equaler)
+	if !ok || cert.Leaf == nil || !pub.Equal(cert.Leaf.PublicKey) {
+		return &failure.TransientError{Code: failure.CodeCAError, Message: fmt.Sprintf("certificate %s is not for the order's key", cert.Serial)}
+	}
+	return nil
+}
+
+// acmeOrder is the acme package's view of a stored order.
+func acmeOrder(o certstore.Order) acme.Order {
+	return acme.Order{URL: o.URL, Names: o.Names, Replaces: o.Replaces, Profile: o.Profile, Account: o.Account}
+}
