@@ -145,6 +145,16 @@ demo: tools ## The main job end to end offline: issue, quarantine, TLS handshake
 	$(GO) build -o $(CACHE)/certflow-local ./offline/cmd/certflow-local
 	$(CACHE)/certflow-local demo $(DEMO_FLAGS)
 
+.PHONY: scale
+scale: tools ## N new domains at once against a compressed budget (N=500; BUDGET=40/10s); SCALE_REPORT=file gets the JSON
+	$(GO) build -o $(CACHE)/certflow-local ./offline/cmd/certflow-local
+	$(CACHE)/certflow-local scale -n $(or $(N),500) -budget $(or $(BUDGET),40/10s) $(if $(SCALE_REPORT),-report $(SCALE_REPORT))
+
+.PHONY: chaos
+chaos: tools ## Faults injected under load (CA killed/frozen/erring, DynamoDB paused, engine killed, Lambda and stream faults); CHAOS_REPORT=file gets the JSON; SHORT=1 for the CI version
+	$(GO) build -o $(CACHE)/certflow-local ./offline/cmd/certflow-local
+	$(CACHE)/certflow-local chaos $(if $(SHORT),-short) $(if $(CHAOS_REPORT),-report $(CHAOS_REPORT))
+
 .PHONY: clean
 clean: ## Remove build outputs (keeps the tool cache)
 	rm -rf bin .aws-sam

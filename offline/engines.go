@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -27,16 +28,26 @@ const (
 
 func command(bin string, args ...string) *exec.Cmd { return exec.Command(bin, args...) }
 
-func (s *Stack) startDynamoDB(ctx context.Context, port int) error {
+func (s *Stack) startDynamoDB(ctx context.Context, port int, onDisk bool) error {
 	port, err := proc.PortOrFree(port)
 	if err != nil {
 		return err
 	}
-	p, err := s.start("DynamoDB Local", nil, s.Tools.DynamoDBDir, s.Tools.Java,
-		"-Djava.library.path="+filepath.Join(s.Tools.DynamoDBDir, "DynamoDBLocal_lib"),
+	store := []string{"-inMemory"}
+	if onDisk {
+		dir := filepath.Join(s.Dir, "dynamodb")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		store = []string{"-dbPath", dir}
+	}
+	args := append([]string{
+		"-Djava.library.path=" + filepath.Join(s.Tools.DynamoDBDir, "DynamoDBLocal_lib"),
 		"-Xmx512m",
 		"-jar", filepath.Join(s.Tools.DynamoDBDir, "DynamoDBLocal.jar"),
-		"-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(port))
+	}, store...)
+	args = append(args, "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(port))
+	p, err := s.start("DynamoDB Local", nil, s.Tools.DynamoDBDir, s.Tools.Java, args...)
 	if err != nil {
 		return err
 	}
@@ -44,11 +55,35 @@ func (s *Stack) startDynamoDB(ctx context.Context, port int) error {
 	if err := p.WaitReady(ctx, 60*time.Second, httpAnswers(url)); err != nil {
 		return err
 	}
+	s.restarts[p.Name()] = func(ctx context.Context) error {
+		if err := s.startDynamoDB(ctx, port, onDisk); err != nil {
+			return err
+		}
+		return s.ensureTables(ctx)
+	}
 	s.DynamoDBEndpoint = url
 	if err := s.SetEndpoint(ctx, "DYNAMODB", url); err != nil {
 		return err
 	}
 	return s.SetEndpoint(ctx, "DYNAMODB_STREAMS", url)
+}
+
+// ensureTables creates the stack's tables again where they are missing
+// (DynamoDB Local restarted in memory): empty, but the functions keep
+// working.
+func (s *Stack) ensureTables(ctx context.Context) error {
+	client := dynamodb.NewFromConfig(s.AWS)
+	for id, name := range map[string]string{TableLogicalID: s.Tables.Certificates, TimersLogicalID: s.Tables.Timers} {
+		if name == "" {
+			continue
+		}
+		err := CreateTable(ctx, client, s.Template, id, name)
+		var inUse *ddbtypes.ResourceInUseException
+		if err != nil && !errors.As(err, &inUse) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Stack) startMoto(ctx context.Context, port int) error {
@@ -67,6 +102,9 @@ func (s *Stack) startMoto(ctx context.Context, port int) error {
 	if err := p.WaitReady(ctx, 60*time.Second, httpAnswers(url+"/moto-api/")); err != nil {
 		return err
 	}
+	// moto keeps its state in memory: a restarted moto_server has a new
+	// KMS key, and what the old one sealed cannot be opened.
+	s.restarts[p.Name()] = func(ctx context.Context) error { return s.startMoto(ctx, port) }
 	s.MotoEndpoint = url
 	for _, id := range []string{"KMS", "EVENTBRIDGE", "SQS", "ROUTE_53", "CLOUDWATCH", "STS"} {
 		if err := s.SetEndpoint(ctx, id, url); err != nil {

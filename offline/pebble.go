@@ -53,6 +53,10 @@ func (s *Stack) startChallTestSrv(ctx context.Context, ports Ports) error {
 	if err := p.WaitReady(ctx, 30*time.Second, proc.TCPReady(mgmtAddr)); err != nil {
 		return err
 	}
+	// Records published through the management API are lost on a restart.
+	s.restarts[p.Name()] = func(ctx context.Context) error {
+		return s.startChallTestSrv(ctx, Ports{DNS: Port(s.DNSAddr), ChallSrvManagement: mgmt})
+	}
 	s.ChallSrvURL = "http://" + mgmtAddr
 	return nil
 }
@@ -154,6 +158,7 @@ func (s *Stack) startPebble(ctx context.Context, opts Options) error {
 	s.pebbleRun = func() (*proc.Process, error) {
 		return s.start("pebble", env, s.Dir, s.Tools.Pebble, "-config", cfgPath, "-dnsserver", s.DNSAddr)
 	}
+	s.restarts["pebble"] = s.runPebble
 	return s.runPebble(ctx)
 }
 

@@ -78,6 +78,11 @@ type Options struct {
 	Blocklist []string
 	// Logs receives every process's output; nil discards it.
 	Logs io.Writer
+	// DynamoDBOnDisk keeps DynamoDB Local's data in a folder of the stack
+	// instead of in memory, so that a restarted DynamoDB Local (see
+	// Supervise) still has its tables and items. `make run` and the chaos
+	// run use it; tests keep the faster in-memory store.
+	DynamoDBOnDisk bool
 	// Cache is the tools folder; empty uses FindTools' default.
 	Cache string
 }
@@ -127,6 +132,12 @@ type Stack struct {
 
 	pebble    *proc.Process                 // for RestartPebble
 	pebbleRun func() (*proc.Process, error) // starts Pebble as configured
+
+	// restarts start each engine again on its ports, by process name;
+	// closing stops the supervisor from restarting anything.
+	restarts        map[string]func(context.Context) error
+	closing         bool
+	stopSupervising func() // set by Supervise
 }
 
 // Start starts the requested engines and waits until each is ready; with
@@ -145,7 +156,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("offline stack: %w", err)
 	}
-	s := &Stack{Tools: tools, Template: tmpl, Dir: dir, logs: opts.Logs, endpoints: map[string]string{}}
+	s := &Stack{Tools: tools, Template: tmpl, Dir: dir, logs: opts.Logs, endpoints: map[string]string{}, restarts: map[string]func(context.Context) error{}}
 	if s.logs == nil {
 		s.logs = io.Discard
 	}
@@ -158,7 +169,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	if opts.DynamoDB {
-		if err := s.retry(opts.Ports.DynamoDB == 0, func() error { return s.startDynamoDB(ctx, opts.Ports.DynamoDB) }); err != nil {
+		if err := s.retry(opts.Ports.DynamoDB == 0, func() error { return s.startDynamoDB(ctx, opts.Ports.DynamoDB, opts.DynamoDBOnDisk) }); err != nil {
 			return nil, err
 		}
 		if s.Tables, err = s.createTables(ctx); err != nil {
@@ -209,6 +220,13 @@ func (s *Stack) retry(freePorts bool, start func() error) error {
 // Close stops every process of the stack and removes its scratch folder.
 func (s *Stack) Close() {
 	s.mu.Lock()
+	stop := s.stopSupervising
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.mu.Lock()
+	s.closing = true
 	procs := s.procs
 	s.procs = nil
 	s.mu.Unlock()

@@ -5,11 +5,13 @@ import (
 	"context"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/miekg/dns"
 )
@@ -91,5 +93,82 @@ func TestStack(t *testing.T) {
 		if len(in.Answer) != 1 || !in.Answer[0].(*dns.A).A.Equal(net.ParseIP(want)) {
 			t.Errorf("A %s = %v, want %s", name, in.Answer, want)
 		}
+	}
+}
+
+// TestSupervise kills engines under a supervised stack: each is reported by
+// name and started again on its ports, and DynamoDB Local on disk keeps its
+// tables and items.
+func TestSupervise(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped with -short")
+	}
+	if _, err := FindTools(""); err != nil {
+		t.Skip("integration test skipped: the offline tools are not installed (run `make tools`)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Options{DynamoDB: true, DynamoDBOnDisk: true, Pebble: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reports := make(chan string, 10)
+	s.Supervise(ctx, func(name string, err error) { reports <- name })
+
+	db := dynamodb.NewFromConfig(s.AWS)
+	key := map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "DOMAIN#kept.example"}, "sk": &ddbtypes.AttributeValueMemberS{Value: "CERT"}}
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Tables.Certificates), Item: key}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"DynamoDB Local", "pebble"} {
+		p := s.Process(name)
+		if p == nil {
+			t.Fatalf("no %s process", name)
+		}
+		if err := p.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-reports:
+			if got != name {
+				t.Errorf("reported %q, want %q", got, name)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s killed and never reported", name)
+		}
+		for s.Process(name) == nil || s.Process(name) == p {
+			if ctx.Err() != nil {
+				t.Fatalf("%s not restarted", name)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for {
+		out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Tables.Certificates), Key: key, ConsistentRead: aws.Bool(true)})
+		if err == nil {
+			if out.Item == nil {
+				t.Error("the item written before the restart is gone")
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("DynamoDB Local after the restart: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	client, err := s.PebbleHTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := s.pebbleGet(ctx, client, "/roots/0")
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("Pebble after the restart: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

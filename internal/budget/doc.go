@@ -13,6 +13,7 @@
 //	sk "SEQ"       seq (N): the number of reservations ever started
 //	sk "SLOT#<r>"  seq (N): the reservation holding ring position r
 //	               slot (N): that reservation's time, Unix milliseconds
+//	               placed (N): when the position last admitted an order
 //
 // r runs from 0 to Limit-1, zero-padded to the width of Limit-1 ("SLOT#000"
 // to "SLOT#299"). The ring items are created by the first Limit
@@ -49,15 +50,18 @@
 // (seq < k) and steps from the last slot actually written, so the chain of
 // used slots still steps by step or more.
 //
-// Orders are placed a little after their slot, once the execution's wait
-// ends and the issue step runs. Margin absorbs that delay: orders placed at
-// p in [slot, slot+Margin] keep p_j - p_i >= step - Margin >= Window within
-// a position, so the CA sees at most Limit orders in any Window. The price
-// is a sustained rate of Limit per Window+Margin, 1% under the CA's. Valid says
-// whether a reservation still covers an order placed now; Renew re-stamps an
-// unspent one that came too late. The schedule runs on whole seconds (now
-// is rounded up, step too) so the time a Wait state is given is exactly the
-// slot, not a second later that would eat into the margin.
+// The slots are the queue; admission makes the bound exact. An execution
+// waits until its slot, and the Issue step then asks Schedule.Admit, one
+// conditional write on the ring position, stamped with the time the order
+// is sent: it is refused while the position admitted an order less than a
+// step ago. A late execution (its Lambda throttled, its engine slow) thus
+// never squeezes two orders of one position into a Window: the later one
+// waits. An order reaching the CA within Margin of its admission keeps the
+// orders of a position at least step - Margin = Window apart at the CA, so
+// the CA sees at most Limit orders in any Window. The price is a sustained
+// rate of Limit per Window+Margin, 1% under the CA's. The schedule runs on
+// whole seconds (now is rounded up, step too) so the time a Wait state is
+// given is exactly the slot.
 //
 // Lowering Limit takes full effect one Window after the change: the slots
 // already given to positions Limit and above still count at the CA but no

@@ -19,7 +19,7 @@ import (
 const DefaultName = "new-orders"
 
 const (
-	minMargin     = time.Second
+	minMargin     = 5 * time.Second
 	marginDivisor = 100 // the default margin is 1% of the window
 )
 
@@ -55,7 +55,8 @@ type Config struct {
 }
 
 // DefaultMargin is the margin for window when Config.Margin is zero: 1% of
-// the window, at least a second (108s for 3 hours).
+// the window, at least 5 seconds (108s for 3 hours): the order's way from
+// the Issue step to the CA must fit in half of it, also under load.
 func DefaultMargin(window time.Duration) time.Duration {
 	return max(window/marginDivisor, minMargin)
 }
@@ -66,20 +67,6 @@ func DefaultMargin(window time.Duration) time.Duration {
 // (Seq-1) mod Limit), At is the slot's time, a whole second in UTC.
 type Reservation = flow.OrderSlot
 
-// Valid reports whether r covers an order placed at now: not before its
-// slot, and at most margin after it, where margin is the schedule's
-// (Config.Margin, or DefaultMargin of the window). Orders placed that way
-// are never more than Limit in a Window (see the package documentation).
-// An order that would be early must wait; one that would be late needs
-// Renew first.
-func Valid(r Reservation, now time.Time, margin time.Duration) bool {
-	return !now.Before(r.At) && !now.After(r.At.Add(margin))
-}
-
-// Covers reports whether r covers an order placed at now under this
-// schedule's margin (Valid).
-func (s *Schedule) Covers(r Reservation, now time.Time) bool { return Valid(r, now, s.margin) }
-
 // Schedule is the schedule of new orders of one budget. It is safe for
 // concurrent use, also across processes: every change is one atomic
 // conditional update of one item.
@@ -88,7 +75,6 @@ type Schedule struct {
 	table  string
 	name   string
 	limit  int
-	margin time.Duration
 	step   time.Duration
 	now    func() time.Time
 }
@@ -123,7 +109,6 @@ func New(client DynamoDB, cfg Config) (*Schedule, error) {
 	if margin == 0 {
 		margin = DefaultMargin(cfg.Window)
 	}
-	s.margin = margin
 	s.step = ceilDuration(cfg.Window + margin)
 	return s, nil
 }
@@ -238,46 +223,47 @@ func (s *Schedule) claim(ctx context.Context, k int64) (_ Reservation, ok bool, 
 	}
 }
 
-// Renew re-stamps r, a reservation whose order was not placed, to now: if
-// r still holds its ring position it moves the slot to now (or leaves it
-// when it is still ahead) and returns the renewed reservation with ok true.
-// When a later reservation holds the position, ok is false and the caller
-// must Reserve anew.
+// Admit admits the order of reservation r now, or says how long to wait:
+// the order may be sent when its slot has come and no order of r's ring
+// position was admitted in the last step (Window plus Margin). One
+// conditional write stamps the position with the time of admission:
 //
-// Moving a slot later is safe while r holds its position. The only
-// reservation that steps from r's slot is the next one of the position,
-// k+Limit, and it reads r's slot in the same conditional write that makes
-// it the holder (seq = k+Limit): while seq is still r.Seq, nobody has
-// computed from r's slot, and the slot before it only moves further away.
-// Renew must not be used for a reservation whose order may have reached the
-// CA: that order counts at its own time, which the ring would forget.
-func (s *Schedule) Renew(ctx context.Context, r Reservation) (Reservation, bool, error) {
+//	SET placed = now IF attribute_not_exists(placed) OR placed <= now-step
+//
+// so the orders admitted for one position are a step or more apart
+// whatever the lateness of their executions, and any Window at the CA
+// holds at most Limit of them, as long as an order reaches the CA within
+// Margin of being admitted. wait is zero when the order is admitted; it is
+// the time until r's slot, or until the position is free again, when not.
+func (s *Schedule) Admit(ctx context.Context, r Reservation) (wait time.Duration, err error) {
 	if r.Seq < 1 {
-		return Reservation{}, false, fmt.Errorf("renew order slot in budget %q: seq %d is not a reservation", s.name, r.Seq)
+		return 0, fmt.Errorf("admit an order in budget %q: seq %d is not a reservation", s.name, r.Seq)
 	}
-	now := s.clock()
-	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	now := s.now().UTC()
+	if early := r.At.Sub(now); early > 0 {
+		return early, nil
+	}
+	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 s.slotKey(r.Seq),
-		UpdateExpression:                    aws.String("SET #slot = :now"),
-		ConditionExpression:                 aws.String("#seq = :k AND #slot <= :now"),
-		ExpressionAttributeNames:            map[string]string{"#seq": table.AttrSeq, "#slot": table.AttrSlot},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":k": number(r.Seq), ":now": number(now.UnixMilli())},
-		ReturnValues:                        types.ReturnValueAllNew,
+		UpdateExpression:                    aws.String("SET #placed = :now"),
+		ConditionExpression:                 aws.String("attribute_not_exists(#placed) OR #placed <= :cutoff"),
+		ExpressionAttributeNames:            map[string]string{"#placed": table.AttrPlaced},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":now": number(now.UnixMilli()), ":cutoff": number(now.Add(-s.step).UnixMilli())},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
-		return reservation(out.Attributes)
+		return 0, nil
 	case !errors.As(err, &ccf):
-		return Reservation{}, false, fmt.Errorf("renew order slot %d in budget %q: %w", r.Seq, s.name, err)
+		return 0, fmt.Errorf("admit the order of slot %d in budget %q: %w", r.Seq, s.name, err)
 	}
-	if held, err := intAttr(ccf.Item, table.AttrSeq); err != nil || held != r.Seq {
-		return Reservation{}, false, nil
+	placed, err := intAttr(ccf.Item, table.AttrPlaced)
+	if err != nil {
+		return 0, fmt.Errorf("admit the order of slot %d in budget %q: %w", r.Seq, s.name, err)
 	}
-	// Still held, so the condition failed on a slot ahead of now: keep it.
-	return reservation(ccf.Item)
+	return max(time.Millisecond, time.UnixMilli(placed).Add(s.step).Sub(now)), nil
 }
 
 // clock returns the current time rounded up to a whole second, the

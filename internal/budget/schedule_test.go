@@ -168,8 +168,8 @@ func TestNew(t *testing.T) {
 		wantErr  bool
 	}{
 		{"default margin 1%", Config{Table: "t", Limit: 300, Window: 3 * time.Hour}, 3*time.Hour + 108*time.Second, false},
-		{"margin at least a second", Config{Table: "t", Limit: 5, Window: time.Minute}, 61 * time.Second, false},
-		{"step rounded up to a second", Config{Table: "t", Limit: 5, Window: 1500 * time.Millisecond}, 3 * time.Second, false},
+		{"margin at least 5 seconds", Config{Table: "t", Limit: 5, Window: time.Minute}, 65 * time.Second, false},
+		{"step rounded up to a second", Config{Table: "t", Limit: 5, Window: 1500 * time.Millisecond, Margin: 600 * time.Millisecond}, 3 * time.Second, false},
 		{"explicit margin", Config{Table: "t", Limit: 5, Window: time.Hour, Margin: 10 * time.Second}, time.Hour + 10*time.Second, false},
 		{"no table", Config{Limit: 5, Window: time.Hour}, 0, true},
 		{"no limit", Config{Table: "t", Window: time.Hour}, 0, true},
@@ -214,26 +214,6 @@ func TestSlotKey(t *testing.T) {
 		pk, sk := k[table.AttrPK].(*types.AttributeValueMemberS).Value, k[table.AttrSK].(*types.AttributeValueMemberS).Value
 		if pk != "BUDGET#ca" || sk != tt.want {
 			t.Errorf("slotKey(%d) with limit %d = %s %s, want BUDGET#ca %s", tt.seq, tt.limit, pk, sk, tt.want)
-		}
-	}
-}
-
-func TestValid(t *testing.T) {
-	r := Reservation{Seq: 1, At: t0}
-	tests := []struct {
-		name string
-		now  time.Time
-		want bool
-	}{
-		{"at the slot", t0, true},
-		{"within the margin", t0.Add(30 * time.Second), true},
-		{"at the end of the margin", t0.Add(time.Minute), true},
-		{"late", t0.Add(time.Minute + time.Millisecond), false},
-		{"early", t0.Add(-time.Millisecond), false},
-	}
-	for _, tt := range tests {
-		if got := Valid(r, tt.now, time.Minute); got != tt.want {
-			t.Errorf("%s: Valid(%v, %v, 1m) = %v, want %v", tt.name, r.At, tt.now, got, tt.want)
 		}
 	}
 }
@@ -435,7 +415,10 @@ func TestReserveTakesOverCrashedPosition(t *testing.T) {
 	checkSchedule(t, got, limit, time.Hour, 36*time.Second, step)
 }
 
-func TestRenew(t *testing.T) {
+// TestAdmit: an order is admitted once its slot has come and its ring
+// position admitted nothing for a step; a late reservation whose
+// successor was admitted first waits for the position.
+func TestAdmit(t *testing.T) {
 	const limit = 2
 	ctx := context.Background()
 	step := time.Hour + 36*time.Second
@@ -449,44 +432,23 @@ func TestRenew(t *testing.T) {
 		}
 		rs = append(rs, r)
 	}
-	r1, r2, r3 := rs[0], rs[1], rs[2] // r3 holds position 0 at t0+step
-	c.Set(t0.Add(10*time.Minute + 400*time.Millisecond))
-	now := t0.Add(10*time.Minute + time.Second)
-
-	tests := []struct {
-		name   string
-		r      Reservation
-		want   Reservation
-		wantOK bool
-	}{
-		{"holder late: moved to now", r2, Reservation{Seq: 2, At: now}, true},
-		{"renewed again: stays now", r2, Reservation{Seq: 2, At: now}, true},
-		{"holder early: slot kept", r3, r3, true},
-		{"overtaken", r1, Reservation{}, false},
-		{"never written", Reservation{Seq: 5, At: t0}, Reservation{}, false},
+	r1, r2, r3 := rs[0], rs[1], rs[2] // r1 and r3 share position 0; r3 at t0+step
+	admit := func(r Reservation, want time.Duration) {
+		t.Helper()
+		got, err := s.Admit(ctx, r)
+		if err != nil || got != want {
+			t.Errorf("Admit(%+v) at %v = %v, %v, want %v", r, c.Now(), got, err, want)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok, err := s.Renew(ctx, tt.r)
-			if err != nil || ok != tt.wantOK || got != tt.want {
-				t.Errorf("Renew(%+v) = %+v, %v, %v, want %+v, %v", tt.r, got, ok, err, tt.want, tt.wantOK)
-			}
-		})
-	}
-	if _, _, err := s.Renew(ctx, Reservation{}); err == nil {
-		t.Error("Renew(zero Reservation) error = nil, want an error")
-	}
-
-	// The next reservation of r2's position steps from the renewed slot.
-	r4, err := s.Reserve(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Reservation{Seq: 4, At: now.Add(step)}); r4 != want {
-		t.Errorf("Reserve() after Renew = %+v, want %+v", r4, want)
-	}
-	if _, ok, err := s.Renew(ctx, Reservation{Seq: 2, At: now}); err != nil || ok {
-		t.Errorf("Renew(seq 2) after seq 4 took its position = %v, %v, want not ok", ok, err)
+	admit(r2, 0)    // on time
+	admit(r3, step) // early: wait for its slot
+	c.Set(t0.Add(step + time.Second))
+	admit(r3, 0)    // r3 on time, r1 never came
+	admit(r1, step) // r1 late: its position admitted r3 just now
+	c.Set(t0.Add(2*step + time.Second))
+	admit(r1, 0) // a step after r3
+	if _, err := s.Admit(ctx, Reservation{}); err == nil {
+		t.Error("Admit(zero Reservation) error = nil, want an error")
 	}
 }
 

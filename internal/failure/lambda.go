@@ -125,6 +125,7 @@ var codesByTypeName = map[string]string{
 	"ReplacesRefusedError":    CodeReplacesRefused,
 	"States.Timeout":          CodeStepTimeout,
 	"States.HeartbeatTimeout": CodeStepTimeout,
+	"Lambda.Unknown":          CodeStepTimeout, // the function timed out or ran out of memory
 	"DomainNotPointedError":   CodeDomainNotPointed,
 	"CAAForbiddenError":       CodeCAAForbidden,
 	"InvalidInputError":       CodeInvalidInput,

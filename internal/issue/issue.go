@@ -61,7 +61,6 @@ type Scheduler interface {
 // Store keeps the domain's pending order and stores the certificate;
 // *certstore.Store implements it. Every write is fenced by the execution.
 type Store interface {
-	GetConsistent(ctx context.Context, domain string) (*certstore.Certificate, error)
 	GetOrder(ctx context.Context, domain string) (certstore.Order, error)
 	PutOrder(ctx context.Context, o certstore.Order) error
 	DropOrder(ctx context.Context, domain string) error
@@ -70,11 +69,10 @@ type Store interface {
 	SaveIssued(ctx context.Context, in certstore.Issued) error
 }
 
-// Slots checks and renews slots of the new-order budget; *budget.Schedule
-// implements it.
+// Slots admits the order of a slot of the new-order budget, or says how
+// long to wait; *budget.Schedule implements it.
 type Slots interface {
-	Covers(r budget.Reservation, now time.Time) bool
-	Renew(ctx context.Context, r budget.Reservation) (budget.Reservation, bool, error)
+	Admit(ctx context.Context, r budget.Reservation) (wait time.Duration, err error)
 }
 
 var (
@@ -96,8 +94,8 @@ type Config struct {
 	Method acme.Method
 	// Names decides which domain names may be issued for.
 	Names domain.Policy
-	// MaxEarly is how long before its slot's time a new order waits in
-	// the step rather than fail; default DefaultMaxEarly.
+	// MaxEarly is the longest the step waits for the budget to admit its
+	// order; default DefaultMaxEarly.
 	MaxEarly time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time

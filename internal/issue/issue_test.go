@@ -218,11 +218,6 @@ func (f *fakeStore) owns(execution string) error {
 	return nil
 }
 
-func (f *fakeStore) GetConsistent(context.Context, string) (*certstore.Certificate, error) {
-	c := f.cert
-	return &c, nil
-}
-
 func (f *fakeStore) GetOrder(_ context.Context, domain string) (certstore.Order, error) {
 	if f.order == nil {
 		return certstore.Order{}, fmt.Errorf("order of %q: %w", domain, certstore.ErrNotFound)
@@ -282,25 +277,26 @@ func (f *fakeStore) SaveIssued(_ context.Context, in certstore.Issued) error {
 	return nil
 }
 
-// fakeSlots covers slots from their time to a minute after; Renew moves a
-// held slot to now.
+// fakeSlots admits like the budget: not before the slot, and not while
+// the slot's position admitted an order less than a step ago.
 type fakeSlots struct {
-	now     time.Time
-	held    bool
-	renewed int
+	now    func() time.Time
+	placed time.Time // the last admission of the position
+	step   time.Duration
+	admits int
 }
 
-func (f *fakeSlots) Covers(r budget.Reservation, now time.Time) bool {
-	return budget.Valid(r, now, time.Minute)
-}
-
-func (f *fakeSlots) Renew(_ context.Context, r budget.Reservation) (budget.Reservation, bool, error) {
-	if !f.held {
-		return budget.Reservation{}, false, nil
+func (f *fakeSlots) Admit(_ context.Context, r budget.Reservation) (time.Duration, error) {
+	now := f.now()
+	if now.Before(r.At) {
+		return r.At.Sub(now), nil
 	}
-	f.renewed++
-	r.At = f.now
-	return r, true, nil
+	if !f.placed.IsZero() && now.Sub(f.placed) < f.step {
+		return f.placed.Add(f.step).Sub(now), nil
+	}
+	f.placed = now
+	f.admits++
+	return 0, nil
 }
 
 // env is a Handler over fakes, for the execution of events/issue.json.
@@ -317,8 +313,8 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	in := fixtures.StrictEvent[flow.Input](t, "issue.json")
-	e := &env{ca: newFakeCA(t), sealer: &fakeSealer{}, slots: &fakeSlots{held: true}, in: in, now: in.OrderSlot.At.Add(5 * time.Second)}
-	e.slots.now = e.now
+	e := &env{ca: newFakeCA(t), sealer: &fakeSealer{}, in: in, now: in.OrderSlot.At.Add(5 * time.Second)}
+	e.slots = &fakeSlots{now: func() time.Time { return e.now }, step: time.Hour}
 	e.store = &fakeStore{cert: certstore.Certificate{Domain: in.Domain, Status: certstore.StatusPending, Generation: in.Generation, Run: 1, Execution: in.Execution}}
 	e.h = New(Config{CA: e.ca, Sealer: e.sealer, Scheduler: twoThirds{}, Store: e.store, Slots: e.slots,
 		Names: domain.Policy{AllowTestingTLDs: true}, Now: func() time.Time { return e.now }})
@@ -481,47 +477,54 @@ func TestStoredOrderNotResumed(t *testing.T) {
 // ARI renewals go without.
 func TestSlots(t *testing.T) {
 	tests := []struct {
-		name        string
-		edit        func(e *env)
-		wantType    string
-		wantPlaced  int
-		wantRenewed int
-		wantSpent   int64
+		name       string
+		edit       func(e *env)
+		wantType   string
+		wantPlaced int
 	}{
-		{"current slot", func(*env) {}, "", 1, 0, 7},
-		{"no slot", func(e *env) { e.in.OrderSlot = nil }, "NeedsOrderSlotError", 0, 0, 0},
-		{"spent slot", func(e *env) { e.store.cert.SpentSlot = 7 }, "NeedsOrderSlotError", 0, 0, 7},
-		{"late slot renewed", func(e *env) { e.now = e.in.OrderSlot.At.Add(time.Hour) }, "", 1, 1, 7},
-		{"late slot taken over", func(e *env) { e.now, e.slots.held = e.in.OrderSlot.At.Add(time.Hour), false }, "NeedsOrderSlotError", 0, 0, 0},
-		{"slot far ahead", func(e *env) { e.now = e.in.OrderSlot.At.Add(-time.Hour) }, "TransientError", 0, 0, 0},
+		{"current slot", func(*env) {}, "", 1},
+		{"late slot, position free", func(e *env) { e.now = e.in.OrderSlot.At.Add(time.Hour) }, "", 1},
+		{"late slot, position just used by a successor", func(e *env) {
+			e.now = e.in.OrderSlot.At.Add(time.Hour)
+			e.slots.placed = e.now.Add(-time.Minute)
+		}, "NeedsOrderSlotError", 0},
+		{"position free in a moment", func(e *env) {
+			e.h.cfg.MaxEarly = 200 * time.Millisecond
+			e.now = e.in.OrderSlot.At.Add(time.Hour)
+			e.slots.placed = e.now.Add(-time.Hour + 50*time.Millisecond)
+			e.slots.now = time.Now // the step sleeps for real
+			e.slots.placed = time.Now().Add(-time.Hour + 50*time.Millisecond)
+		}, "", 1},
+		{"slot far ahead", func(e *env) { e.now = e.in.OrderSlot.At.Add(-time.Hour) }, "TransientError", 0},
+		{"no slot", func(e *env) { e.in.OrderSlot = nil }, "NeedsOrderSlotError", 0},
+		{"spent slot", func(e *env) { e.store.cert.SpentSlot = 7 }, "NeedsOrderSlotError", 0},
 		{"ARI renewal without a slot", func(e *env) {
 			e.in.OrderSlot, e.in.Replaces, e.in.ReplacesSerial = nil, "aki.old", "01"
 			e.store.cert.Status = certstore.StatusActive
-		}, "", 1, 0, 0},
+		}, "", 1},
 		{"ARI renewal whose exempt order was lost", func(e *env) {
 			e.in.OrderSlot, e.in.Replaces = nil, "aki.old"
 			e.store.cert.SpentSlot = -1
-		}, "NeedsOrderSlotError", 0, 0, -1},
-		{"another execution owns the domain", func(e *env) { e.store.cert.Execution = "issue-other" }, "SupersededError", 0, 0, 0},
-		{"retired", func(e *env) { e.in.OrderSlot = nil; e.in.Replaces = "aki.old"; e.store.cert.Status = certstore.StatusRetired }, "DomainRetiredError", 0, 0, 0},
+		}, "NeedsOrderSlotError", 0},
+		{"another execution owns the domain", func(e *env) { e.store.cert.Execution = "issue-other" }, "SupersededError", 0},
+		{"retired", func(e *env) { e.in.OrderSlot = nil; e.in.Replaces = "aki.old"; e.store.cert.Status = certstore.StatusRetired }, "DomainRetiredError", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			tt.edit(e)
-			e.slots.now = e.now
 			_, err := e.h.Handle(context.Background(), e.in)
 			if got := failureType(err); got != tt.wantType || (tt.wantType == "" && err != nil) {
 				t.Fatalf("Handle = %v (type %q), want type %q", err, got, tt.wantType)
 			}
-			if len(e.ca.placed) != tt.wantPlaced || e.slots.renewed != tt.wantRenewed {
-				t.Errorf("placed %d, renewed %d slots; want %d, %d", len(e.ca.placed), e.slots.renewed, tt.wantPlaced, tt.wantRenewed)
+			if len(e.ca.placed) != tt.wantPlaced {
+				t.Errorf("placed %d orders, want %d", len(e.ca.placed), tt.wantPlaced)
 			}
-			if tt.wantType == "" && e.store.cert.SpentSlot == 0 && tt.wantSpent != 0 {
-				t.Errorf("no slot spent, want %d", tt.wantSpent)
+			if tt.wantType != "" && e.store.cert.SpentSlot > 0 && e.store.cert.SpentSlot != 7 {
+				t.Errorf("slot %d left spent after %s", e.store.cert.SpentSlot, tt.wantType)
 			}
-			if tt.name == "ARI renewal without a slot" && (e.ca.placed[0].Replaces != "aki.old" || len(e.store.saved) != 1) {
-				t.Errorf("placed %+v, want replaces aki.old and the certificate stored", e.ca.placed)
+			if tt.name == "ARI renewal without a slot" && (e.ca.placed[0].Replaces != "aki.old" || len(e.store.saved) != 1 || e.slots.admits != 0) {
+				t.Errorf("placed %+v, admitted %d; want replaces aki.old, the certificate stored, no budget", e.ca.placed, e.slots.admits)
 			}
 		})
 	}

@@ -94,25 +94,23 @@ func invalidOrder(o certstore.Order, state acme.OrderState) error {
 
 // place places a new order for names and stores it. A renewal with ARI
 // "replaces" and no slot uses the exempt marker 0; everything else needs
-// the execution's slot of the new-order budget, unspent and current (a
-// late slot is renewed). The slot is marked spent on the domain before
-// newOrder is sent, and given back when the CA certainly did not create an
-// order (the request never reached it, or it answered with a problem).
+// the execution's slot of the new-order budget, unspent and admitted. The
+// slot is marked spent on the domain first (fenced by the execution, and
+// refused when an earlier attempt spent it: that attempt's order may have
+// reached the CA), then admitted by the budget right before newOrder is
+// sent, and given back when the CA certainly created no order (the
+// request never reached it, or it answered with a problem).
 func (h *Handler) place(ctx context.Context, in flow.Input, primary string, names []string) (certstore.Order, error) {
 	log := logging.From(ctx)
 	replaces := in.ARIReplaces()
 	var seq int64
 	switch {
-	case in.OrderSlot == nil && replaces != "":
+	case in.OrderSlot != nil:
+		seq = in.OrderSlot.Seq
+	case replaces != "":
 		seq = 0 // ARI renewals are exempt from the new-order limits
-	case in.OrderSlot == nil:
-		return certstore.Order{}, &failure.NeedsOrderSlotError{Message: "a new order needs a slot of the new-order budget"}
 	default:
-		slot, err := h.currentSlot(ctx, in, primary)
-		if err != nil {
-			return certstore.Order{}, err
-		}
-		seq = slot.Seq
+		return certstore.Order{}, &failure.NeedsOrderSlotError{Message: "a new order needs a slot of the new-order budget"}
 	}
 	spent, err := h.cfg.Store.SpendSlot(ctx, primary, in.Execution, seq)
 	if err != nil {
@@ -121,12 +119,21 @@ func (h *Handler) place(ctx context.Context, in flow.Input, primary string, name
 	if !spent {
 		return certstore.Order{}, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("order slot %d was spent on an order already", seq)}
 	}
+	giveBack := func() {
+		if err := h.cfg.Store.UnspendSlot(ctx, primary, in.Execution, seq); err != nil {
+			log.WarnContext(ctx, "order slot not given back", "slot", seq, "error", err.Error())
+		}
+	}
+	if in.OrderSlot != nil {
+		if err := h.admit(ctx, *in.OrderSlot); err != nil {
+			giveBack()
+			return certstore.Order{}, err
+		}
+	}
 	o, err := h.cfg.CA.Place(ctx, names, replaces, "")
 	if err != nil {
 		if notCreated(err) {
-			if uerr := h.cfg.Store.UnspendSlot(ctx, primary, in.Execution, seq); uerr != nil {
-				log.WarnContext(ctx, "order slot not given back", "slot", seq, "error", uerr.Error())
-			}
+			giveBack()
 		}
 		return certstore.Order{}, err
 	}
@@ -157,43 +164,31 @@ func notCreated(err error) bool {
 	return !errors.As(f, &transient)
 }
 
-// currentSlot checks the execution's slot: unspent, and covering an order
-// placed now. A slot a little ahead is waited for; a late one is renewed
-// (it was never spent, so no order counts at its time).
-func (h *Handler) currentSlot(ctx context.Context, in flow.Input, primary string) (flow.OrderSlot, error) {
-	slot := *in.OrderSlot
-	c, err := h.cfg.Store.GetConsistent(ctx, primary)
-	if err != nil {
-		return slot, err
-	}
-	switch {
-	case c.Execution != in.Execution:
-		return slot, fmt.Errorf("the domain belongs to execution %q: %w", c.Execution, certstore.ErrSuperseded)
-	case c.SpentSlot == slot.Seq:
-		return slot, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("order slot %d was spent on an order already", slot.Seq)}
-	}
-	now := h.cfg.Now()
-	if early := slot.At.Sub(now); early > 0 {
-		if early > h.cfg.MaxEarly {
-			return slot, &failure.TransientError{Message: fmt.Sprintf("order slot %d is at %s, %s from now", slot.Seq, slot.At.Format(time.RFC3339), early.Round(time.Second))}
+// admit has the budget admit the order of slot now (Slots.Admit), waiting
+// in the step when that takes at most MaxEarly: until a slot a little
+// ahead, or until its ring position is free again after an order of a late
+// predecessor. A longer wait is left to the state machine: a slot far
+// ahead is retried, a busy position gets the execution a new slot.
+func (h *Handler) admit(ctx context.Context, slot flow.OrderSlot) error {
+	for range 3 {
+		wait, err := h.cfg.Slots.Admit(ctx, slot)
+		if err != nil {
+			return &failure.TransientError{Code: failure.CodeDependencyError, Message: "the order budget is unavailable", Err: err}
 		}
-		if err := sleep(ctx, early); err != nil {
-			return slot, err
+		switch {
+		case wait == 0:
+			return nil
+		case wait <= h.cfg.MaxEarly:
+			if err := sleep(ctx, wait); err != nil {
+				return err
+			}
+		case h.cfg.Now().Before(slot.At):
+			return &failure.TransientError{Message: fmt.Sprintf("order slot %d is at %s, %s from now", slot.Seq, slot.At.Format(time.RFC3339), wait.Round(time.Second))}
+		default:
+			return &failure.NeedsOrderSlotError{Message: fmt.Sprintf("the ring position of order slot %d is busy for %s", slot.Seq, wait.Round(time.Second))}
 		}
-		now = h.cfg.Now()
 	}
-	if h.cfg.Slots.Covers(slot, now) {
-		return slot, nil
-	}
-	renewed, held, err := h.cfg.Slots.Renew(ctx, slot)
-	if err != nil {
-		return slot, &failure.TransientError{Code: failure.CodeDependencyError, Message: "the order budget is unavailable", Err: err}
-	}
-	if !held {
-		return slot, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("order slot %d is late and was taken over", slot.Seq)}
-	}
-	logging.From(ctx).InfoContext(ctx, "late order slot renewed", "slot", slot.Seq, "was", slot.At, "now", renewed.At)
-	return renewed, nil
+	return &failure.TransientError{Message: fmt.Sprintf("order slot %d not admitted after three waits", slot.Seq)}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -131,7 +131,8 @@ const (
 // Attributes of new-order budget items.
 const (
 	AttrSeq  = "seq"
-	AttrSlot = "slot" // Unix milliseconds
+	AttrSlot   = "slot"   // Unix milliseconds
+	AttrPlaced = "placed" // Unix milliseconds: the last order admitted for a ring position
 )
 
 // Attributes of challenge, account and sweep-position items.

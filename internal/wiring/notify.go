@@ -3,13 +3,11 @@ package wiring
 import (
 	"context"
 	"log/slog"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
-	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/notify"
 )
 
@@ -21,6 +19,6 @@ func Notify(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Hand
 		return nil, err
 	}
 	pub := notify.New(eventbridge.NewFromConfig(cfg), bus, notify.Source)
-	step := notify.NewStep(pub, metrics.New(os.Stdout, metrics.Namespace, nil))
+	step := notify.NewStep(pub, metricsEmitter())
 	return handler(logger, step.Handle), nil
 }

@@ -3,14 +3,12 @@ package wiring
 import (
 	"context"
 	"log/slog"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
-	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/notify"
 	"github.com/certflow/certflow/internal/record"
 )
@@ -27,6 +25,6 @@ func Record(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Hand
 		return nil, err
 	}
 	pub := notify.New(eventbridge.NewFromConfig(cfg), bus, notify.Source)
-	h := record.New(store, store, pub, metrics.New(os.Stdout, metrics.Namespace, nil), nil)
+	h := record.New(store, store, pub, metricsEmitter(), nil)
 	return handler(logger, h.Handle), nil
 }

@@ -3,7 +3,6 @@ package wiring
 import (
 	"context"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/certflow/certflow/internal/acme"
 	"github.com/certflow/certflow/internal/ari"
-	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/renewal"
 )
 
@@ -49,7 +47,7 @@ func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Han
 		Mover:        st.store,
 		Positions:    st.store,
 		Expiry:       st.store,
-		Metrics:      metrics.New(os.Stdout, metrics.Namespace, nil),
+		Metrics:      metricsEmitter(),
 		MaxARIChecks: checks,
 	}
 	return handler(logger, s.Handle), nil

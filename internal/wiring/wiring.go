@@ -17,6 +17,7 @@ package wiring
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -32,6 +33,7 @@ import (
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/logging"
+	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/reconcile"
 )
 
@@ -51,6 +53,15 @@ const (
 	// after. Every function that writes a domain's dueAt reads it.
 	EnvDueGrace = "CERTFLOW_DUE_GRACE"
 )
+
+// MetricsOutput is where functions write their CloudWatch embedded-metric
+// lines: the Lambda's stdout, which CloudWatch reads. The offline
+// deployment, which runs every function in one process, points it at its
+// log.
+var MetricsOutput io.Writer = os.Stdout
+
+// metricsEmitter is the EMF emitter of a function.
+func metricsEmitter() *metrics.Emitter { return metrics.New(MetricsOutput, metrics.Namespace, nil) }
 
 // Builder builds a function's handler once per execution environment, with
 // SDK clients made from cfg; logger is the function's logger, which the

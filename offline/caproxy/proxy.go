@@ -25,9 +25,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -268,12 +270,15 @@ func (p *Proxy) NewOrders() []Order { return p.rec.newOrders() }
 func (p *Proxy) Stats() map[Op]Stat { return p.rec.snapshot() }
 
 // MaxOrdersInWindow returns the largest number of orders placed in any
-// half-open window of length w: what a CA's rate limit over w would count.
+// half-open window of length w that a CA's new-order limit over w counts:
+// all but ARI renewals (orders with "replaces"), which Let's Encrypt
+// exempts.
 func (p *Proxy) MaxOrdersInWindow(w time.Duration) int {
-	orders := p.rec.placed()
-	times := make([]time.Time, len(orders))
-	for i, o := range orders {
-		times[i] = o.At
+	var times []time.Time
+	for _, o := range p.rec.placed() {
+		if o.Replaces == "" {
+			times = append(times, o.At)
+		}
 	}
 	return maxInWindow(times, w)
 }
@@ -342,6 +347,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	p.recordState(c.op, r.URL.Path, location, status, respBody)
 	h := w.Header()
 	for k, v := range resp.Header {
 		if !hopByHop(k) {
@@ -442,6 +448,47 @@ func (p *Proxy) forward(r *http.Request, body []byte) (*http.Response, []byte, e
 		return resp, nil, err
 	}
 	return resp, b, nil
+}
+
+// recordState records the status of the order object in the CA's answer
+// to newOrder, an order's POST-as-GET or finalize.
+func (p *Proxy) recordState(op Op, path, location string, status int, body []byte) {
+	if status/100 != 2 {
+		return
+	}
+	var id string
+	switch op {
+	case OpNewOrder:
+		id = OrderID(location)
+	case OpOrder, OpFinalize:
+		id = OrderID(path)
+	default:
+		return
+	}
+	var o struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(body, &o) == nil {
+		p.rec.orderState(id, o.Status)
+	}
+}
+
+// OrderID is the identity of an order in its URL or its finalize URL: the
+// last path segment, which Pebble shares between the two.
+func OrderID(url string) string {
+	if i := strings.LastIndex(url, "/"); i >= 0 {
+		return url[i+1:]
+	}
+	return url
+}
+
+// OrderStates returns the last status the CA reported for each order, by
+// OrderID: "valid" and "invalid" are final, anything else means the order
+// was left unfinished (or is still being worked on).
+func (p *Proxy) OrderStates() map[string]string {
+	p.rec.mu.Lock()
+	defer p.rec.mu.Unlock()
+	return maps.Clone(p.rec.states)
 }
 
 // recordOrder records c when it is a newOrder request.

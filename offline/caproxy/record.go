@@ -51,6 +51,21 @@ type recorder struct {
 	stats      map[Op]*Stat
 	orders     []Order
 	injections []Injection
+	states     map[string]string // order ID -> the last status the CA reported
+}
+
+// orderState records the status of an order object the CA returned (to
+// newOrder, a POST-as-GET of the order, or finalize).
+func (r *recorder) orderState(id, status string) {
+	if id == "" || status == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.states == nil {
+		r.states = map[string]string{}
+	}
+	r.states[id] = status
 }
 
 func (r *recorder) stat(op Op) *Stat {

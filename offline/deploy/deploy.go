@@ -20,6 +20,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -34,6 +35,7 @@ import (
 	"github.com/certflow/certflow/internal/wiring"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/apigw"
+	"github.com/certflow/certflow/offline/caproxy"
 	"github.com/certflow/certflow/offline/lambdaapi"
 	"github.com/certflow/certflow/offline/proc"
 	"github.com/certflow/certflow/offline/sfnlocal"
@@ -72,9 +74,27 @@ type Config struct {
 	DueGrace time.Duration
 	// Params overrides template parameters (e.g. MaxConsecutiveFailures).
 	Params map[string]string
+	// OrderBudget is the new-order budget (CERTFLOW_ORDER_BUDGET, "limit/
+	// window"); empty means Let's Encrypt's "300/3h". A scale run
+	// compresses it (say "30/30s").
+	OrderBudget string
+	// DynamoDBOnDisk keeps DynamoDB Local's data on disk, so that a
+	// restart by the supervisor keeps the tables (make run, the chaos run).
+	DynamoDBOnDisk bool
+	// NoEventsTap leaves out the rule that copies every certflow event to
+	// EventsQueue: moto delivers to an SQS target at about 7 events a
+	// second, which a scale run would wait on.
+	NoEventsTap bool
+	// CAProxy puts a recording, fault-injecting proxy (package caproxy) in
+	// front of Pebble: the functions talk to the CA through it, and it
+	// counts every order the CA sees.
+	CAProxy bool
 	// Logs receives the offline engines' output; FunctionLogger the functions'.
 	Logs           io.Writer
 	FunctionLogger *slog.Logger
+	// Metrics receives the functions' embedded-metric lines (all functions
+	// run in this process); nil keeps stdout.
+	Metrics io.Writer
 	// ConfigureAWS, if set, adjusts the AWS configuration every function is
 	// built with (for example to meter DynamoDB capacity).
 	ConfigureAWS func(*aws.Config)
@@ -89,8 +109,9 @@ type Config struct {
 // Deployment is a running offline certflow.
 type Deployment struct {
 	Stack             *offline.Stack
-	Table             string // the certificate table
-	TimerTable        string // the renewal timers table, whose stream triggers renewals
+	CAProxy           *caproxy.Proxy // nil unless Config.CAProxy
+	Table             string         // the certificate table
+	TimerTable        string         // the renewal timers table, whose stream triggers renewals
 	APIURL            string
 	LambdaURL         string
 	SFNURL            string
@@ -98,13 +119,17 @@ type Deployment struct {
 	EventsQueueURL    string
 	OnFailureQueueURL string
 
-	handlers  map[string]lambda.Handler
-	lambdaSrv *lambdaapi.Server
-	sfnSrv    *sfnlocal.Server
-	streams   *streamrunner.Runner
-	servers   []*http.Server
-	cancel    context.CancelFunc
-	done      chan struct{}
+	handlers        map[string]lambda.Handler
+	lambdaSrv       *lambdaapi.Server
+	streamFaults    streamFaults
+	stopSupervising func() // set by Supervise: stops it before Close stops the processes
+	sfnMu           sync.Mutex
+	sfnSrv          *sfnlocal.Server
+	sfnOpts         sfnlocal.Options
+	streams         *streamrunner.Runner
+	servers         []*http.Server
+	cancel          context.CancelFunc
+	done            chan struct{}
 }
 
 // Start starts everything and returns once every part is ready.
@@ -112,12 +137,16 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	if cfg.Setenv == nil {
 		cfg.Setenv = os.Setenv
 	}
+	if cfg.Metrics != nil {
+		wiring.MetricsOutput = cfg.Metrics
+	}
 	logger := cfg.FunctionLogger
 	if logger == nil {
 		logger = slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	}
 	stack, err := offline.Start(ctx, offline.Options{
 		DynamoDB: true, Moto: true, Pebble: true,
+		DynamoDBOnDisk:      cfg.DynamoDBOnDisk,
 		Ports:               cfg.Ports,
 		CertificateValidity: cfg.CertificateValidity,
 		Logs:                cfg.Logs,
@@ -155,7 +184,7 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	}
 	s.StateMachineARN = template.StateMachineARN(StateMachine)
 	awsCfg := stack.AWS
-	if err := s.createMessaging(ctx, awsCfg); err != nil {
+	if err := s.createMessaging(ctx, awsCfg, !cfg.NoEventsTap); err != nil {
 		return nil, err
 	}
 	fnCfg := awsCfg.Copy()
@@ -165,7 +194,17 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	if cfg.DueGrace <= 0 {
 		cfg.DueGrace = 30 * time.Second
 	}
-	if err := s.setEnv(cfg.Setenv, cfg.DueGrace); err != nil {
+	directory := stack.PebbleDirectoryURL
+	if cfg.CAProxy {
+		if s.CAProxy, err = caproxy.Start(ctx, caproxy.Options{Upstream: stack.PebbleDirectoryURL, UpstreamCAFile: stack.PebbleTLSCAFile}); err != nil {
+			return nil, err
+		}
+		directory = s.CAProxy.DirectoryURL()
+	}
+	if cfg.OrderBudget == "" {
+		cfg.OrderBudget = "300/3h"
+	}
+	if err := s.setEnv(cfg.Setenv, cfg.DueGrace, directory, cfg.OrderBudget); err != nil {
 		return nil, err
 	}
 
@@ -192,6 +231,9 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 		}
 		s.handlers[id] = h
 		s.lambdaSrv.Register(id, s.handlers[id])
+		if fn := fns[id]; fn.Timeout > 0 {
+			s.lambdaSrv.SetTimeout(id, time.Duration(fn.Timeout)*time.Second)
+		}
 	}
 
 	templateMachines, err := tmpl.StateMachines()
@@ -202,12 +244,13 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	for _, m := range templateMachines {
 		machines = append(machines, sfnlocal.StateMachine{Name: m.Name, ARN: m.ARN, Definition: m.Definition})
 	}
-	if s.sfnSrv, err = sfnlocal.Start(ctx, sfnlocal.Options{
+	s.sfnOpts = sfnlocal.Options{
 		NodeBin: stack.Tools.Node, ModulesDir: stack.Tools.NodeModules,
 		Addr: addr(sfnPort), LambdaEndpoint: s.LambdaURL, StateMachines: machines,
 		WaitOverride: cfg.WaitOverride, RetryOverride: cfg.WaitOverride,
 		Stdout: cfg.Logs, Stderr: cfg.Logs,
-	}); err != nil {
+	}
+	if s.sfnSrv, err = sfnlocal.Start(ctx, s.sfnOpts); err != nil {
 		return nil, err
 	}
 
@@ -223,7 +266,7 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	return s, nil
 }
 
-func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace time.Duration) error {
+func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace time.Duration, directory, orderBudget string) error {
 	st := s.Stack
 	env := map[string]string{
 		wiring.EnvTable:             s.Table,
@@ -231,7 +274,7 @@ func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace time.Durati
 		wiring.EnvKMSKeyID:          st.KMSKeyID,
 		wiring.EnvStateMachineARN:   s.StateMachineARN,
 		wiring.EnvEventBus:          EventBus,
-		"CERTFLOW_ACME_DIRECTORY":   st.PebbleDirectoryURL,
+		"CERTFLOW_ACME_DIRECTORY":   directory,
 		"CERTFLOW_ACME_CA_ROOTS":    st.PebbleTLSCAFile,
 		"CERTFLOW_KEY_TYPE":         "ec256",
 		"CERTFLOW_DNS01_PROVIDER":   "challtestsrv",
@@ -239,7 +282,7 @@ func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace time.Durati
 		"CERTFLOW_DNS_RESOLVER":     st.DNSAddr,
 		"CERTFLOW_EDGE_ADDRESSES":   offline.EdgeAddress + ",::1",
 		"CERTFLOW_CAA_IDENTITIES":   "",
-		"CERTFLOW_ORDER_BUDGET":     "300/3h",
+		"CERTFLOW_ORDER_BUDGET":     orderBudget,
 		domain.EnvAllowTestingTLDs:  "true", // names under .example, Pebble as the CA
 		wiring.EnvDueGrace:          dueGrace.String(),
 	}
@@ -271,7 +314,7 @@ func cut(kv string) (string, string, bool) {
 
 // createMessaging creates the event bus, a rule copying certflow events to a
 // queue one can read, and the stream mapping's on-failure queue.
-func (s *Deployment) createMessaging(ctx context.Context, cfg aws.Config) error {
+func (s *Deployment) createMessaging(ctx context.Context, cfg aws.Config, tap bool) error {
 	eb := eventbridge.NewFromConfig(cfg)
 	q := sqs.NewFromConfig(cfg)
 	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(EventBus)}); err != nil {
@@ -287,6 +330,9 @@ func (s *Deployment) createMessaging(ctx context.Context, cfg aws.Config) error 
 		} else {
 			s.OnFailureQueueURL = aws.ToString(out.QueueUrl)
 		}
+	}
+	if !tap {
+		return nil
 	}
 	queueARN := fmt.Sprintf("arn:aws:sqs:%s:%s:%s", offline.Region, offline.AccountID, EventsQueue)
 	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{
@@ -311,13 +357,17 @@ func (s *Deployment) startStreams(ctx context.Context, tmpl *template.Template, 
 		return err
 	}
 	h := s.handlers[renewalTriggerID]
-	invoke := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	deliver := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		if observe != nil {
 			observe(ev)
 		}
 		var resp events.DynamoDBEventResponse
 		err := invokeJSON(ctx, h, ev, &resp)
 		return resp, err
+	}
+	invoke := func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+		ev = s.streamFaults.apply(ctx, ev, deliver)
+		return deliver(ctx, ev)
 	}
 	// The mapping's stream is the one template.yaml names.
 	table, ok := map[string]string{offline.TableLogicalID: s.Table, offline.TimersLogicalID: s.TimerTable}[m.StreamResource]
@@ -427,6 +477,9 @@ func (s *Deployment) sweep(ctx context.Context, every time.Duration, logger *slo
 
 // Close stops everything, newest first.
 func (s *Deployment) Close() {
+	if s.stopSupervising != nil {
+		s.stopSupervising()
+	}
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
@@ -437,16 +490,80 @@ func (s *Deployment) Close() {
 	if s.streams != nil {
 		s.streams.Close()
 	}
+	s.sfnMu.Lock()
 	if s.sfnSrv != nil {
 		s.sfnSrv.Close()
 	}
+	s.sfnMu.Unlock()
 	if s.lambdaSrv != nil {
 		s.lambdaSrv.Close()
+	}
+	if s.CAProxy != nil {
+		s.CAProxy.Close()
 	}
 	if s.Stack != nil {
 		s.Stack.Close()
 	}
 }
+
+// Supervise watches every process of the deployment until ctx ends (see
+// offline.Stack.Supervise): one that dies is reported by name and started
+// again on its ports. The Step Functions host comes back without the
+// executions it ran, as an engine that lost them; the reconciler (the
+// sweeper) restarts their domains once they are due.
+func (s *Deployment) Supervise(ctx context.Context, report func(name string, err error)) {
+	ctx, cancel := context.WithCancel(ctx)
+	supervising := make(chan struct{})
+	s.stopSupervising = func() {
+		cancel()
+		<-supervising
+	}
+	s.Stack.Supervise(ctx, report)
+	go func() {
+		defer close(supervising)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		down := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			s.sfnMu.Lock()
+			srv := s.sfnSrv
+			s.sfnMu.Unlock()
+			if exited, err := srv.Process().Exited(); exited && !down {
+				report(srv.Process().Name(), err)
+				_ = srv.Close()
+				down = true
+			}
+			if !down {
+				continue
+			}
+			next, err := sfnlocal.Start(ctx, s.sfnOpts)
+			if err != nil {
+				report(srv.Process().Name()+" (restart failed)", err)
+				continue
+			}
+			s.sfnMu.Lock()
+			s.sfnSrv = next
+			s.sfnMu.Unlock()
+			down = false
+		}
+	}()
+}
+
+// StepFunctionsHost is the process running the state machine, for fault
+// injection.
+func (s *Deployment) StepFunctionsHost() *proc.Process {
+	s.sfnMu.Lock()
+	defer s.sfnMu.Unlock()
+	return s.sfnSrv.Process()
+}
+
+// Lambda is the local Lambda Invoke API, for fault injection.
+func (s *Deployment) Lambda() *lambdaapi.Server { return s.lambdaSrv }
 
 // Endpoint is one thing a person can point a client at.
 type Endpoint struct{ Name, URL string }

@@ -52,6 +52,8 @@ type Server struct {
 
 	mu       sync.RWMutex
 	handlers map[string]lambda.Handler
+	timeouts map[string]time.Duration
+	faults   faults
 }
 
 // Start listens on addr, which must be a loopback address such as
@@ -75,6 +77,7 @@ func Start(addr string) (*Server, error) {
 		base:     base,
 		cancel:   cancel,
 		handlers: make(map[string]lambda.Handler),
+		timeouts: make(map[string]time.Duration),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", s.invoke)
@@ -90,6 +93,14 @@ func (s *Server) Register(name string, h lambda.Handler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.handlers[name] = h
+}
+
+// SetTimeout gives invocations of the function called name a context that
+// ends after d, as the function's Timeout does in Lambda.
+func (s *Server) SetTimeout(name string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timeouts[name] = d
 }
 
 // URL is the endpoint to give AWS_ENDPOINT_URL_LAMBDA, such as
@@ -176,8 +187,30 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	fault, faulted := s.faults.pick(name)
+	switch fault {
+	case Throttled:
+		writeServiceError(w, http.StatusTooManyRequests, "TooManyRequestsException", "Rate Exceeded. (a fault injected offline)")
+		return
+	case ServiceError:
+		writeServiceError(w, http.StatusInternalServerError, "ServiceException", "Lambda was unable to process the request (a fault injected offline)")
+		return
+	}
 	ctx := lambdacontext.NewContext(r.Context(), lc)
+	s.mu.RLock()
+	timeout := s.timeouts[name]
+	s.mu.RUnlock()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	out, ierr := call(ctx, h, payload)
+	if faulted && fault == TimedOut {
+		// The work was done; the answer is lost, as when the function
+		// times out after its last write.
+		ierr = &messages.InvokeResponse_Error{Type: "Sandbox.Timedout", Message: "Task timed out (a fault injected offline after the handler returned)"}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if ierr != nil {
 		body, _ := json.Marshal(ierr)

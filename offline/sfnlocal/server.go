@@ -68,8 +68,10 @@ type Options struct {
 	// CreateStateMachine.
 	StateMachines []StateMachine
 	// WaitOverride, when positive, replaces the duration of every Wait
-	// state. The seconds the definition computed stay visible in the
-	// history: they are in the Wait state's input.
+	// state that waits a number of seconds; a Wait until a timestamp (an
+	// order slot of the budget) names a real time and is kept. The
+	// seconds the definition computed stay visible in the history: they
+	// are in the Wait state's input.
 	WaitOverride time.Duration
 	// RetryOverride, when positive, replaces every Retry interval.
 	RetryOverride time.Duration

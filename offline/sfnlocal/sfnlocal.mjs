@@ -259,6 +259,11 @@ async function invokeLambda(ex, resource, input, timeoutInSeconds) {
     } catch {
       // Not JSON: keep Lambda.Unknown, as AWS does.
     }
+    // A function that timed out or ran out of memory (the sandbox's own
+    // errors) is reported as Lambda.Unknown.
+    if (errorType.startsWith('Sandbox.') || errorType.startsWith('Runtime.')) {
+      errorType = 'Lambda.Unknown';
+    }
     pendingEvent(ex, 'LambdaFunctionFailed', { lambdaFunctionFailedEventDetails: { error: errorType, cause: text } });
     const e = new Error(text);
     e.name = errorType;
@@ -279,7 +284,9 @@ function runOverrides(ex, definition) {
       taskResourceLocalHandlers[name] = (input) =>
         invokeLambda(ex, state.Resource, input, state.TimeoutSeconds ?? 60);
     }
-    if (state.Type === 'Wait' && config.waitOverrideMs !== null) {
+    // A wait until a timestamp names a real time (an order slot of the
+    // budget): only waits of a duration are compressed.
+    if (state.Type === 'Wait' && config.waitOverrideMs !== null && !state.Timestamp && !state.TimestampPath) {
       waitTimeOverrides[name] = config.waitOverrideMs;
     }
     if (Array.isArray(state.Retry) && config.retryOverrideMs !== null) {

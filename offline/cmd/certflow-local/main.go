@@ -3,6 +3,8 @@
 //	certflow-local run            the whole system in the foreground (make run)
 //	certflow-local demo           the main job end to end, then stop (make demo)
 //	certflow-local validate-asl   asl-validator on every state machine of template.yaml
+//	certflow-local scale          N new domains at once against a compressed budget (make scale)
+//	certflow-local chaos          faults injected under load, invariants checked (make chaos)
 //
 // Every port can be overridden with a flag (see -h); defaults are the
 // documented ones (API 8080, DynamoDB Local 8000, Lambda 3001, Step Functions
@@ -39,6 +41,10 @@ func main() {
 		err = demo(ctx, os.Args[2:])
 	case "validate-asl":
 		err = validateASL(ctx)
+	case "scale":
+		err = scaleRun(ctx, os.Args[2:])
+	case "chaos":
+		err = chaosRun(ctx, os.Args[2:])
 	default:
 		usage()
 		os.Exit(2)
@@ -50,7 +56,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: certflow-local run|demo|validate-asl [flags]")
+	fmt.Fprintln(os.Stderr, "usage: certflow-local run|demo|validate-asl|scale|chaos [flags]")
 }
 
 // runFlags are the flags of `run` (and of the system the demo starts).
@@ -93,6 +99,7 @@ func (f *runFlags) config(logs io.Writer) deploy.Config {
 		WaitOverride:        f.wait,
 		SweepEvery:          f.sweep,
 		DueGrace:            f.grace,
+		DynamoDBOnDisk:      true,
 		Logs:                logs,
 		FunctionLogger:      slog.New(slog.NewJSONHandler(logs, nil)),
 	}
@@ -124,6 +131,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer sys.Close()
+	sys.Supervise(ctx, func(name string, err error) {
+		fmt.Printf("certflow-local: %s ended (%v); starting it again\n", name, err)
+	})
 	fmt.Println("certflow-local: ready")
 	for _, e := range sys.Endpoints() {
 		fmt.Printf("  %-30s %s\n", e.Name, e.URL)

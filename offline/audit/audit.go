@@ -1,0 +1,230 @@
+// Package audit reads what the offline system did from the places that
+// cannot be fooled by our own logs: the certificate table, the Step
+// Functions engine's executions and histories, and the orders the CA saw
+// (through caproxy). The scale and chaos runs judge their invariants from
+// it.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/table"
+	"github.com/certflow/certflow/offline/caproxy"
+)
+
+// Domain is one certificate item as the table holds it.
+type Domain struct {
+	Name             string
+	Status           certstore.Status
+	Serial           string
+	NotAfter         time.Time
+	RenewAt          time.Time
+	QuarantineReason string
+	Execution        string
+	HasKey           bool
+}
+
+// Domains reads every certificate item (a Scan: this is a test harness).
+func Domains(ctx context.Context, db *dynamodb.Client, tableName string) (map[string]Domain, error) {
+	out := map[string]Domain{}
+	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{
+		TableName:                 aws.String(tableName),
+		ConsistentRead:            aws.Bool(true),
+		FilterExpression:          aws.String("#sk = :cert"),
+		ExpressionAttributeNames:  map[string]string{"#sk": table.AttrSK},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":cert": table.S(table.SKCert)},
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", tableName, err)
+		}
+		for _, item := range page.Items {
+			r := table.NewReader(item)
+			d := Domain{
+				Name: r.S(table.AttrDomain), Status: certstore.Status(r.S(table.AttrStatus)), Serial: r.S(table.AttrSerial),
+				NotAfter: r.T(table.AttrNotAfter), RenewAt: r.T(table.AttrRenewAt), QuarantineReason: r.S(table.AttrQuarantineReason), Execution: r.S(table.AttrExecution),
+			}
+			_, d.HasKey = item[table.AttrKeyCiphertext]
+			out[d.Name] = d
+		}
+	}
+	return out, nil
+}
+
+// DomainSide reports whether a quarantine reason is evidence about the
+// domain (not pointed, CAA, challenge, rejected, paused), as opposed to a
+// fault of the CA or of certflow.
+func DomainSide(reason string) bool { return failure.CountsAgainstDomain(reason) }
+
+// Executions lists the executions of the state machine, by status.
+func Executions(ctx context.Context, c *sfn.Client, stateMachineARN string) (map[sfntypes.ExecutionStatus][]sfntypes.ExecutionListItem, error) {
+	out := map[sfntypes.ExecutionStatus][]sfntypes.ExecutionListItem{}
+	p := sfn.NewListExecutionsPaginator(c, &sfn.ListExecutionsInput{StateMachineArn: aws.String(stateMachineARN), MaxResults: 1000})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list executions: %w", err)
+		}
+		for _, e := range page.Executions {
+			out[e.Status] = append(out[e.Status], e)
+		}
+	}
+	return out, nil
+}
+
+// Run is what an execution's history says: the states it entered (the
+// state transitions Step Functions bills) and the last of them.
+type Run struct {
+	Transitions int
+	Last        string
+	// KeyLeaks counts history events carrying a PEM private key (in an
+	// input, an output, an error): there must be none.
+	KeyLeaks int
+}
+
+// Runs reads the history of each execution, by execution name.
+func Runs(ctx context.Context, c *sfn.Client, executions []sfntypes.ExecutionListItem) (map[string]Run, error) {
+	runs := make([]Run, len(executions))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, e := range executions {
+		g.Go(func() error {
+			p := sfn.NewGetExecutionHistoryPaginator(c, &sfn.GetExecutionHistoryInput{ExecutionArn: e.ExecutionArn, MaxResults: 1000})
+			for p.HasMorePages() {
+				page, err := p.NextPage(gctx)
+				if err != nil {
+					return fmt.Errorf("history of %s: %w", aws.ToString(e.Name), err)
+				}
+				for _, ev := range page.Events {
+					if d := ev.StateEnteredEventDetails; d != nil {
+						runs[i].Transitions++
+						runs[i].Last = aws.ToString(d.Name)
+					}
+					if b, _ := json.Marshal(ev); strings.Contains(string(b), "PRIVATE KEY") {
+						runs[i].KeyLeaks++
+					}
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]Run, len(executions))
+	for i, e := range executions {
+		out[aws.ToString(e.Name)] = runs[i]
+	}
+	return out, nil
+}
+
+// Orders groups the orders the CA created (201) since a time, by the
+// certificate's identifier set ("a.example,www.a.example").
+func Orders(p *caproxy.Proxy, since time.Time) map[string][]caproxy.Order {
+	out := map[string][]caproxy.Order{}
+	for _, o := range p.Orders() {
+		if o.At.Before(since) {
+			continue
+		}
+		key := strings.Join(o.Identifiers, ",")
+		out[key] = append(out[key], o)
+	}
+	return out
+}
+
+// MaxOrdersPerSet is the largest number of orders the CA created for one
+// identifier set since a time.
+func MaxOrdersPerSet(p *caproxy.Proxy, since time.Time) int {
+	most := 0
+	for _, os := range Orders(p, since) {
+		most = max(most, len(os))
+	}
+	return most
+}
+
+// Abandoned returns the orders the CA created since a time that were left
+// unfinished (the CA last reported them neither valid nor invalid) and
+// not lost with the CA (placed before a restart of it, which forgets
+// every order): each is an order placed where the one before could have
+// been resumed, an order twice for one certificate.
+func Abandoned(p *caproxy.Proxy, since time.Time, caRestarts []time.Time) []caproxy.Order {
+	states := p.OrderStates()
+	var out []caproxy.Order
+	for _, o := range p.Orders() {
+		if o.At.Before(since) {
+			continue
+		}
+		switch states[caproxy.OrderID(o.URL)] {
+		case "valid", "invalid":
+			continue
+		}
+		lost := false
+		for _, r := range caRestarts {
+			if o.At.Before(r) {
+				lost = true
+			}
+		}
+		if !lost {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// PlaintextKeys counts the items of the table holding a private key in
+// plaintext: any string or binary attribute with a PEM private key header.
+func PlaintextKeys(ctx context.Context, db *dynamodb.Client, tableName string) (int, error) {
+	n := 0
+	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(tableName), ConsistentRead: aws.Bool(true)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("scan %s: %w", tableName, err)
+		}
+		for _, item := range page.Items {
+			for _, v := range item {
+				if holdsKey(v) {
+					n++
+					break
+				}
+			}
+		}
+	}
+	return n, nil
+}
+
+func holdsKey(v ddbtypes.AttributeValue) bool {
+	switch v := v.(type) {
+	case *ddbtypes.AttributeValueMemberS:
+		return strings.Contains(v.Value, "PRIVATE KEY")
+	case *ddbtypes.AttributeValueMemberB:
+		return strings.Contains(string(v.Value), "PRIVATE KEY")
+	case *ddbtypes.AttributeValueMemberL:
+		for _, e := range v.Value {
+			if holdsKey(e) {
+				return true
+			}
+		}
+	case *ddbtypes.AttributeValueMemberM:
+		for _, e := range v.Value {
+			if holdsKey(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
