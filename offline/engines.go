@@ -1,10 +1,10 @@
 package offline
 
 import (
-	"os"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"

@@ -507,7 +507,11 @@ func TestSlots(t *testing.T) {
 			e.store.cert.SpentSlot = -1
 		}, "NeedsOrderSlotError", 0},
 		{"another execution owns the domain", func(e *env) { e.store.cert.Execution = "issue-other" }, "SupersededError", 0},
-		{"retired", func(e *env) { e.in.OrderSlot = nil; e.in.Replaces = "aki.old"; e.store.cert.Status = certstore.StatusRetired }, "DomainRetiredError", 0},
+		{"retired", func(e *env) {
+			e.in.OrderSlot = nil
+			e.in.Replaces = "aki.old"
+			e.store.cert.Status = certstore.StatusRetired
+		}, "DomainRetiredError", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

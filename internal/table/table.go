@@ -130,7 +130,7 @@ const (
 
 // Attributes of new-order budget items.
 const (
-	AttrSeq  = "seq"
+	AttrSeq    = "seq"
 	AttrSlot   = "slot"   // Unix milliseconds
 	AttrPlaced = "placed" // Unix milliseconds: the last order admitted for a ring position
 )

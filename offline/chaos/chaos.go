@@ -667,4 +667,3 @@ func (s *searchable) count(what string) int {
 	defer s.mu.Unlock()
 	return s.hit[what]
 }
-

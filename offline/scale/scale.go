@@ -28,9 +28,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/smithy-go/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/certflow/certflow/internal/budget"
@@ -203,9 +203,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			meter.Add(c)
 			c.APIOptions = append(c.APIOptions, countCalls)
 		},
-		Logs:                logs,
-		Metrics:             logs,
-		FunctionLogger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logs:           logs,
+		Metrics:        logs,
+		FunctionLogger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return Report{}, err
