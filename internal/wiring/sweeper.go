@@ -20,6 +20,10 @@ const ariTimeout = 10 * time.Second
 // about (an integer, default renewal.DefaultMaxARIChecks).
 const EnvARIChecksPerRun = "CERTFLOW_ARI_CHECKS_PER_RUN"
 
+// EnvReconcilesPerRun is how many domains a sweeper run reconciles at most
+// (an integer, default renewal.DefaultMaxReconciles).
+const EnvReconcilesPerRun = "CERTFLOW_RECONCILES_PER_RUN"
+
 // Sweeper builds functions/sweeper, the scheduled backstop: overdue
 // renewals, ARI re-checks, the minimum days-to-expiry metric.
 func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler, error) {
@@ -40,15 +44,20 @@ func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Han
 	if err != nil {
 		return nil, err
 	}
+	reconciles, err := intEnv(EnvReconcilesPerRun, renewal.DefaultMaxReconciles)
+	if err != nil {
+		return nil, err
+	}
 	s := &renewal.Sweeper{
-		Due:          st.store,
-		Reconciler:   st.reconciler,
-		ARI:          ari.New(httpClient, acmeCfg.DirectoryURL),
-		Mover:        st.store,
-		Positions:    st.store,
-		Expiry:       st.store,
-		Metrics:      metricsEmitter(),
-		MaxARIChecks: checks,
+		Due:           st.store,
+		Reconciler:    st.reconciler,
+		ARI:           ari.New(httpClient, acmeCfg.DirectoryURL),
+		Mover:         st.store,
+		Positions:     st.store,
+		Expiry:        st.store,
+		Metrics:       metricsEmitter(),
+		MaxARIChecks:  checks,
+		MaxReconciles: reconciles,
 	}
 	return handler(logger, s.Handle), nil
 }
