@@ -7,9 +7,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/certflow/certflow/internal/acme"
 	"github.com/certflow/certflow/internal/ari"
+	"github.com/certflow/certflow/internal/notify"
 	"github.com/certflow/certflow/internal/renewal"
 )
 
@@ -31,6 +33,13 @@ func Sweeper(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Han
 	if err != nil {
 		return nil, err
 	}
+	bus, err := requireEnv(EnvEventBus, "the name or ARN of the event bus")
+	if err != nil {
+		return nil, err
+	}
+	// The sweeper's reconciler also offboards domains that moved away.
+	st.reconciler.Offboarder = st.store
+	st.reconciler.Publisher = notify.New(eventbridge.NewFromConfig(cfg), bus, notify.Source)
 	acmeCfg, err := acme.ConfigFromEnv()
 	if err != nil {
 		return nil, err
