@@ -180,8 +180,10 @@ func (r *Reconciler) Start(ctx context.Context, c *certstore.Certificate, by str
 	return nil
 }
 
-// Input is the execution input for the execution c names. Its SANs are the
-// names besides the domain, as the platform requested them.
+// Input is the execution input for the execution c names: on the primary
+// CA, with the names besides the domain as the platform requested them,
+// and for a renewal the ARI "replaces" of a certificate the primary
+// issued.
 func Input(c *certstore.Certificate, by string) flow.Input {
 	sans := make([]string, 0, len(c.SANs))
 	for _, san := range c.SANs {
@@ -189,12 +191,17 @@ func Input(c *certstore.Certificate, by string) flow.Input {
 			sans = append(sans, san)
 		}
 	}
-	in := flow.Input{Domain: c.Domain, SANs: sans, Reason: flow.ReasonRequest, Generation: c.Generation, Execution: c.Execution}
+	in := flow.Input{Domain: c.Domain, SANs: sans, Reason: flow.ReasonRequest, Generation: c.Generation, Execution: c.Execution, CA: flow.CAPrimary}
 	if c.Status == certstore.StatusActive && c.Serial != "" {
 		in.Reason = flow.ReasonRenewal
-		in.Replaces = c.ARICertID
 		in.ReplacesSerial = c.Serial
 		in.StartedBy = by
+		// Every run starts on the primary CA; ARI "replaces" names a
+		// certificate of the CA it is sent to, so a certificate the
+		// fallback issued is renewed as a new order.
+		if c.CA == "" || c.CA == flow.CAPrimary {
+			in.Replaces = c.ARICertID
+		}
 	}
 	return in
 }

@@ -85,6 +85,9 @@ type Config struct {
 	// DynamoDBOnDisk keeps DynamoDB Local's data on disk, so that a
 	// restart by the supervisor keeps the tables (make run, the chaos run).
 	DynamoDBOnDisk bool
+	// FallbackCA runs a second Pebble as the deployment's fallback CA,
+	// with its own account and order budget.
+	FallbackCA bool
 	// NoEventsTap leaves out the rule that copies every certflow event to
 	// EventsQueue: moto delivers to an SQS target at about 7 events a
 	// second, which a scale run would wait on.
@@ -151,6 +154,7 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	stack, err := offline.Start(ctx, offline.Options{
 		DynamoDB: true, Moto: true, Pebble: true,
 		DynamoDBOnDisk:      cfg.DynamoDBOnDisk,
+		FallbackPebble:      cfg.FallbackCA,
 		Ports:               cfg.Ports,
 		CertificateValidity: cfg.CertificateValidity,
 		Logs:                cfg.Logs,
@@ -292,6 +296,11 @@ func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace, offboardAf
 	}
 	if offboardAfter > 0 {
 		env[wiring.EnvOffboardAfter] = offboardAfter.String()
+	}
+	if st.FallbackDirectoryURL != "" {
+		env["CERTFLOW_FALLBACK_ACME_DIRECTORY"] = st.FallbackDirectoryURL
+		env["CERTFLOW_FALLBACK_ACME_CA_ROOTS"] = st.PebbleTLSCAFile
+		env["CERTFLOW_FALLBACK_ORDER_BUDGET"] = orderBudget
 	}
 	for _, kv := range st.Env() {
 		k, v, _ := cut(kv)
