@@ -295,6 +295,24 @@ func getFrom(ctx context.Context, client *http.Client, base, path string) ([]byt
 	return b, nil
 }
 
+// PebbleCertStatus asks Pebble's management API what became of the
+// certificate with serial (hex): "Valid" or "Revoked".
+func (s *Stack) PebbleCertStatus(ctx context.Context, serial string) (string, error) {
+	client, err := s.PebbleHTTPClient()
+	if err != nil {
+		return "", err
+	}
+	b, err := s.pebbleGet(ctx, client, "/cert-status-by-serial/"+serial)
+	if err != nil {
+		return "", err
+	}
+	var st struct{ Status string }
+	if err := json.Unmarshal(b, &st); err != nil {
+		return "", fmt.Errorf("pebble cert status of %s: %w", serial, err)
+	}
+	return st.Status, nil
+}
+
 // PebbleRoots returns a pool holding the root of Pebble's issued certificates.
 func (s *Stack) PebbleRoots() (*x509.CertPool, error) {
 	b, err := os.ReadFile(s.PebbleRootsFile)

@@ -39,7 +39,7 @@ func TestStack(t *testing.T) {
 		gsis   int
 		stream bool
 	}{
-		{tables.Certificates, 3, false},
+		{tables.Certificates, 4, false},
 		{tables.Timers, 0, true},
 	} {
 		desc, err := dynamodb.NewFromConfig(cfg).DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(tt.name)})

@@ -87,12 +87,11 @@ func (id *identity) uri() string { return id.acct.Registration.URI }
 func (id *identity) signer() signer { return signer{key: id.acct.Key, kid: id.uri()} }
 
 // New fetches the directory of cfg.DirectoryURL, loads its account (or
-// registers one) and returns the client.
+// registers one) and returns the client. A client without challenge
+// providers (the API's, which only revokes) is fine: an authorization that
+// needs a provider it lacks fails with failure.InvalidInputError.
 func New(ctx context.Context, cfg Config, accounts Accounts) (*Client, error) {
 	cfg = cfg.withDefaults()
-	if cfg.HTTP01 == nil {
-		return nil, errors.New("ACME config: no HTTP-01 provider")
-	}
 	httpClient, err := NewHTTPClient(cfg)
 	if err != nil {
 		return nil, err

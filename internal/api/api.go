@@ -6,11 +6,25 @@
 //
 //	POST   /certificates              202 a new issuance was started (Location names the document)
 //	                                  200 nothing new: the domain is already pending, active or failed
-//	GET    /certificates/{domain}     200 status document, 404 unknown
+//	                                  409 another tenant holds the domain, a SAN, or a name a wildcard covers;
+//	                                      the CA paused the domain (say "unpaused": true once it is lifted)
+//	                                  429 the domain started an issuance too recently (Retry-After)
+//	GET    /certificates/{domain}     200 status document, 404 unknown or another tenant's
 //	GET    /certificates?status=&limit=&cursor=
-//	                                  200 {"certificates": [...], "nextCursor": "..."}
+//	                                  200 {"certificates": [...], "nextCursor": "..."}, the tenant's only
 //	DELETE /certificates/{domain}[?revoke=true|false]
-//	                                  200 the retired document, 404 unknown
+//	                                  200 the retired document, 404 unknown or another tenant's
+//
+// Tenancy: every domain belongs to a tenant, and every request acts for
+// one: the caller's IAM principal (package principal: the role of a role
+// session), or, for a caller among Config.Operators, the tenant it names
+// ("tenant" in the body, ?tenant= in the query). Another tenant's domain is
+// answered as unknown. A request without an IAM identity is refused (403).
+//
+// The body of POST is {"domain", "sans", "tenant", "proveOwnership",
+// "unpaused"}: proveOwnership asks for the ownership proof (package
+// ownership; the document's "ownership" lists the TXT records to publish),
+// unpaused says the CA's pause of the domain was lifted.
 //
 // Errors are {"error": {"code", "message"}} with a stable code; see the Code
 // constants. An invalid name answers 400 with code invalid_domain, the
@@ -45,19 +59,22 @@ import (
 	"github.com/certflow/certflow/internal/httpapi"
 	"github.com/certflow/certflow/internal/logging"
 	"github.com/certflow/certflow/internal/notify"
+	"github.com/certflow/certflow/internal/principal"
 	"github.com/certflow/certflow/internal/reconcile"
 )
 
-// Requester records that the platform wants a certificate for a domain.
+// Requester records that a tenant wants a certificate for a domain.
 // Request creates a pending item for a new domain, or a new generation for a
 // quarantined or retired one, naming the execution that owns it, and then
 // reports started=true: the caller must start that execution. For a
-// pending, active or failed domain it changes nothing and reports
-// started=false. A name another live domain holds is an error wrapping
-// certstore.ErrNameTaken, and nothing changed. It returns the resulting
-// item.
+// pending, active or failed domain of the tenant it changes nothing and
+// reports started=false. It returns the resulting item. Refusals change
+// nothing: a name another tenant or domain holds is a
+// *certstore.NameTakenError, a wildcard over another tenant's name a
+// *certstore.WildcardConflictError, a domain the CA paused
+// certstore.ErrPaused, one requested too recently a *certstore.CooldownError.
 type Requester interface {
-	Request(ctx context.Context, domain string, sans []string, now time.Time) (*certstore.Certificate, bool, error)
+	Request(ctx context.Context, in certstore.RequestInput) (*certstore.Certificate, bool, error)
 }
 
 // Reconciler starts the execution an item names, and makes sure one works
@@ -81,18 +98,19 @@ type Getter interface {
 	Get(ctx context.Context, domain string) (*certstore.Certificate, error)
 }
 
-// Lister pages through the certificate items with a status, in domain
-// order. An empty next cursor means the last page. A cursor it did not issue
-// yields an error wrapping certstore.ErrBadCursor.
+// Lister pages through a tenant's certificate items with a status. An
+// empty next cursor means the last page. A cursor it did not issue for the
+// tenant and status yields an error wrapping certstore.ErrBadCursor.
 type Lister interface {
-	List(ctx context.Context, status certstore.Status, limit int, cursor string) ([]certstore.Certificate, string, error)
+	List(ctx context.Context, tenant string, status certstore.Status, limit int, cursor string) ([]certstore.Certificate, string, error)
 }
 
-// Retirer retires a domain: it marks the item retired and removes its timer,
-// key material and aliases. It returns the item as it was before, or an
-// error wrapping certstore.ErrNotFound.
+// Retirer retires a tenant's domain: it marks the item retired and removes
+// its timer, key material and aliases. It returns the item as it was
+// before, or an error wrapping certstore.ErrNotFound (also when another
+// tenant holds it).
 type Retirer interface {
-	Retire(ctx context.Context, domain string) (*certstore.Certificate, error)
+	Retire(ctx context.Context, tenant, domain string) (*certstore.Certificate, error)
 }
 
 // Stopper stops executions. *sfn.Client implements it.
@@ -127,6 +145,9 @@ type Config struct {
 	// Names decides which domain names requests may use; the zero value
 	// refuses names under .test and .example.
 	Names domain.Policy
+	// Operators may act for any tenant by naming it; everyone else acts
+	// for itself. The zero value lets no one.
+	Operators principal.List
 }
 
 // Handler answers certificates API requests. It is safe for concurrent use.
@@ -195,16 +216,20 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if err != nil {
 		return errorResponse(err), nil
 	}
+	caller, perr := principal.FromRequest(req)
+	if perr != nil {
+		return errorResponse(&Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "the request carries no IAM identity"}), nil
+	}
 	var resp events.APIGatewayV2HTTPResponse
 	switch route {
 	case RouteCreate:
-		resp = h.create(ctx, req)
+		resp = h.create(ctx, req, caller)
 	case RouteList:
-		resp = h.list(ctx, req)
+		resp = h.list(ctx, req, caller)
 	case RouteGet:
-		resp = h.get(ctx, req, param)
+		resp = h.get(ctx, req, caller, param)
 	case RouteDelete:
-		resp = h.retire(ctx, req, param)
+		resp = h.retire(ctx, req, caller, param)
 	}
 	return resp, nil
 }
@@ -249,11 +274,15 @@ func resolve(req events.APIGatewayV2HTTPRequest) (route, param string, err *Erro
 	return "", "", &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such resource"}
 }
 
-func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest, caller principal.ARN) events.APIGatewayV2HTTPResponse {
 	if _, err := queryParams(req); err != nil {
 		return errorResponse(err)
 	}
 	body, apiErr := decodeCreate(req)
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
+	tenant, apiErr := h.tenant(caller, body.Tenant, body.HasTenant)
 	if apiErr != nil {
 		return errorResponse(apiErr)
 	}
@@ -262,9 +291,12 @@ func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		return errorResponse(domainError(err))
 	}
 
-	c, started, err := h.cfg.Requester.Request(ctx, primary, sans, h.now())
-	if errors.Is(err, certstore.ErrNameTaken) {
-		return errorResponse(&Error{Status: http.StatusConflict, Code: CodeSANConflict, Message: sanConflictMessage(err)})
+	c, started, err := h.cfg.Requester.Request(ctx, certstore.RequestInput{
+		Tenant: tenant, Domain: primary, SANs: sans,
+		ProveOwnership: body.ProveOwnership, Unpaused: body.Unpaused, Now: h.now(),
+	})
+	if refused := h.requestRefused(err, primary); refused != nil {
+		return errorResponse(refused)
 	}
 	if err != nil {
 		return h.internal(ctx, req, primary, fmt.Errorf("request certificate: %w", err))
@@ -300,16 +332,21 @@ func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	return resp
 }
 
-func (h *Handler) get(ctx context.Context, req events.APIGatewayV2HTTPRequest, param string) events.APIGatewayV2HTTPResponse {
-	if _, err := queryParams(req); err != nil {
-		return errorResponse(err)
+func (h *Handler) get(ctx context.Context, req events.APIGatewayV2HTTPRequest, caller principal.ARN, param string) events.APIGatewayV2HTTPResponse {
+	q, apiErr := queryParams(req, "tenant")
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
+	tenant, apiErr := h.queryTenant(caller, q)
+	if apiErr != nil {
+		return errorResponse(apiErr)
 	}
 	name, apiErr := pathDomain(h.cfg.Names, param)
 	if apiErr != nil {
 		return errorResponse(apiErr)
 	}
 	c, err := h.cfg.Getter.Get(ctx, name)
-	if errors.Is(err, certstore.ErrNotFound) {
+	if errors.Is(err, certstore.ErrNotFound) || (err == nil && c.Tenant != tenant) {
 		return errorResponse(notFound(name))
 	}
 	if err != nil {
@@ -324,8 +361,12 @@ type listPage struct {
 	NextCursor   string     `json:"nextCursor,omitempty"`
 }
 
-func (h *Handler) list(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
-	q, apiErr := queryParams(req, "status", "limit", "cursor")
+func (h *Handler) list(ctx context.Context, req events.APIGatewayV2HTTPRequest, caller principal.ARN) events.APIGatewayV2HTTPResponse {
+	q, apiErr := queryParams(req, "status", "limit", "cursor", "tenant")
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
+	tenant, apiErr := h.queryTenant(caller, q)
 	if apiErr != nil {
 		return errorResponse(apiErr)
 	}
@@ -348,9 +389,9 @@ func (h *Handler) list(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 	if hasCursor && (cursor == "" || len(cursor) > maxCursorBytes) {
 		return errorResponse(badRequest(CodeInvalidCursor, "the cursor is not one this API issued"))
 	}
-	items, next, err := h.cfg.Lister.List(ctx, status, limit, cursor)
+	items, next, err := h.cfg.Lister.List(ctx, tenant, status, limit, cursor)
 	if errors.Is(err, certstore.ErrBadCursor) {
-		return errorResponse(badRequest(CodeInvalidCursor, "the cursor is not one this API issued for this status"))
+		return errorResponse(badRequest(CodeInvalidCursor, "the cursor is not one this API issued for this tenant and status"))
 	}
 	if err != nil {
 		return h.internal(ctx, req, "", fmt.Errorf("list %s certificates: %w", status, err))
@@ -362,8 +403,12 @@ func (h *Handler) list(ctx context.Context, req events.APIGatewayV2HTTPRequest) 
 	return jsonResponse(http.StatusOK, page)
 }
 
-func (h *Handler) retire(ctx context.Context, req events.APIGatewayV2HTTPRequest, param string) events.APIGatewayV2HTTPResponse {
-	q, apiErr := queryParams(req, "revoke")
+func (h *Handler) retire(ctx context.Context, req events.APIGatewayV2HTTPRequest, caller principal.ARN, param string) events.APIGatewayV2HTTPResponse {
+	q, apiErr := queryParams(req, "revoke", "tenant")
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
+	tenant, apiErr := h.queryTenant(caller, q)
 	if apiErr != nil {
 		return errorResponse(apiErr)
 	}
@@ -385,7 +430,7 @@ func (h *Handler) retire(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		return errorResponse(&Error{Status: http.StatusNotImplemented, Code: CodeRevokeUnavailable, Message: "revocation is not configured; nothing was changed"})
 	}
 
-	prev, err := h.cfg.Retirer.Retire(ctx, name)
+	prev, err := h.cfg.Retirer.Retire(ctx, tenant, name)
 	if errors.Is(err, certstore.ErrNotFound) {
 		return errorResponse(notFound(name))
 	}
@@ -435,13 +480,73 @@ func (h *Handler) stop(ctx context.Context, req events.APIGatewayV2HTTPRequest, 
 	}
 }
 
-// sanConflictMessage says which name is taken, never by whom.
-func sanConflictMessage(err error) string {
-	var taken *certstore.NameTakenError
-	if errors.As(err, &taken) {
-		return fmt.Sprintf("%s: nothing was changed", taken.Error())
+// requestRefused turns a Requester's refusal into its answer (nil for any
+// other error). It says which name of the request is taken, never by whom.
+func (h *Handler) requestRefused(err error, primary string) *Error {
+	var (
+		taken *certstore.NameTakenError
+		wc    *certstore.WildcardConflictError
+		cool  *certstore.CooldownError
+	)
+	switch {
+	case errors.As(err, &taken) && taken.OtherTenant:
+		return &Error{Status: http.StatusConflict, Code: CodeDomainTaken,
+			Message: fmt.Sprintf("%q is held by another tenant: nothing was changed", primary)}
+	case errors.As(err, &taken):
+		return &Error{Status: http.StatusConflict, Code: CodeSANConflict, Message: fmt.Sprintf("%s: nothing was changed", taken.Error())}
+	case errors.Is(err, certstore.ErrNameTaken):
+		return &Error{Status: http.StatusConflict, Code: CodeSANConflict, Message: "a name of the request is held by another domain: nothing was changed"}
+	case errors.As(err, &wc):
+		return &Error{Status: http.StatusConflict, Code: CodeWildcardConflict, Message: fmt.Sprintf("%s: nothing was changed", wc.Error())}
+	case errors.Is(err, certstore.ErrPaused):
+		return &Error{Status: http.StatusConflict, Code: CodeAccountPaused,
+			Message: `the CA paused issuance for this domain: follow the unpauseURL of its status document, then request it again with "unpaused": true`}
+	case errors.As(err, &cool):
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeRequestCooldown,
+			Message: cool.Error() + ": nothing was changed", retryAfter: cool.Until.Sub(h.now())}
 	}
-	return "a name of the request is held by another domain: nothing was changed"
+	return nil
+}
+
+// tenant is the tenant a request of caller acts for: the tenant it names
+// when it may (explicit), else itself.
+func (h *Handler) tenant(caller principal.ARN, named string, explicit bool) (string, *Error) {
+	if !explicit {
+		return string(caller), nil
+	}
+	if !h.cfg.Operators.Contains(caller) {
+		return "", &Error{Status: http.StatusForbidden, Code: CodeTenantNotAllowed,
+			Message: "the caller may not act for another tenant: leave tenant out to act for itself"}
+	}
+	if !validTenant(named) {
+		return "", badRequest(CodeInvalidTenant, fmt.Sprintf("tenant %q is not 1 to %d characters of letters, digits and . _ : / @ + = -", truncate(named), maxTenant))
+	}
+	return named, nil
+}
+
+// queryTenant is tenant for the ?tenant= parameter of q.
+func (h *Handler) queryTenant(caller principal.ARN, q map[string]string) (string, *Error) {
+	named, ok := q["tenant"]
+	return h.tenant(caller, named, ok)
+}
+
+// maxTenant bounds the length of a tenant an operator names.
+const maxTenant = 256
+
+// validTenant reports whether s may name a tenant: a principal ARN or an
+// identifier of the platform's own.
+func validTenant(s string) bool {
+	if s == "" || len(s) > maxTenant {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.ContainsRune("._:/@+=-", c):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // pathDomain URL-decodes and normalises the {domain} path segment.
@@ -498,13 +603,6 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func nonNil(ss []string) []string {
-	if ss == nil {
-		return []string{}
-	}
-	return ss
 }
 
 // internal logs err once and answers 500 without its text.

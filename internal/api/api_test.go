@@ -19,6 +19,7 @@ import (
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/logging"
 	"github.com/certflow/certflow/internal/notify"
+	"github.com/certflow/certflow/internal/principal"
 	"github.com/certflow/certflow/internal/reconcile"
 )
 
@@ -45,8 +46,9 @@ func (e *env) config() api.Config {
 		Reconciler: &reconcile.Reconciler{Store: e.store, Starter: e.starter, Executions: e.executions,
 			StateMachineARN: stateMachineARN, Now: func() time.Time { return now }},
 		Stopper: e.stopper, StateMachineARN: stateMachineARN, Publisher: e.publisher, Revoker: e.revoker,
-		Now:   func() time.Time { return now },
-		Names: domain.Policy{AllowTestingTLDs: true},
+		Now:       func() time.Time { return now },
+		Names:     domain.Policy{AllowTestingTLDs: true},
+		Operators: principal.List{operator},
 	}
 }
 
@@ -92,7 +94,7 @@ func (e *env) do(t *testing.T, req events.APIGatewayV2HTTPRequest) events.APIGat
 
 func activeCert(name string) *certstore.Certificate {
 	return &certstore.Certificate{
-		Domain: name, SANs: []string{"www." + name}, Status: certstore.StatusActive, Version: 3, Generation: 1,
+		Domain: name, SANs: []string{"www." + name}, Tenant: tenantA, Status: certstore.StatusActive, Version: 3, Generation: 1,
 		CertPEM:   "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
 		Key:       certstore.SealedKey{Wrapped: []byte("wrapped"), Ciphertext: []byte("ciphertext")},
 		NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(89 * 24 * time.Hour),
@@ -170,7 +172,7 @@ func TestPostStates(t *testing.T) {
 		c.Run, c.Execution = run, flow.IssueName(d, c.Generation, run)
 		return c
 	}
-	lost := &certstore.Certificate{Domain: d, Status: certstore.StatusPending, Generation: 2, Run: 1, Execution: flow.IssueName(d, 2, 1)}
+	lost := &certstore.Certificate{Domain: d, Tenant: tenantA, Status: certstore.StatusPending, Generation: 2, Run: 1, Execution: flow.IssueName(d, 2, 1)}
 	for _, tc := range []struct {
 		name      string
 		cert      *certstore.Certificate
@@ -262,7 +264,7 @@ func TestGetFixtures(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET status = %d (%s), want 200", resp.StatusCode, resp.Body)
 	}
-	want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"status":"active",` +
+	want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"tenant":"arn:aws:iam::123456789012:role/platform-control","status":"active",` +
 		`"notBefore":"2026-11-20T16:05:12Z","notAfter":"2027-02-18T16:05:12Z","serial":"03a1f5c2e4b6d8f0",` +
 		`"issuer":"CN=Pebble Intermediate CA","renewAt":"2027-01-19T16:05:12Z",` +
 		`"requestedAt":"2026-11-19T16:05:12Z","updatedAt":"2026-11-20T16:05:12Z"}`
@@ -290,7 +292,7 @@ func TestGetFixtures(t *testing.T) {
 
 func TestListFixture(t *testing.T) {
 	e := newEnv(t, activeCert("a.customer.example"), activeCert("b.customer.example"), activeCert("c.customer.example"))
-	e.store.items["d.customer.example"] = &certstore.Certificate{Domain: "d.customer.example", Status: certstore.StatusPending}
+	e.store.items["d.customer.example"] = &certstore.Certificate{Domain: "d.customer.example", Tenant: tenantA, Status: certstore.StatusPending}
 	e.store.readOnly = true
 
 	resp := e.do(t, loadEvent(t, "api-list.json")) // status=active&limit=2
@@ -433,7 +435,7 @@ func TestRouting(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := loadEvent(t, "api-method-not-allowed.json")
 			if tc.method != "" {
-				req = events.APIGatewayV2HTTPRequest{RouteKey: tc.routeKey, RawPath: tc.path}
+				req = as(events.APIGatewayV2HTTPRequest{RouteKey: tc.routeKey, RawPath: tc.path}, tenantA)
 				req.RequestContext.HTTP.Method = tc.method
 				req.RequestContext.Stage = "$default"
 				if strings.HasPrefix(tc.path, "/prod/") {
@@ -482,5 +484,60 @@ func TestErrorFixtures(t *testing.T) {
 				t.Errorf("%s = %d %s/%s, want %d %s/%s", tc.fixture, resp.StatusCode, code, reason, tc.status, tc.code, tc.reason)
 			}
 		})
+	}
+}
+
+// TestTenantsAndRequestOptions: an operator acts for the tenant it names;
+// the proof's records come back to publish; a domain the CA paused is
+// requested again once said unpaused; within the cooldown the answer says
+// when to come back.
+func TestTenantsAndRequestOptions(t *testing.T) {
+	paused := activeCert("paused.customer.example")
+	paused.Status, paused.QuarantineReason = certstore.StatusQuarantined, "account_paused"
+	cooling := activeCert("cooling.customer.example")
+	cooling.Status, cooling.UpdatedAt = certstore.StatusQuarantined, now.Add(-time.Minute)
+	e := newEnv(t, paused, cooling)
+	e.store.cooldown = 20 * time.Minute
+	post := func(who, body string) events.APIGatewayV2HTTPResponse {
+		req := as(loadEvent(t, "api-post.json"), who)
+		req.Body = body
+		return e.do(t, req)
+	}
+
+	resp := post(sessionOfOps, `{"domain": "ops.customer.example", "tenant": "platform-7"}`)
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(resp.Body, `"tenant":"platform-7"`) {
+		t.Errorf("operator POST for platform-7 = %d %s, want 202 held by platform-7", resp.StatusCode, resp.Body)
+	}
+	get := as(loadEvent(t, "api-get.json"), sessionOfOps)
+	get.PathParameters["domain"], get.RawQueryString = "ops.customer.example", "tenant=platform-7"
+	if resp := e.do(t, get); resp.StatusCode != http.StatusOK {
+		t.Errorf("operator GET for platform-7 = %d %s, want 200", resp.StatusCode, resp.Body)
+	}
+	get.RawQueryString = ""
+	if resp := e.do(t, get); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("operator GET for itself = %d, want 404: the domain is platform-7's", resp.StatusCode)
+	}
+
+	resp = post(sessionB, `{"domain": "proof.other.example", "sans": ["*.proof.other.example"], "proveOwnership": true}`)
+	var doc struct {
+		Tenant    string `json:"tenant"`
+		Ownership struct {
+			Records []struct{ Name, Type, Value string } `json:"records"`
+		} `json:"ownership"`
+	}
+	if err := json.Unmarshal([]byte(resp.Body), &doc); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST with the proof = %d %s", resp.StatusCode, resp.Body)
+	}
+	if doc.Tenant != tenantB || len(doc.Ownership.Records) != 1 || doc.Ownership.Records[0].Name != "_certflow-challenge.proof.other.example" ||
+		doc.Ownership.Records[0].Type != "TXT" || doc.Ownership.Records[0].Value == "" {
+		t.Errorf("POST with the proof = %s, want tenant B and one TXT record for both names", resp.Body)
+	}
+
+	if resp := post(fixtureCaller, `{"domain": "paused.customer.example", "unpaused": true}`); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("POST paused, unpaused = %d %s, want 202", resp.StatusCode, resp.Body)
+	}
+	resp = post(fixtureCaller, `{"domain": "cooling.customer.example"}`)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Headers["retry-after"] != "1140" {
+		t.Errorf("POST within the cooldown = %d, Retry-After %q, want 429 after 1140 s", resp.StatusCode, resp.Headers["retry-after"])
 	}
 }

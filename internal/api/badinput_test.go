@@ -11,10 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/certflow/certflow/internal/api"
+	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/domain"
 )
 
 // badInput is a request that must be refused with status and code (and,
@@ -29,8 +32,9 @@ type badInput struct {
 
 // badInputs is the corpus: every name of internal/domain's bad_names.json
 // as the domain, as a SAN and in the GET and DELETE paths, then JSON, media
-// type, size, query and routing problems.
-func badInputs(t testing.TB) []badInput {
+// type, size, query and routing problems, then tenancy (tenantInputs).
+// cursorOfA is a list cursor issued to tenant A for active domains.
+func badInputs(t testing.TB, cursorOfA string) []badInput {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "domain", "testdata", "bad_names.json"))
 	if err != nil {
@@ -40,11 +44,8 @@ func badInputs(t testing.TB) []badInput {
 	if err := json.Unmarshal(b, &names); err != nil {
 		t.Fatalf("decode bad names: %v", err)
 	}
-	post := func(body string) events.APIGatewayV2HTTPRequest {
-		req := loadEvent(t, "api-post.json")
-		req.Body = body
-		return req
-	}
+	r := requests{t}
+	post := func(body string) events.APIGatewayV2HTTPRequest { return r.post(fixtureCaller, body) }
 	withHeader := func(req events.APIGatewayV2HTTPRequest, k, v string) events.APIGatewayV2HTTPRequest {
 		h := map[string]string{}
 		for hk, hv := range req.Headers {
@@ -57,20 +58,9 @@ func badInputs(t testing.TB) []badInput {
 		return req
 	}
 	pathReq := func(fixture, param, query string) events.APIGatewayV2HTTPRequest {
-		req := loadEvent(t, fixture)
-		req.PathParameters = map[string]string{"domain": param}
-		req.RawPath = "/certificates/" + param
-		req.RequestContext.HTTP.Path = req.RawPath
-		req.RawQueryString = query
-		req.QueryStringParameters = nil
-		return req
+		return r.path(fixtureCaller, fixture, param, query)
 	}
-	list := func(query string) events.APIGatewayV2HTTPRequest {
-		req := loadEvent(t, "api-list.json")
-		req.RawQueryString = query
-		req.QueryStringParameters = nil
-		return req
-	}
+	list := func(query string) events.APIGatewayV2HTTPRequest { return r.list(fixtureCaller, query) }
 	jsonString := func(s string) string {
 		b, _ := json.Marshal(s)
 		return string(b)
@@ -208,8 +198,98 @@ func badInputs(t testing.TB) []badInput {
 			r.RequestContext.HTTP.Method, r.RawPath = http.MethodPost, "/certificates/blog.customer.example/renew"
 			return r
 		}(), status: http.StatusNotFound, code: api.CodeNotFound},
+		bad("tenant number", post(`{"domain": "blog.customer.example", "tenant": 7}`), api.CodeInvalidType),
+		bad("tenant null", post(`{"domain": "blog.customer.example", "tenant": null}`), api.CodeInvalidType),
+		bad("proveOwnership string", post(`{"domain": "new.customer.example", "proveOwnership": "yes"}`), api.CodeInvalidType),
+		bad("proveOwnership number", post(`{"domain": "new.customer.example", "proveOwnership": 1}`), api.CodeInvalidType),
+		bad("unpaused null", post(`{"domain": "new.customer.example", "unpaused": null}`), api.CodeInvalidType),
+		bad("duplicate proveOwnership", post(`{"domain": "new.customer.example", "proveOwnership": true, "proveOwnership": false}`), api.CodeDuplicateField),
+		bad("duplicate tenant", post(`{"domain": "new.customer.example", "tenant": "a", "tenant": "b"}`), api.CodeDuplicateField),
 	)
-	return out
+	return append(out, tenantInputs(t, cursorOfA)...)
+}
+
+// tenantInputs are the requests of one tenant against another's domains
+// and names, and the refusals of tenancy, ownership and cooldown. The
+// corpus's table holds tenant A's (the fixtures' caller's) active
+// blog.customer.example (SAN www.blog.customer.example) and
+// shop.customer.example, its paused.customer.example quarantined because
+// the CA paused it, and its cooling.customer.example quarantined a moment
+// ago, within the request cooldown.
+func tenantInputs(t testing.TB, cursorOfA string) []badInput {
+	r := requests{t}
+	post, path, list := r.post, r.path, r.list
+	in := func(name string, req events.APIGatewayV2HTTPRequest, status int, code string) badInput {
+		return badInput{name: name, req: req, status: status, code: code}
+	}
+	long := strings.Repeat("t", 257)
+	return []badInput{
+		in("another tenant reads", path(sessionB, "api-get.json", "blog.customer.example", ""), http.StatusNotFound, api.CodeNotFound),
+		in("another tenant reads a SAN's domain by its SAN", path(sessionB, "api-get.json", "www.blog.customer.example", ""), http.StatusNotFound, api.CodeNotFound),
+		in("another tenant retires", path(sessionB, "api-delete.json", "blog.customer.example", ""), http.StatusNotFound, api.CodeNotFound),
+		in("another tenant retires and revokes", path(sessionB, "api-delete.json", "blog.customer.example", "revoke=true"), http.StatusNotFound, api.CodeNotFound),
+		in("another tenant pages with the holder's cursor", list(sessionB, "status=active&cursor="+url.QueryEscape(cursorOfA)), http.StatusBadRequest, api.CodeInvalidCursor),
+		in("another tenant lists naming the holder", list(sessionB, "status=active&tenant="+url.QueryEscape(tenantA)), http.StatusForbidden, api.CodeTenantNotAllowed),
+		in("another tenant reads naming the holder", path(sessionB, "api-get.json", "blog.customer.example", "tenant="+url.QueryEscape(tenantA)), http.StatusForbidden, api.CodeTenantNotAllowed),
+		in("another tenant retires naming the holder", path(sessionB, "api-delete.json", "blog.customer.example", "tenant="+url.QueryEscape(tenantA)), http.StatusForbidden, api.CodeTenantNotAllowed),
+		in("another tenant requests the domain", post(sessionB, `{"domain": "blog.customer.example"}`), http.StatusConflict, api.CodeDomainTaken),
+		in("another tenant requests a quarantined domain", post(sessionB, `{"domain": "cooling.customer.example"}`), http.StatusConflict, api.CodeDomainTaken),
+		in("another tenant requests the domain naming the holder", post(sessionB, `{"domain": "blog.customer.example", "tenant": "`+tenantA+`"}`), http.StatusForbidden, api.CodeTenantNotAllowed),
+		in("SAN squatting a SAN", post(sessionB, `{"domain": "b.other.example", "sans": ["www.blog.customer.example"]}`), http.StatusConflict, api.CodeSANConflict),
+		in("SAN squatting a domain", post(sessionB, `{"domain": "b.other.example", "sans": ["shop.customer.example"]}`), http.StatusConflict, api.CodeSANConflict),
+		in("another's SAN as the domain", post(sessionB, `{"domain": "www.blog.customer.example"}`), http.StatusConflict, api.CodeSANConflict),
+		in("wildcard over another's name", post(sessionB, `{"domain": "*.customer.example"}`), http.StatusConflict, api.CodeWildcardConflict),
+		in("wildcard SAN over another's name", post(sessionB, `{"domain": "b.other.example", "sans": ["*.customer.example"]}`), http.StatusConflict, api.CodeWildcardConflict),
+		in("wildcard over another's SAN", post(sessionB, `{"domain": "*.blog.customer.example"}`), http.StatusConflict, api.CodeWildcardConflict),
+		in("operator reads for a tenant that does not hold it", path(sessionOfOps, "api-get.json", "blog.customer.example", "tenant="+url.QueryEscape(tenantB)), http.StatusNotFound, api.CodeNotFound),
+		in("operator retires for a tenant that does not hold it", path(sessionOfOps, "api-delete.json", "blog.customer.example", "tenant="+url.QueryEscape(tenantB)), http.StatusNotFound, api.CodeNotFound),
+		in("operator requests for another tenant", post(sessionOfOps, `{"domain": "blog.customer.example", "tenant": "`+tenantB+`"}`), http.StatusConflict, api.CodeDomainTaken),
+		in("operator names an empty tenant", post(sessionOfOps, `{"domain": "new.customer.example", "tenant": ""}`), http.StatusBadRequest, api.CodeInvalidTenant),
+		in("operator names a tenant with a space", post(sessionOfOps, `{"domain": "new.customer.example", "tenant": "a b"}`), http.StatusBadRequest, api.CodeInvalidTenant),
+		in("operator names a tenant with a comma", list(sessionOfOps, "status=active&tenant=a,b"), http.StatusBadRequest, api.CodeInvalidTenant),
+		in("operator names a tenant too long", list(sessionOfOps, "status=active&tenant="+long), http.StatusBadRequest, api.CodeInvalidTenant),
+		in("operator names an empty tenant in the query", list(sessionOfOps, "status=active&tenant="), http.StatusBadRequest, api.CodeInvalidTenant),
+		in("a tenant names itself without being an operator", post(sessionB, `{"domain": "new.customer.example", "tenant": "`+tenantB+`"}`), http.StatusForbidden, api.CodeTenantNotAllowed),
+		in("no IAM identity: request", post("", `{"domain": "new.customer.example"}`), http.StatusForbidden, api.CodeForbidden),
+		in("no IAM identity: read", path("", "api-get.json", "blog.customer.example", ""), http.StatusForbidden, api.CodeForbidden),
+		in("no IAM identity: list", list("", "status=active"), http.StatusForbidden, api.CodeForbidden),
+		in("no IAM identity: retire", path("", "api-delete.json", "blog.customer.example", ""), http.StatusForbidden, api.CodeForbidden),
+		in("malformed IAM identity", post("platform-control", `{"domain": "new.customer.example"}`), http.StatusForbidden, api.CodeForbidden),
+		in("paused by the CA, not said unpaused", post(tenantA, `{"domain": "paused.customer.example"}`), http.StatusConflict, api.CodeAccountPaused),
+		in("paused by the CA, unpaused false", post(tenantA, `{"domain": "paused.customer.example", "unpaused": false}`), http.StatusConflict, api.CodeAccountPaused),
+		in("requested again within the cooldown", post(tenantA, `{"domain": "cooling.customer.example"}`), http.StatusTooManyRequests, api.CodeRequestCooldown),
+		in("requested again within the cooldown, with the proof", post(tenantA, `{"domain": "cooling.customer.example", "proveOwnership": true}`), http.StatusTooManyRequests, api.CodeRequestCooldown),
+	}
+}
+
+// fixtureCaller signs the fixtures: a session of tenant A's role.
+const fixtureCaller = "arn:aws:sts::123456789012:assumed-role/platform-control/platform-control"
+
+// requests builds the corpus's requests from the fixtures, signed by who
+// ("" for no IAM identity).
+type requests struct{ t testing.TB }
+
+func (r requests) post(who, body string) events.APIGatewayV2HTTPRequest {
+	req := as(loadEvent(r.t, "api-post.json"), who)
+	req.Body = body
+	return req
+}
+
+func (r requests) path(who, fixture, param, query string) events.APIGatewayV2HTTPRequest {
+	req := as(loadEvent(r.t, fixture), who)
+	req.PathParameters = map[string]string{"domain": param}
+	req.RawPath = "/certificates/" + param
+	req.RequestContext.HTTP.Path = req.RawPath
+	req.RawQueryString = query
+	req.QueryStringParameters = nil
+	return req
+}
+
+func (r requests) list(who, query string) events.APIGatewayV2HTTPRequest {
+	req := as(loadEvent(r.t, "api-list.json"), who)
+	req.RawQueryString = query
+	req.QueryStringParameters = nil
+	return req
 }
 
 // checkBadInputs runs the corpus through h and checks every answer.
@@ -225,25 +305,43 @@ func checkBadInputs(t *testing.T, h *api.Handler, corpus []badInput) {
 		if resp.StatusCode != tc.status || code != tc.code || reason != tc.reason {
 			t.Errorf("%s: answer %d %s/%s, want %d %s/%s (%.200s)", tc.name, resp.StatusCode, code, reason, tc.status, tc.code, tc.reason, resp.Body)
 		}
+		if ra := resp.Headers["retry-after"]; tc.status == http.StatusTooManyRequests && (ra == "" || ra == "0") {
+			t.Errorf("%s: Retry-After %q, want the seconds left", tc.name, ra)
+		}
 	}
 }
 
 func TestBadInputCorpus(t *testing.T) {
-	e := newEnv(t, activeCert("blog.customer.example"), activeCert("shop.customer.example"))
+	paused := activeCert("paused.customer.example")
+	paused.Status, paused.QuarantineReason, paused.UnpauseURL = certstore.StatusQuarantined, "account_paused", "https://ca.example/unpause"
+	cooling := activeCert("cooling.customer.example")
+	cooling.Status, cooling.QuarantineReason, cooling.UpdatedAt = certstore.StatusQuarantined, "domain_not_pointed", now.Add(-time.Minute)
+	e := newEnv(t, activeCert("blog.customer.example"), activeCert("shop.customer.example"), paused, cooling)
+	e.store.cooldown = 20 * time.Minute
 	e.store.readOnly, e.starter.readOnly, e.stopper.readOnly, e.revoker.readOnly = true, true, true, true
-	corpus := badInputs(t)
+	corpus := badInputs(t, "after:blog.customer.example")
 	if len(corpus) < 50 {
 		t.Fatalf("corpus holds %d bad inputs, want at least 50", len(corpus))
 	}
 	before := snapshot(e.store)
 	checkBadInputs(t, e.h, corpus)
+	// A deployment that refuses testing TLDs refuses them with a reason.
+	strict := e.config()
+	strict.Names = domain.Policy{}
+	h, err := api.New(strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testTLD := loadEvent(t, "api-post.json")
+	testTLD.Body = `{"domain": "shop.customer.test"}`
+	checkBadInputs(t, h, []badInput{{name: "testing TLD", req: testTLD, status: http.StatusBadRequest, code: api.CodeInvalidDomain, reason: "reserved"}})
 	if after := snapshot(e.store); after != before {
 		t.Errorf("the table changed:\nbefore %s\nafter  %s", before, after)
 	}
 	if len(e.store.writes) != 0 {
 		t.Errorf("writes %v, want none", e.store.writes)
 	}
-	t.Logf("%d bad inputs refused", len(corpus))
+	t.Logf("%d bad inputs refused", len(corpus)+1)
 }
 
 func snapshot(s *fakeStore) string {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/internal/certstore"
+	"github.com/certflow/certflow/internal/ownership"
 	"github.com/certflow/certflow/internal/table"
 )
 
@@ -12,6 +13,7 @@ import (
 type document struct {
 	Domain           string     `json:"domain"`
 	SANs             []string   `json:"sans,omitempty"`
+	Tenant           string     `json:"tenant,omitempty"`
 	Status           string     `json:"status"`
 	NotBefore        string     `json:"notBefore,omitempty"`
 	NotAfter         string     `json:"notAfter,omitempty"`
@@ -23,8 +25,16 @@ type document struct {
 	NextAttemptAt    string     `json:"nextAttemptAt,omitempty"`
 	QuarantineReason string     `json:"quarantineReason,omitempty"`
 	UnpauseURL       string     `json:"unpauseURL,omitempty"`
+	Ownership        *proof     `json:"ownership,omitempty"`
 	RequestedAt      string     `json:"requestedAt,omitempty"`
 	UpdatedAt        string     `json:"updatedAt,omitempty"`
+}
+
+// proof is the ownership proof a request asked for: the TXT records to
+// publish, and when preflight found them.
+type proof struct {
+	Records    []ownership.Record `json:"records"`
+	VerifiedAt string             `json:"verifiedAt,omitempty"`
 }
 
 type lastError struct {
@@ -36,6 +46,7 @@ func newDocument(c *certstore.Certificate) document {
 	d := document{
 		Domain:           c.Domain,
 		SANs:             c.SANs,
+		Tenant:           c.Tenant,
 		Status:           string(c.Status),
 		NotBefore:        formatTime(c.NotBefore),
 		NotAfter:         formatTime(c.NotAfter),
@@ -48,6 +59,12 @@ func newDocument(c *certstore.Certificate) document {
 		UnpauseURL:       c.UnpauseURL,
 		RequestedAt:      formatTime(c.RequestedAt),
 		UpdatedAt:        formatTime(c.UpdatedAt),
+	}
+	if c.OwnershipToken != "" {
+		d.Ownership = &proof{
+			Records:    ownership.Records(append([]string{c.Domain}, c.SANs...), c.OwnershipToken),
+			VerifiedAt: formatTime(c.OwnershipVerifiedAt),
+		}
 	}
 	if c.LastErrorCode != "" || c.LastErrorMessage != "" {
 		d.LastError = &lastError{Code: c.LastErrorCode, Message: c.LastErrorMessage}

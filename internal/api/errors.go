@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -30,6 +32,13 @@ const (
 	CodeRevokeUnavailable    = "revoke_unavailable"     // 501: no Revoker configured
 	CodeRevokeFailed         = "revoke_failed"          // 502: retired, but the CA did not revoke
 	CodeSANConflict          = "san_conflict"           // 409: a name is another live domain's primary name or SAN
+	CodeDomainTaken          = "domain_taken"           // 409: another tenant holds the domain
+	CodeWildcardConflict     = "wildcard_conflict"      // 409: a wildcard covers a name another tenant holds
+	CodeAccountPaused        = "account_paused"         // 409: the CA paused the domain; request it again with "unpaused": true once lifted
+	CodeRequestCooldown      = "request_cooldown"       // 429: the domain started an issuance too recently (Retry-After)
+	CodeForbidden            = "forbidden"              // 403: the request carries no IAM identity
+	CodeTenantNotAllowed     = "tenant_not_allowed"     // 403: the caller may not act for the tenant it names
+	CodeInvalidTenant        = "invalid_tenant"         // 400
 	CodeInternal             = "internal"               // 500
 )
 
@@ -44,6 +53,8 @@ type Error struct {
 	Name   string `json:"name,omitempty"`
 	// allow is the Allow header of a 405.
 	allow string
+	// retryAfter is the Retry-After of a 429, rounded up to seconds.
+	retryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -57,6 +68,9 @@ func errorResponse(e *Error) events.APIGatewayV2HTTPResponse {
 	resp := jsonResponse(e.Status, errorDocument{Error: e})
 	if e.allow != "" {
 		resp.Headers["allow"] = e.allow
+	}
+	if e.Status == http.StatusTooManyRequests {
+		resp.Headers["retry-after"] = strconv.FormatInt(int64(max(time.Second, e.retryAfter+time.Second-1)/time.Second), 10)
 	}
 	return resp
 }

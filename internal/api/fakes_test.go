@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/notify"
+	"github.com/certflow/certflow/internal/table"
 
 	"github.com/certflow/certflow/internal/fixtures"
 )
@@ -28,6 +30,7 @@ import (
 type fakeStore struct {
 	t        testing.TB
 	readOnly bool
+	cooldown time.Duration
 
 	mu     sync.Mutex
 	items  map[string]*certstore.Certificate
@@ -49,20 +52,62 @@ func (s *fakeStore) write(op string) {
 	}
 }
 
-func (s *fakeStore) Request(_ context.Context, domain string, sans []string, now time.Time) (*certstore.Certificate, bool, error) {
+// Request refuses as certstore does (another tenant's domain or name, a
+// wildcard over another tenant's name, a paused domain, the cooldown),
+// before writing anything.
+func (s *fakeStore) Request(_ context.Context, in certstore.RequestInput) (*certstore.Certificate, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	domain := in.Domain
 	c, ok := s.items[domain]
+	if ok && c.Status != certstore.StatusRetired && c.Tenant != in.Tenant {
+		return nil, false, fmt.Errorf("request %q: %w", domain, &certstore.NameTakenError{Name: domain, OtherTenant: true})
+	}
 	if ok && c.Status.Working() {
 		cp := *c
 		return &cp, false, nil
+	}
+	if ok && c.Status == certstore.StatusQuarantined && c.QuarantineReason == "account_paused" && !in.Unpaused {
+		return nil, false, fmt.Errorf("request %q: %w", domain, certstore.ErrPaused)
+	}
+	if ok && s.cooldown > 0 && in.Now.Before(c.UpdatedAt.Add(s.cooldown)) {
+		return nil, false, fmt.Errorf("request %q: %w", domain, &certstore.CooldownError{Until: c.UpdatedAt.Add(s.cooldown)})
+	}
+	for _, other := range s.items {
+		if other.Domain == domain || other.Status == certstore.StatusRetired {
+			continue
+		}
+		names := append([]string{other.Domain}, other.SANs...)
+		if slices.Contains(other.SANs, domain) {
+			return nil, false, fmt.Errorf("request %q: %w", domain, &certstore.NameTakenError{Name: domain})
+		}
+		for _, san := range in.SANs {
+			if slices.Contains(names, san) {
+				return nil, false, fmt.Errorf("request %q: %w", domain, &certstore.NameTakenError{Name: san})
+			}
+		}
+		for _, n := range append([]string{domain}, in.SANs...) {
+			base, wild := strings.CutPrefix(n, "*.")
+			if !wild || other.Tenant == in.Tenant {
+				continue
+			}
+			for _, held := range names {
+				if !strings.HasPrefix(held, "*.") && table.ParentOf(held) == base {
+					return nil, false, fmt.Errorf("request %q: %w", domain, &certstore.WildcardConflictError{Wildcard: n})
+				}
+			}
+		}
 	}
 	s.write("Request " + domain)
 	if !ok {
 		c = &certstore.Certificate{Domain: domain}
 		s.items[domain] = c
 	}
-	c.SANs, c.Status, c.RequestedAt, c.UpdatedAt = sans, certstore.StatusPending, now, now
+	c.SANs, c.Tenant, c.Status, c.RequestedAt, c.UpdatedAt = in.SANs, in.Tenant, certstore.StatusPending, in.Now, in.Now
+	c.OwnershipToken, c.OwnershipVerifiedAt = "", time.Time{}
+	if in.ProveOwnership {
+		c.OwnershipToken = "tok-" + domain
+	}
 	c.Generation++
 	c.Version++
 	c.Run = 1
@@ -120,24 +165,23 @@ func (s *fakeStore) Get(_ context.Context, domain string) (*certstore.Certificat
 	return &cp, nil
 }
 
-// List pages by domain; its cursors are "after:<domain>".
-func (s *fakeStore) List(_ context.Context, status certstore.Status, limit int, cursor string) ([]certstore.Certificate, string, error) {
+// List pages a tenant's domains by name; its cursors are
+// "after:<domain>", valid for the tenant that holds the domain.
+func (s *fakeStore) List(_ context.Context, tenant string, status certstore.Status, limit int, cursor string) ([]certstore.Certificate, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	after := ""
 	if cursor != "" {
-		var ok bool
 		if _, err := fmt.Sscanf(cursor, "after:%s", &after); err != nil {
 			return nil, "", fmt.Errorf("list: %w", certstore.ErrBadCursor)
 		}
-		_, ok = s.items[after]
-		if !ok {
+		if c, ok := s.items[after]; !ok || c.Tenant != tenant || c.Status != status {
 			return nil, "", fmt.Errorf("list: %w", certstore.ErrBadCursor)
 		}
 	}
 	var names []string
 	for n, c := range s.items {
-		if c.Status == status && n > after {
+		if c.Tenant == tenant && c.Status == status && n > after {
 			names = append(names, n)
 		}
 	}
@@ -154,11 +198,11 @@ func (s *fakeStore) List(_ context.Context, status certstore.Status, limit int, 
 	return out, next, nil
 }
 
-func (s *fakeStore) Retire(_ context.Context, domain string) (*certstore.Certificate, error) {
+func (s *fakeStore) Retire(_ context.Context, tenant, domain string) (*certstore.Certificate, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.items[domain]
-	if !ok {
+	if !ok || c.Tenant != tenant {
 		return nil, fmt.Errorf("retire %q: %w", domain, certstore.ErrNotFound)
 	}
 	s.write("Retire " + domain)
@@ -289,6 +333,28 @@ func loadEvent(t testing.TB, name string) events.APIGatewayV2HTTPRequest {
 	req := fixtures.Event[events.APIGatewayV2HTTPRequest](t, name)
 	if req.Version != "2.0" || req.RequestContext.HTTP.Method == "" || req.RequestContext.Stage != "$default" {
 		t.Fatalf("fixture %s is not an HTTP API payload 2.0 event", name)
+	}
+	return req
+}
+
+// The principals of the tests: the fixtures' caller (tenant A), another
+// tenant, and an operator allowed to act for tenants.
+const (
+	tenantA      = "arn:aws:iam::123456789012:role/platform-control"
+	tenantB      = "arn:aws:iam::123456789012:role/tenant-b"
+	operator     = "arn:aws:iam::123456789012:role/certflow-operator"
+	sessionB     = "arn:aws:sts::123456789012:assumed-role/tenant-b/b-session"
+	sessionOfOps = "arn:aws:sts::123456789012:assumed-role/certflow-operator/ops"
+)
+
+// as returns req signed by the principal userARN ("" for no IAM identity).
+func as(req events.APIGatewayV2HTTPRequest, userARN string) events.APIGatewayV2HTTPRequest {
+	if userARN == "" {
+		req.RequestContext.Authorizer = nil
+		return req
+	}
+	req.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+		IAM: &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{AccountID: "123456789012", UserARN: userARN},
 	}
 	return req
 }

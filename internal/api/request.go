@@ -21,12 +21,22 @@ import (
 type createRequest struct {
 	Domain string
 	SANs   []string
+	// Tenant is the tenant an operator acts for; HasTenant says it was
+	// given.
+	Tenant         string
+	HasTenant      bool
+	ProveOwnership bool
+	Unpaused       bool
 }
+
+// createFields are the members of the body of POST /certificates.
+const createFields = "domain, sans, tenant, proveOwnership and unpaused"
 
 // decodeCreate reads the body of POST /certificates strictly: application/json
 // (or no content type), at most MaxBodyBytes after base64 decoding, valid
 // UTF-8, exactly one JSON object whose members are "domain" (a string,
-// required) and "sans" (an array of strings), each at most once, with exact
+// required), "sans" (an array of strings), "tenant" (a string),
+// "proveOwnership" and "unpaused" (booleans), each at most once, with exact
 // (case-sensitive) names. Any other input is an *Error naming the problem.
 func decodeCreate(req events.APIGatewayV2HTTPRequest) (createRequest, *Error) {
 	if ct := httpapi.Header(req.Headers, "content-type"); ct != "" {
@@ -71,8 +81,10 @@ func decodeCreate(req events.APIGatewayV2HTTPRequest) (createRequest, *Error) {
 		if err := dec.Decode(&raw); err != nil {
 			return createRequest{}, syntaxError(err)
 		}
-		if name != "domain" && name != "sans" {
-			return createRequest{}, badRequest(CodeUnknownField, fmt.Sprintf("unknown field %q; the fields are domain and sans", truncate(name)))
+		switch name {
+		case "domain", "sans", "tenant", "proveOwnership", "unpaused":
+		default:
+			return createRequest{}, badRequest(CodeUnknownField, fmt.Sprintf("unknown field %q; the fields are %s", truncate(name), createFields))
 		}
 		if seen[name] {
 			return createRequest{}, badRequest(CodeDuplicateField, fmt.Sprintf("field %q is given more than once", name))
@@ -91,6 +103,22 @@ func decodeCreate(req events.APIGatewayV2HTTPRequest) (createRequest, *Error) {
 				return createRequest{}, badRequest(CodeInvalidType, "sans must be an array of strings")
 			}
 			out.SANs = sans
+		case "tenant":
+			s, ok := jsonString(raw)
+			if !ok {
+				return createRequest{}, badRequest(CodeInvalidType, "tenant must be a string")
+			}
+			out.Tenant, out.HasTenant = s, true
+		case "proveOwnership", "unpaused":
+			var b bool
+			if string(raw) != "true" && string(raw) != "false" || json.Unmarshal(raw, &b) != nil {
+				return createRequest{}, badRequest(CodeInvalidType, name+" must be true or false")
+			}
+			if name == "unpaused" {
+				out.Unpaused = b
+			} else {
+				out.ProveOwnership = b
+			}
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace

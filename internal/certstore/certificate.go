@@ -3,6 +3,7 @@ package certstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,8 +47,12 @@ type SealedKey struct {
 // owning execution's), certificate_issued.go (a new certificate) and
 // certificate_due.go (the indexes over it).
 type Certificate struct {
-	Domain     string
-	SANs       []string
+	Domain string
+	SANs   []string
+	// Tenant holds the domain: the IAM principal that requested it, or
+	// the tenant an operator requested it for. Only the tenant reads,
+	// lists, retires or requests it again.
+	Tenant     string
 	Status     Status
 	Version    int64 // incremented by every write
 	Generation int64 // incremented each time the platform (re-)requests the domain
@@ -94,6 +99,14 @@ type Certificate struct {
 	// placed with.
 	SpentSlot int64
 
+	// OwnershipToken is the value of the TXT records that prove the
+	// tenant owns the domain's names (package ownership), set when the
+	// request asked for the proof; OwnershipVerifiedAt is when preflight
+	// found them, zero until then. No order is placed for a domain with a
+	// token that is not verified.
+	OwnershipToken      string
+	OwnershipVerifiedAt time.Time
+
 	RequestedAt time.Time
 	UpdatedAt   time.Time
 }
@@ -109,6 +122,12 @@ func certificateItem(c *Certificate) map[string]types.AttributeValue {
 	item := table.DomainKey(c.Domain, table.SKCert)
 	item[table.AttrDomain] = table.S(c.Domain)
 	item[table.AttrSANs] = table.L(c.SANs)
+	if c.Tenant != "" {
+		item[table.AttrTenant] = table.S(c.Tenant)
+	}
+	if p := table.ParentOf(c.Domain); p != "" {
+		item[table.AttrParent] = table.S(p)
+	}
 	item[table.AttrStatus] = table.S(string(c.Status))
 	item[table.AttrVersion] = table.N(c.Version)
 	item[table.AttrGeneration] = table.N(c.Generation)
@@ -152,6 +171,8 @@ func certificateItem(c *Certificate) map[string]types.AttributeValue {
 	setS(table.AttrUnpauseURL, c.UnpauseURL)
 	setS(table.AttrQuarantineReason, c.QuarantineReason)
 	setS(table.AttrExecution, c.Execution)
+	setS(table.AttrOwnershipToken, c.OwnershipToken)
+	setT(table.AttrOwnershipVerifiedAt, c.OwnershipVerifiedAt)
 	setT(table.AttrRequestedAt, c.RequestedAt)
 	setT(table.AttrUpdatedAt, c.UpdatedAt)
 	return item
@@ -163,6 +184,7 @@ func certificateFromItem(item map[string]types.AttributeValue) (*Certificate, er
 	c := &Certificate{
 		Domain:     r.S(table.AttrDomain),
 		SANs:       r.L(table.AttrSANs),
+		Tenant:     r.S(table.AttrTenant),
 		Status:     Status(r.S(table.AttrStatus)),
 		Version:    r.N(table.AttrVersion),
 		Generation: r.N(table.AttrGeneration),
@@ -191,6 +213,10 @@ func certificateFromItem(item map[string]types.AttributeValue) (*Certificate, er
 		Waits:       int(r.N(table.AttrWaits)),
 		OutageCount: int(r.N(table.AttrOutageCount)),
 		SpentSlot:   r.N(table.AttrSpentSlot),
+
+		OwnershipToken:      r.S(table.AttrOwnershipToken),
+		OwnershipVerifiedAt: r.T(table.AttrOwnershipVerifiedAt),
+
 		RequestedAt: r.T(table.AttrRequestedAt),
 		UpdatedAt:   r.T(table.AttrUpdatedAt),
 	}
@@ -233,23 +259,28 @@ func (s *Store) get(ctx context.Context, domain string, consistent bool) (*Certi
 	return certificateFromItem(out.Item)
 }
 
-// List returns up to limit certificates in status, ordered by domain, from
-// the ByStatus index (no key material, no certificate PEM). cursor is "" for
-// the first page or the nextCursor of the previous page; nextCursor is ""
-// after the last page. A cursor not issued for this status is ErrBadCursor.
-func (s *Store) List(ctx context.Context, status Status, limit int, cursor string) (certs []Certificate, nextCursor string, err error) {
+// List returns up to limit certificates of tenant in status, from the
+// ByTenant index (no key material, no certificate PEM), in no particular
+// order. cursor is "" for the first page or the nextCursor of the previous
+// page; nextCursor is "" after the last page. A cursor not issued for this
+// tenant and status is ErrBadCursor.
+func (s *Store) List(ctx context.Context, tenant string, status Status, limit int, cursor string) (certs []Certificate, nextCursor string, err error) {
 	if !status.Valid() {
 		return nil, "", fmt.Errorf("list %s certificates: unknown status", status)
 	}
+	if tenant == "" {
+		return nil, "", fmt.Errorf("list %s certificates: no tenant", status)
+	}
 	start, err := decodeCursor(cursor, func(k map[string]string) bool {
-		return k[table.AttrStatus] == string(status) && k[table.AttrSK] == table.SKCert && k[table.AttrPK] == table.DomainPK(k[table.AttrDomain])
-	}, table.AttrPK, table.AttrSK, table.AttrStatus, table.AttrDomain)
+		return k[table.AttrTenant] == tenant && k[table.AttrStatus] == string(status) && k[table.AttrSK] == table.SKCert &&
+			strings.HasPrefix(k[table.AttrPK], table.DomainPrefix)
+	}, table.AttrPK, table.AttrSK, table.AttrTenant, table.AttrStatus)
 	if err != nil {
 		return nil, "", fmt.Errorf("list %s certificates: %w", status, err)
 	}
 	e := table.NewExpr()
-	cond := fmt.Sprintf("%s = %s", e.Name(table.AttrStatus), e.Value(table.S(string(status))))
-	items, next, err := s.queryPage(ctx, table.IndexByStatus, e, cond, limit, start)
+	cond := fmt.Sprintf("%s = %s AND %s = %s", e.Name(table.AttrTenant), e.Value(table.S(tenant)), e.Name(table.AttrStatus), e.Value(table.S(string(status))))
+	items, next, err := s.queryPage(ctx, table.IndexByTenant, e, cond, limit, start)
 	if err != nil {
 		return nil, "", fmt.Errorf("list %s certificates: %w", status, err)
 	}

@@ -272,3 +272,19 @@ func (s *Store) UnspendSlot(ctx context.Context, domain, execution string, seq i
 	}
 	return nil
 }
+
+// RecordOwnership records, for the execution that owns domain, that
+// preflight found the ownership records at: the proof stands for the
+// tenant from now on (ownershipVerifiedAt). It returns ErrSuperseded,
+// ErrRetired, ErrQuarantined or ErrNotFound.
+func (s *Store) RecordOwnership(ctx context.Context, domain, execution string, at time.Time) error {
+	e := table.NewExpr()
+	e.Set(table.AttrOwnershipVerifiedAt, table.T(at))
+	e.Set(table.AttrUpdatedAt, table.T(s.now()))
+	e.Add(table.AttrVersion, table.N(1))
+	e.If("attribute_exists(%s)", e.Name(table.AttrOwnershipToken))
+	if _, err := s.fencedUpdate(ctx, domain, execution, e); err != nil {
+		return fmt.Errorf("record ownership of %q: %w", domain, err)
+	}
+	return nil
+}

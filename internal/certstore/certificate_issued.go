@@ -71,7 +71,7 @@ func (in Issued) aliases() []string {
 
 // saveIssuedInput builds the transaction of SaveIssued: the certificate
 // update (action 0, conditioned), the timer, the pending order's deletion
-// and the alias items.
+// and the alias updates.
 func (s *Store) saveIssuedInput(in Issued, now time.Time) (*dynamodb.TransactWriteItemsInput, error) {
 	aliases := in.aliases()
 	if 3+len(aliases) > maxTransactItems {
@@ -122,15 +122,24 @@ func (s *Store) saveIssuedInput(in Issued, now time.Time) (*dynamodb.TransactWri
 		s.putTimer(Timer{Domain: in.Domain, Serial: serial, ARICertID: in.ARICertID, RenewAt: in.RenewAt}),
 		s.deleteOrder(in.Domain),
 	}
+	// The aliases were claimed by the request with the tenant; an update
+	// keeps it.
 	for _, san := range aliases {
-		ours := table.NewExpr()
-		ours.If("attribute_not_exists(%s) OR %s = %s", ours.Name(table.AttrPK), ours.Name(table.AttrDomain), ours.Value(table.S(in.Domain)))
-		items = append(items, types.TransactWriteItem{Put: &types.Put{
+		a := table.NewExpr()
+		a.Set(table.AttrDomain, table.S(in.Domain))
+		a.Set(table.AttrTarget, table.S(san))
+		if p := table.ParentOf(san); p != "" {
+			a.Set(table.AttrParent, table.S(p))
+		}
+		a.Remove(table.AttrRetiredAt)
+		a.If("attribute_not_exists(%s) OR %s = %s", a.Name(table.AttrPK), a.Name(table.AttrDomain), a.Value(table.S(in.Domain)))
+		items = append(items, types.TransactWriteItem{Update: &types.Update{
 			TableName:                 aws.String(s.table),
-			Item:                      aliasItem(san, in.Domain),
-			ConditionExpression:       ours.Condition(),
-			ExpressionAttributeNames:  ours.Names(),
-			ExpressionAttributeValues: ours.Values(),
+			Key:                       table.DomainKey(san, table.SKAlias),
+			UpdateExpression:          a.Update(),
+			ConditionExpression:       a.Condition(),
+			ExpressionAttributeNames:  a.Names(),
+			ExpressionAttributeValues: a.Values(),
 		}})
 	}
 	return &dynamodb.TransactWriteItemsInput{TransactItems: items}, nil
@@ -177,7 +186,7 @@ func (s *Store) SaveIssued(ctx context.Context, in Issued) error {
 	}
 }
 
-// aliasActions are the indexes of the alias puts in a transaction of n
+// aliasActions are the indexes of the alias updates in a transaction of n
 // actions built by saveIssuedInput.
 func aliasActions(n int) []int {
 	var out []int

@@ -140,9 +140,14 @@ func TestSaveIssuedInput(t *testing.T) {
 	if d := input.TransactItems[2].Delete; d == nil || d.Key[table.AttrSK].(*types.AttributeValueMemberS).Value != table.SKOrder {
 		t.Error("third action does not delete the pending order")
 	}
-	alias := input.TransactItems[3].Put.Item
-	if alias[table.AttrPK].(*types.AttributeValueMemberS).Value != "DOMAIN#www.a.example" || alias[table.AttrDomain].(*types.AttributeValueMemberS).Value != "a.example" {
-		t.Errorf("alias item = %v", alias)
+	// The alias is updated, not put: the tenant its request claimed it
+	// with stays, and a tombstone comes back to life.
+	alias := input.TransactItems[3].Update
+	if alias == nil || alias.Key[table.AttrPK].(*types.AttributeValueMemberS).Value != "DOMAIN#www.a.example" {
+		t.Fatalf("fourth action = %+v, want the update of www.a.example's alias", input.TransactItems[3])
+	}
+	if update := aws.ToString(alias.UpdateExpression); !strings.Contains(update, "#domain = ") || !strings.Contains(update, "REMOVE #retiredAt") || strings.Contains(update, "#tenant") {
+		t.Errorf("alias update %q, want domain set, retiredAt removed, the tenant left alone", update)
 	}
 }
 

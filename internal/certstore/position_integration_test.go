@@ -102,7 +102,7 @@ func TestARICursor(t *testing.T) {
 		}
 	}
 	for _, st := range []Status{StatusActive, StatusPending} {
-		if _, _, err := s.List(ctx, st, 100, ""); err != nil {
+		if _, _, err := s.List(ctx, tenantA, st, 100, ""); err != nil {
 			t.Errorf("List(%s) error = %v", st, err)
 		}
 	}

@@ -65,10 +65,53 @@ var (
 	ErrNameTaken = errors.New("certstore: name held by another domain")
 )
 
+// ErrPaused means the domain is quarantined because the CA paused issuance
+// for it (account_paused): it is requested again only once the operator
+// says the pause was lifted.
+var ErrPaused = errors.New("certstore: domain paused by the CA")
+
+// ErrCooldown means the domain started a generation too recently to start
+// another; the error is a *CooldownError saying until when.
+var ErrCooldown = errors.New("certstore: domain requested too recently")
+
+// CooldownError says when a domain may be requested again. It matches
+// ErrCooldown with errors.Is.
+type CooldownError struct {
+	Until time.Time
+}
+
+func (e *CooldownError) Error() string {
+	return fmt.Sprintf("the domain was requested too recently; request it again after %s", table.FormatTime(e.Until))
+}
+
+// Is reports whether target is ErrCooldown.
+func (e *CooldownError) Is(target error) bool { return target == ErrCooldown }
+
+// ErrWildcardConflict means a wildcard name of a request covers a name
+// another tenant holds; the error is a *WildcardConflictError.
+var ErrWildcardConflict = errors.New("certstore: wildcard covers another tenant's name")
+
+// WildcardConflictError names the wildcard of a request that covers a
+// name another tenant holds. It never names that name nor its tenant. It
+// matches ErrWildcardConflict with errors.Is.
+type WildcardConflictError struct {
+	Wildcard string
+}
+
+func (e *WildcardConflictError) Error() string {
+	return fmt.Sprintf("%q covers a name another tenant holds", e.Wildcard)
+}
+
+// Is reports whether target is ErrWildcardConflict.
+func (e *WildcardConflictError) Is(target error) bool { return target == ErrWildcardConflict }
+
 // NameTakenError says which name of a request another live domain holds.
 // It matches ErrNameTaken with errors.Is. It never names the other domain.
 type NameTakenError struct {
 	Name string
+	// OtherTenant says another tenant holds Name as its own domain (rather
+	// than a domain holding it as a SAN).
+	OtherTenant bool
 }
 
 func (e *NameTakenError) Error() string { return fmt.Sprintf("%q is held by another domain", e.Name) }
@@ -92,6 +135,7 @@ type Store struct {
 	timers   string
 	grace    time.Duration
 	offboard time.Duration
+	cooldown time.Duration
 	now      func() time.Time
 }
 
@@ -131,6 +175,18 @@ func WithOffboardAfter(d time.Duration) Option {
 	return func(s *Store) {
 		if d > 0 {
 			s.offboard = d
+		}
+	}
+}
+
+// WithRequestCooldown sets how long after a domain's item last changed
+// (requestedAt or updatedAt, whichever is later) a request may start its
+// next generation (Request's CooldownError); zero, the default, sets no
+// cooldown.
+func WithRequestCooldown(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.cooldown = d
 		}
 	}
 }

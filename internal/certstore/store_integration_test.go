@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,12 @@ import (
 	"github.com/certflow/certflow/internal/table"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/offlinetest"
+)
+
+// The tenants of the tests' requests.
+const (
+	tenantA = "arn:aws:iam::123456789012:role/tenant-a"
+	tenantB = "arn:aws:iam::123456789012:role/tenant-b"
 )
 
 // testDB and testTable are set by TestMain when the offline stack runs
@@ -61,7 +68,7 @@ func issued(t *testing.T, s *Store, domain, serial string, notBefore time.Time, 
 
 func mustRequest(t *testing.T, s *Store, domain string, sans ...string) *Certificate {
 	t.Helper()
-	c, started, err := s.Request(context.Background(), domain, sans, t0)
+	c, started, err := s.Request(context.Background(), RequestInput{Tenant: tenantA, Domain: domain, SANs: sans, Now: t0})
 	if err != nil || !started {
 		t.Fatalf("Request(%q) = %v, %v, want started", domain, started, err)
 	}
@@ -96,13 +103,13 @@ func TestRequestLifecycle(t *testing.T) {
 	if stored := mustGet(t, s, d); stored.Execution != c.Execution || !stored.DueAt.Equal(c.DueAt) {
 		t.Errorf("stored item = %+v, want what Request returned", stored)
 	}
-	if _, started, err := s.Request(ctx, d, nil, t0); err != nil || started {
+	if _, started, err := s.Request(ctx, RequestInput{Tenant: tenantA, Domain: d, Now: t0}); err != nil || started {
 		t.Errorf("Request(pending) started = %v, %v, want false", started, err)
 	}
 	if err := s.Quarantine(ctx, d, c.Execution, failure.CodeDomainRejected, "no", ""); err != nil {
 		t.Fatal(err)
 	}
-	c, started, err := s.Request(ctx, d, []string{"www." + d}, t0.Add(time.Hour))
+	c, started, err := s.Request(ctx, RequestInput{Tenant: tenantA, Domain: d, SANs: []string{"www." + d}, Now: t0.Add(time.Hour)})
 	if err != nil || !started {
 		t.Fatalf("Request(quarantined) = %v, %v, want started", started, err)
 	}
@@ -116,7 +123,7 @@ func TestRequestConcurrent(t *testing.T) {
 	ctx := context.Background()
 	const d = "concurrent-request.example"
 	mustRequest(t, s, d)
-	if _, err := s.Retire(ctx, d); err != nil {
+	if _, err := s.Retire(ctx, tenantA, d); err != nil {
 		t.Fatal(err)
 	}
 	var (
@@ -126,7 +133,7 @@ func TestRequestConcurrent(t *testing.T) {
 	)
 	for range 8 {
 		wg.Go(func() {
-			_, st, err := s.Request(ctx, d, []string{"www." + d}, t0)
+			_, st, err := s.Request(ctx, RequestInput{Tenant: tenantA, Domain: d, SANs: []string{"www." + d}, Now: t0})
 			if err != nil {
 				t.Errorf("Request() error = %v", err)
 			}
@@ -164,7 +171,7 @@ func TestNamesTaken(t *testing.T) {
 		{"another's primary as a SAN", b, []string{a}, a},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := s.Request(ctx, tc.primary, tc.sans, t0)
+			_, _, err := s.Request(ctx, RequestInput{Tenant: tenantA, Domain: tc.primary, SANs: tc.sans, Now: t0})
 			var taken *NameTakenError
 			if !errors.As(err, &taken) || taken.Name != tc.taken || !errors.Is(err, ErrNameTaken) {
 				t.Fatalf("Request(%s %v) error = %v, want %q taken", tc.primary, tc.sans, err, tc.taken)
@@ -182,15 +189,15 @@ func TestNamesTaken(t *testing.T) {
 	if err := s.Quarantine(ctx, a, c.Execution, failure.CodeDomainNotPointed, "moved", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Request(ctx, b, []string{"www.a.taken.example"}, t0); !errors.Is(err, ErrNameTaken) {
+	if _, _, err := s.Request(ctx, RequestInput{Tenant: tenantA, Domain: b, SANs: []string{"www.a.taken.example"}, Now: t0}); !errors.Is(err, ErrNameTaken) {
 		t.Errorf("Request(SAN of a quarantined domain) error = %v, want ErrNameTaken", err)
 	}
 	// A retired one frees them.
-	if _, err := s.Retire(ctx, a); err != nil {
+	if _, err := s.Retire(ctx, tenantA, a); err != nil {
 		t.Fatal(err)
 	}
 	mustRequest(t, s, b, "www.a.taken.example")
-	if _, _, err := s.Request(ctx, a, []string{"www.a.taken.example"}, t0); !errors.Is(err, ErrNameTaken) {
+	if _, _, err := s.Request(ctx, RequestInput{Tenant: tenantA, Domain: a, SANs: []string{"www.a.taken.example"}, Now: t0}); !errors.Is(err, ErrNameTaken) {
 		t.Errorf("Request(retired domain asking for a SAN now b's) error = %v, want ErrNameTaken", err)
 	}
 	if c := mustGet(t, s, a); c.Status != StatusRetired {
@@ -320,7 +327,7 @@ func TestSaveIssuedOrdering(t *testing.T) {
 		const d = "retired-save.example"
 		mustRequest(t, s, d)
 		in := issued(t, s, d, "0d", t0)
-		if _, err := s.Retire(ctx, d); err != nil {
+		if _, err := s.Retire(ctx, tenantA, d); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.SaveIssued(ctx, in); !errors.Is(err, ErrRetired) {
@@ -433,7 +440,7 @@ func TestQuarantineAndRetire(t *testing.T) {
 	const r = "retire.example"
 	mustRequest(t, s, r, "www."+r)
 	mustIssue(t, s, r, "21", t0, "www."+r)
-	prev, err := s.Retire(ctx, r)
+	prev, err := s.Retire(ctx, tenantA, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +457,7 @@ func TestQuarantineAndRetire(t *testing.T) {
 	if _, err := s.GetForDelivery(ctx, "www."+r); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetForDelivery(alias of retired) error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.Retire(ctx, r); err != nil {
+	if _, err := s.Retire(ctx, tenantA, r); err != nil {
 		t.Errorf("Retire(retired) error = %v, want nil", err)
 	}
 	if err := s.Quarantine(ctx, r, "x", "y", "z", ""); !errors.Is(err, ErrRetired) {
@@ -556,7 +563,7 @@ func TestListAndDueIndexes(t *testing.T) {
 	var listed []string
 	cursor := ""
 	for pages := 0; ; pages++ {
-		certs, next, err := s.List(ctx, StatusActive, 3, cursor)
+		certs, next, err := s.List(ctx, tenantA, StatusActive, 3, cursor)
 		if err != nil {
 			t.Fatalf("List() error = %v", err)
 		}
@@ -576,11 +583,24 @@ func TestListAndDueIndexes(t *testing.T) {
 		}
 		cursor = next
 	}
+	slices.Sort(listed) // the index orders a tenant's domains of one status by nothing
 	if fmt.Sprint(listed) != fmt.Sprint(names) {
 		t.Errorf("List(active) listed %v, want %v", listed, names)
 	}
-	if _, _, err := s.List(ctx, StatusActive, 3, "garbage"); !errors.Is(err, ErrBadCursor) {
+	if _, _, err := s.List(ctx, tenantA, StatusActive, 3, "garbage"); !errors.Is(err, ErrBadCursor) {
 		t.Errorf("List(bad cursor) error = %v, want ErrBadCursor", err)
+	}
+	// Another tenant lists none of them, and cannot page with tenant A's
+	// cursor.
+	page, next, err := s.List(ctx, tenantA, StatusActive, 3, "")
+	if err != nil || next == "" {
+		t.Fatalf("List(first page) = %d, %q, %v", len(page), next, err)
+	}
+	if other, _, err := s.List(ctx, tenantB, StatusActive, 100, ""); err != nil || slices.ContainsFunc(other, func(c Certificate) bool { return strings.HasPrefix(c.Domain, "list") }) {
+		t.Errorf("List(tenant B) = %d certificates, %v; want none of tenant A's", len(other), err)
+	}
+	if _, _, err := s.List(ctx, tenantB, StatusActive, 3, next); !errors.Is(err, ErrBadCursor) {
+		t.Errorf("List(tenant B, tenant A's cursor) error = %v, want ErrBadCursor", err)
 	}
 
 	// Due: renewAt+grace for idle certificates (list0..list3 by t0+1h30),

@@ -9,7 +9,16 @@
 //	    or, with Accept: application/x-pem-file, the key and then the chain
 //	    as one PEM file (application/x-pem-file)
 //	304 the If-None-Match tag is current (checked before the key is decrypted)
+//	403 the caller is not one of the principals allowed to fetch keys
+//	    (Config.Allowed); nothing was looked up or decrypted
 //	404 nothing to serve: the name is unknown, invalid, not active or expired
+//
+// Who may fetch: the route's IAM authorization lets in any principal whose
+// policy allows execute-api:Invoke on it, which in most accounts includes
+// every administrator. The handler checks the caller's IAM identity
+// (requestContext.authorizer.iam.userArn, package principal) against the
+// principals the operator listed (the template's DeliveryPrincipals), so
+// a key leaves only for them. An empty list lets no one.
 //
 // An invalid name answers 404 rather than 400: proxies pass along whatever
 // SNI a client sent, junk included, and for them it is simply a name without
@@ -52,6 +61,7 @@ import (
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/httpapi"
 	"github.com/certflow/certflow/internal/logging"
+	"github.com/certflow/certflow/internal/principal"
 	"github.com/certflow/certflow/internal/table"
 )
 
@@ -91,6 +101,9 @@ const (
 type Config struct {
 	Finder Finder
 	Opener Opener
+	// Allowed are the principals that may fetch certificates and keys;
+	// the zero value lets no one.
+	Allowed principal.List
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Names decides which names are looked up; the zero value answers 404
@@ -100,10 +113,11 @@ type Config struct {
 
 // Handler answers GET /sni/{name}. It is safe for concurrent use.
 type Handler struct {
-	finder Finder
-	opener Opener
-	now    func() time.Time
-	names  domain.Policy
+	finder  Finder
+	opener  Opener
+	allowed principal.List
+	now     func() time.Time
+	names   domain.Policy
 }
 
 // New returns a Handler.
@@ -111,7 +125,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Finder == nil || cfg.Opener == nil {
 		return nil, errors.New("delivery: Finder and Opener are required")
 	}
-	h := &Handler{finder: cfg.Finder, opener: cfg.Opener, now: cfg.Now, names: cfg.Names}
+	h := &Handler{finder: cfg.Finder, opener: cfg.Opener, allowed: cfg.Allowed, now: cfg.Now, names: cfg.Names}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -124,6 +138,11 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	param, resp, ok := resolve(req)
 	if !ok {
 		return resp, nil
+	}
+	if caller, err := principal.FromRequest(req); err != nil || !h.allowed.Contains(caller) {
+		logging.From(ctx).WarnContext(ctx, "delivery refused to a principal not allowed to fetch keys",
+			slog.String("requestId", req.RequestContext.RequestID), slog.String("caller", callerARN(req)))
+		return forbidden(), nil
 	}
 	raw, err := url.PathUnescape(param)
 	if err != nil {
@@ -221,6 +240,22 @@ func resolve(req events.APIGatewayV2HTTPRequest) (string, events.APIGatewayV2HTT
 		}, false
 	}
 	return rest, events.APIGatewayV2HTTPResponse{}, true
+}
+
+func forbidden() events.APIGatewayV2HTTPResponse {
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: http.StatusForbidden,
+		Headers:    map[string]string{"cache-control": "no-store", "content-type": "text/plain; charset=utf-8"},
+		Body:       "forbidden\n",
+	}
+}
+
+// callerARN is the raw userArn of req, for the log of a refusal.
+func callerARN(req events.APIGatewayV2HTTPRequest) string {
+	if a := req.RequestContext.Authorizer; a != nil && a.IAM != nil {
+		return a.IAM.UserARN
+	}
+	return ""
 }
 
 func notFound() events.APIGatewayV2HTTPResponse {

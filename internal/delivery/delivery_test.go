@@ -26,6 +26,7 @@ import (
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/logging"
+	"github.com/certflow/certflow/internal/principal"
 
 	"github.com/certflow/certflow/internal/fixtures"
 )
@@ -33,6 +34,10 @@ import (
 var now = time.Date(2026, 11, 21, 16, 5, 12, 0, time.UTC)
 
 const serial = "03a1f5c2e4b6d8f0a2c4e6f8b0d2f4a6c8e0" // as in delivery-get-not-modified.json
+
+// edge is the role the fixtures' proxy runs as, the one principal allowed
+// to fetch keys.
+const edge = principal.ARN("arn:aws:iam::123456789012:role/certflow-edge")
 
 const chainPEM = "-----BEGIN CERTIFICATE-----\nMIIBleaf\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nMIIBintermediate\n-----END CERTIFICATE-----\n"
 
@@ -132,12 +137,59 @@ func newEnv(t testing.TB, certs ...*certstore.Certificate) *env {
 	for _, c := range certs {
 		e.finder.certs[c.Domain] = c
 	}
-	h, err := delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now }, Names: domain.Policy{AllowTestingTLDs: true}})
+	h, err := delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Allowed: principal.List{edge}, Now: func() time.Time { return now }, Names: domain.Policy{AllowTestingTLDs: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.h = h
 	return e
+}
+
+// TestForbidden: only the principals the deployment lists get keys; anyone
+// else is refused before anything is looked up or decrypted.
+func TestForbidden(t *testing.T) {
+	signedBy := func(userARN string) events.APIGatewayV2HTTPRequest {
+		req := loadEvent(t, "delivery-get.json")
+		req.RequestContext.Authorizer = nil
+		if userARN != "" {
+			req.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+				IAM: &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{UserARN: userARN},
+			}
+		}
+		return req
+	}
+	for _, tc := range []struct {
+		name   string
+		req    events.APIGatewayV2HTTPRequest
+		status int
+	}{
+		{"fixture: a tenant's control plane", loadEvent(t, "delivery-get-forbidden.json"), http.StatusForbidden},
+		{"no IAM identity", signedBy(""), http.StatusForbidden},
+		{"malformed identity", signedBy("certflow-edge"), http.StatusForbidden},
+		{"the edge role of another account", signedBy("arn:aws:sts::210987654321:assumed-role/certflow-edge/i-0abc"), http.StatusForbidden},
+		{"an IAM user named like the edge role", signedBy("arn:aws:iam::123456789012:user/certflow-edge"), http.StatusForbidden},
+		{"the edge role, another session", signedBy("arn:aws:sts::123456789012:assumed-role/certflow-edge/i-0fff"), http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, activeCert("shop.customer.example", "www.shop.customer.example"))
+			resp := e.do(t, tc.req)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status = %d (%s), want %d", resp.StatusCode, resp.Body, tc.status)
+			}
+			if tc.status != http.StatusForbidden {
+				return
+			}
+			if e.finder.calls != 0 || e.opener.calls != 0 {
+				t.Errorf("a refused request looked up %d and decrypted %d times, want none", e.finder.calls, e.opener.calls)
+			}
+			if resp.Headers["cache-control"] != "no-store" || strings.Contains(resp.Body, "BEGIN") {
+				t.Errorf("403 answer = %v %q, want no-store and no material", resp.Headers, resp.Body)
+			}
+			if !strings.Contains(e.logs.String(), "not allowed to fetch keys") {
+				t.Errorf("logs = %q, want the refusal logged", e.logs.String())
+			}
+		})
+	}
 }
 
 func (e *env) do(t testing.TB, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
@@ -382,6 +434,7 @@ func TestRouting(t *testing.T) {
 	} {
 		req := events.APIGatewayV2HTTPRequest{RouteKey: "$default", RawPath: tc.path}
 		req.RequestContext.HTTP.Method = tc.method
+		req.RequestContext.Authorizer = loadEvent(t, "delivery-get.json").RequestContext.Authorizer
 		if resp := e.do(t, req); resp.StatusCode != tc.want {
 			t.Errorf("%s %s = %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
 		}
@@ -489,7 +542,7 @@ func BenchmarkDeliveryHandler(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			e := newEnv(b, activeCert("shop.customer.example"))
 			e.opener.noTrack = true
-			e.h, _ = delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Now: func() time.Time { return now }, Names: domain.Policy{AllowTestingTLDs: true}})
+			e.h, _ = delivery.New(delivery.Config{Finder: e.finder, Opener: e.opener, Allowed: principal.List{edge}, Now: func() time.Time { return now }, Names: domain.Policy{AllowTestingTLDs: true}})
 			req := loadEvent(b, "delivery-get.json")
 			if bc.accept != "" {
 				req.Headers["accept"] = bc.accept

@@ -25,8 +25,16 @@ import (
 	"github.com/certflow/certflow/internal/delivery"
 	"github.com/certflow/certflow/internal/domain"
 	"github.com/certflow/certflow/internal/envelope"
+	"github.com/certflow/certflow/internal/principal"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/offlinetest"
+)
+
+// testTenant holds the domains the test requests; edgeRole is the
+// fixtures' proxy, allowed to fetch keys.
+const (
+	testTenant = "arn:aws:iam::123456789012:role/platform-control"
+	edgeRole   = principal.ARN("arn:aws:iam::123456789012:role/certflow-edge")
 )
 
 // EnvMeasure enables the latency measurement of TestDeliveryLatency.
@@ -51,9 +59,10 @@ func startOffline(t *testing.T) *offlineDelivery {
 	o.sealer = envelope.New(kms.NewFromConfig(cfg), stack.KMSKeyID)
 	o.newH = func() *delivery.Handler {
 		h, err := delivery.New(delivery.Config{
-			Finder: certstore.New(dynamodb.NewFromConfig(cfg.Copy()), table),
-			Opener: envelope.New(kms.NewFromConfig(cfg.Copy()), stack.KMSKeyID),
-			Names:  domain.Policy{AllowTestingTLDs: true},
+			Finder:  certstore.New(dynamodb.NewFromConfig(cfg.Copy()), table),
+			Opener:  envelope.New(kms.NewFromConfig(cfg.Copy()), stack.KMSKeyID),
+			Allowed: principal.List{edgeRole},
+			Names:   domain.Policy{AllowTestingTLDs: true},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -61,7 +70,7 @@ func startOffline(t *testing.T) *offlineDelivery {
 		return h
 	}
 	var err error
-	o.h, err = delivery.New(delivery.Config{Finder: o.store, Opener: o.sealer, Names: domain.Policy{AllowTestingTLDs: true}})
+	o.h, err = delivery.New(delivery.Config{Finder: o.store, Opener: o.sealer, Allowed: principal.List{edgeRole}, Names: domain.Policy{AllowTestingTLDs: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +99,7 @@ func (o *offlineDelivery) issue(ctx context.Context, t testing.TB, name string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	requested, _, err := o.store.Request(ctx, name, sans, time.Now())
+	requested, _, err := o.store.Request(ctx, certstore.RequestInput{Tenant: testTenant, Domain: name, SANs: sans, Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,11 +130,11 @@ func TestDeliveryOffline(t *testing.T) {
 	keyPEM, serial := o.issue(ctx, t, "shop.customer.example", []string{"www.shop.customer.example"}, now.Add(-time.Hour), now.Add(90*24*time.Hour))
 	wildKey, _ := o.issue(ctx, t, "*.wild.customer.example", nil, now.Add(-time.Hour), now.Add(90*24*time.Hour))
 	o.issue(ctx, t, "expired.customer.example", nil, now.Add(-48*time.Hour), now.Add(-time.Hour))
-	if _, _, err := o.store.Request(ctx, "pending.customer.example", nil, now); err != nil {
+	if _, _, err := o.store.Request(ctx, certstore.RequestInput{Tenant: testTenant, Domain: "pending.customer.example", Now: now}); err != nil {
 		t.Fatal(err)
 	}
 	o.issue(ctx, t, "retired.customer.example", nil, now.Add(-time.Hour), now.Add(90*24*time.Hour))
-	if _, err := o.store.Retire(ctx, "retired.customer.example"); err != nil {
+	if _, err := o.store.Retire(ctx, testTenant, "retired.customer.example"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -57,16 +57,29 @@ func New(client KMS, keyID string) *Sealer {
 	return &Sealer{client: client, keyID: keyID}
 }
 
+// The purposes of sealed secrets: the "purpose" of their encryption
+// context, on which template.yaml's key policy and role policies grant
+// each function what it needs (kms:EncryptionContext:purpose).
+const (
+	ContextPurpose = "purpose"
+	// PurposeCertificateKey: a certificate's private key. The Issue
+	// function seals it, only the delivery function decrypts it.
+	PurposeCertificateKey = "certificate-key"
+	// PurposeAccountKey: the ACME account key. The Issue function seals
+	// and decrypts it, the API function decrypts it to revoke.
+	PurposeAccountKey = "acme-account-key"
+)
+
 // CertificateKeyContext is the encryption context of a certificate's private
 // key. Only the delivery function may decrypt with it.
 func CertificateKeyContext(domain string) map[string]string {
-	return map[string]string{"purpose": "certificate-key", "domain": domain}
+	return map[string]string{ContextPurpose: PurposeCertificateKey, "domain": domain}
 }
 
 // AccountKeyContext is the encryption context of the ACME account key for a
 // directory.
 func AccountKeyContext(directoryURL string) map[string]string {
-	return map[string]string{"purpose": "acme-account-key", "directory": directoryURL}
+	return map[string]string{ContextPurpose: PurposeAccountKey, "directory": directoryURL}
 }
 
 // Seal encrypts plaintext under a fresh data key bound to encCtx, which must

@@ -68,6 +68,11 @@ const (
 	ReasonPersistRecordInvalid = "persist_record_invalid"
 )
 
+// ReasonOwnershipNotProven refines CodeDomainNotPointed: the request asked
+// for the ownership proof and preflight did not find the TXT record with
+// the token (package ownership). Only the customer can fix it.
+const ReasonOwnershipNotProven = "ownership_not_proven"
+
 // CountsAgainstDomain reports whether a failure with code is evidence
 // about the domain itself, and so counts towards its quarantine.
 func CountsAgainstDomain(code string) bool {
@@ -192,9 +197,12 @@ func (e *TransientError) Detail() Detail {
 }
 
 // DomainNotPointedError means the name does not resolve to the platform's
-// edge, so an ACME order would only burn the CA's failure limits.
+// edge, or does not carry the ownership record the request asked for
+// (Reason ReasonOwnershipNotProven), so an ACME order would only burn the
+// CA's failure limits or issue for a name its tenant may not own.
 type DomainNotPointedError struct {
 	Message string
+	Reason  string
 	Err     error
 }
 
@@ -203,7 +211,7 @@ func (e *DomainNotPointedError) Unwrap() error { return e.Err }
 
 // Detail implements Failure.
 func (e *DomainNotPointedError) Detail() Detail {
-	return Detail{Code: CodeDomainNotPointed, Message: e.Message}
+	return Detail{Code: CodeDomainNotPointed, Message: e.Message, Reason: e.Reason}
 }
 
 // CAAForbiddenError means the name's CAA records do not allow the CA.

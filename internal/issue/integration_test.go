@@ -49,6 +49,9 @@ import (
 	"github.com/certflow/certflow/offline/offlinetest"
 )
 
+// testTenant holds the domains the test requests.
+const testTenant = "arn:aws:iam::123456789012:role/platform-control"
+
 // world is the offline stack with everything the issue function talks to:
 // DynamoDB Local (the table), moto (KMS), Pebble and challtestsrv, and the
 // challenge function's Responder serving HTTP-01 on Pebble's validation
@@ -222,7 +225,7 @@ func (w *world) handler(t *testing.T, ca issue.CA) *issue.Handler {
 func (w *world) request(t *testing.T, primary string, sans []string) flow.Input {
 	t.Helper()
 	ctx := context.Background()
-	c, _, err := w.store.Request(ctx, primary, sans, time.Now())
+	c, _, err := w.store.Request(ctx, certstore.RequestInput{Tenant: testTenant, Domain: primary, SANs: sans, Now: time.Now()})
 	if err != nil {
 		t.Fatalf("Request(%q): %v", primary, err)
 	}
@@ -434,7 +437,7 @@ func TestBlockedDomain(t *testing.T) {
 		if c, err := w.store.GetConsistent(context.Background(), tt.primary); err != nil || c.SpentSlot != 0 {
 			t.Errorf("%s: spent slot %d (%v), want the slot given back", tt.primary, c.SpentSlot, err)
 		}
-		if _, err := w.store.Retire(context.Background(), tt.primary); err != nil { // frees its names
+		if _, err := w.store.Retire(context.Background(), testTenant, tt.primary); err != nil { // frees its names
 			t.Fatal(err)
 		}
 	}

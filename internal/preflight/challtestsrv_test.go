@@ -64,6 +64,13 @@ func TestChallTestSrv(t *testing.T) {
 		{"elsewhere.customer.example", notPointed},
 		{"deny.customer.example", caaDenied},
 	}
+	// The ownership record as the offline stack serves it.
+	challSrvPost(t, mgmt, "/set-txt", `{"host":"_certflow-challenge.owned.customer.example.","value":"tok-1"}`)
+	for name, want := range map[string]bool{"_certflow-challenge.owned.customer.example": true, "_certflow-challenge.blog.customer.example": false} {
+		if got, err := c.hasTXT(context.Background(), name, "tok-1"); err != nil || got != want {
+			t.Errorf("hasTXT(%s) = %v, %v; want %v", name, got, err, want)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := c.Check(context.Background(), tt.name)

@@ -59,6 +59,11 @@ type Config struct {
 	// Names decides which domain names may be checked; the zero value
 	// refuses names under .test and .example.
 	Names domain.Policy
+	// Owners, when set, makes a domain whose request asked for the
+	// ownership proof publish it before anything else is checked.
+	Owners Owners
+	// Now is the clock of the proof's time; nil means time.Now.
+	Now func() time.Time
 }
 
 // ConfigFromEnv reads the Config from the environment. At least one of
@@ -105,7 +110,7 @@ func splitList(s string) []string {
 // normalized validates c and returns a copy with defaults applied, names
 // lower-cased without a final dot and addresses unmapped.
 func (c Config) normalized() (Config, error) {
-	out := Config{Timeout: c.Timeout, Attempts: c.Attempts, Names: c.Names}
+	out := Config{Timeout: c.Timeout, Attempts: c.Attempts, Names: c.Names, Owners: c.Owners, Now: c.Now}
 	if out.Timeout <= 0 {
 		out.Timeout = DefaultTimeout
 	}

@@ -15,10 +15,11 @@ type Output struct {
 	Checked []string `json:"checked"` // every name checked, domain first
 }
 
-// Handle runs the Preflight state: it checks the domain and each SAN in
-// turn, names normalised by package domain, and stops at the first
-// failure, which names the failing name. CAA must allow the CA the
-// execution orders from.
+// Handle runs the Preflight state: the ownership proof first, when the
+// domain's request asked for it and it was not found yet (ownership.go),
+// then the domain and each SAN in turn, names normalised by package
+// domain. It stops at the first failure, which names the failing name.
+// CAA must allow the CA the execution orders from.
 func (c *Checker) Handle(ctx context.Context, in flow.Input) (Output, error) {
 	c = c.forCA(in.CAOrPrimary())
 	primary, sans, err := c.cfg.Names.NormalizeAll(in.Domain, in.SANs)
@@ -26,6 +27,9 @@ func (c *Checker) Handle(ctx context.Context, in flow.Input) (Output, error) {
 		return Output{}, &failure.InvalidInputError{Message: err.Error(), Err: err}
 	}
 	names := append([]string{primary}, sans...)
+	if err := c.proveOwnership(ctx, in.Execution, names); err != nil {
+		return Output{}, fmt.Errorf("preflight %q: %w", primary, err)
+	}
 	// A domain validated over DNS need not point at the edge (it may be
 	// onboarded before cutover): its validation records must be there.
 	byRecords := in.Validation != "" && in.Validation != validation.HTTP01

@@ -19,6 +19,9 @@ import (
 	"github.com/certflow/certflow/offline/offlinetest"
 )
 
+// testTenant holds the domains the test requests.
+const testTenant = "arn:aws:iam::123456789012:role/platform-control"
+
 // engine is a Step Functions stand-in: Start records executions by name
 // (a name started twice is one execution), DescribeExecution answers
 // RUNNING for those, or the status an execution ended with.
@@ -68,7 +71,7 @@ func TestConcurrentReconcilesStartOnce(t *testing.T) {
 
 	// The request's own start is lost: the item names run 1, which never
 	// ran.
-	c, started, err := store.Request(ctx, d, []string{"www." + d}, time.Now())
+	c, started, err := store.Request(ctx, certstore.RequestInput{Tenant: testTenant, Domain: d, SANs: []string{"www." + d}, Now: time.Now()})
 	if err != nil || !started {
 		t.Fatalf("Request() = %v, %v", started, err)
 	}

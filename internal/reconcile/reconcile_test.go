@@ -24,7 +24,6 @@ var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 // fakeStore claims like certstore (next run, name by status) when the item
 // is still as the caller saw it.
 type fakeStore struct {
-	cur      *certstore.Certificate
 	claimErr error
 	awaitErr error
 	claims   int

@@ -22,7 +22,12 @@
 //
 // The shard attribute is present on a certificate item while its domain
 // has work left (pending, failed, active): the ByDue and ByExpiry indexes
-// are sparse.
+// are sparse. Certificate items carry the tenant that holds the domain
+// (ByTenant), and certificate and alias items the parent of their name
+// (ByParent), so a wildcard request can see who holds the names it would
+// cover. An alias of a retired domain (or a SAN dropped by a new request)
+// stays as a tombstone (retiredAt), tenant kept: delivery never falls
+// back from a name its tenant held to another tenant's wildcard.
 //
 // Times are RFC 3339 UTC with second precision ("2006-01-02T15:04:05Z",
 // sortable as strings), except expiresAt (epoch seconds, the TTL attribute
@@ -72,8 +77,18 @@ const (
 
 // Attributes of certificate items (and what alias and timer items share).
 const (
-	AttrDomain           = "domain"
-	AttrTarget           = "target" // alias: the name the alias answers for
+	AttrDomain = "domain"
+	AttrTarget = "target" // alias: the name the alias answers for
+	// AttrTenant is the tenant that holds the domain: on certificate items
+	// (the ByTenant key) and alias items.
+	AttrTenant = "tenant"
+	// AttrParent is the name one label up from the item's name (the
+	// ByParent key), on certificate and alias items: "b.example" for
+	// "a.b.example" and for "*.b.example".
+	AttrParent = "parent"
+	// AttrRetiredAt marks an alias item as a tombstone: the SAN was
+	// retired (with its domain, or dropped by a new request) then.
+	AttrRetiredAt        = "retiredAt"
 	AttrSANs             = "sans"
 	AttrStatus           = "status"
 	AttrVersion          = "version"
@@ -117,6 +132,12 @@ const (
 	// AttrSpentSlot is the seq of the new-order budget slot an order was
 	// placed with: that slot cannot place another.
 	AttrSpentSlot = "spentSlot"
+	// AttrOwnershipToken is the value of the TXT records the customer
+	// publishes to prove ownership (package ownership), present when the
+	// request asked for the proof; AttrOwnershipVerifiedAt is when
+	// preflight found them.
+	AttrOwnershipToken      = "ownershipToken"
+	AttrOwnershipVerifiedAt = "ownershipVerifiedAt"
 )
 
 // Attributes of pending order items.
@@ -148,8 +169,12 @@ const (
 
 // Indexes of the certificate table (template.yaml defines them).
 const (
-	// IndexByStatus: pk status, sk domain; the status documents.
-	IndexByStatus = "ByStatus"
+	// IndexByTenant: pk tenant, sk status; the status documents of a
+	// tenant's domains.
+	IndexByTenant = "ByTenant"
+	// IndexByParent: pk parent, keys, tenant and status projected; the
+	// certificate and alias items of the names one label below a name.
+	IndexByParent = "ByParent"
 	// IndexByDue: pk shard, sk dueAt; every domain with work left
 	// (pending, failed, active), at the time it next needs attention.
 	IndexByDue = "ByDue"
@@ -240,6 +265,16 @@ func CheckShard(shard string) error {
 		return fmt.Errorf("shard %q is not one of \"00\"..\"15\"", shard)
 	}
 	return nil
+}
+
+// ParentOf returns the name one label up from name, the ByParent key: ""
+// when name has a single label.
+func ParentOf(name string) string {
+	_, parent, ok := strings.Cut(name, ".")
+	if !ok {
+		return ""
+	}
+	return parent
 }
 
 // DomainOfPK returns the name in a DOMAIN#<name> partition key.

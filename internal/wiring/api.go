@@ -2,8 +2,10 @@ package wiring
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,24 +16,52 @@ import (
 	"github.com/certflow/certflow/internal/account"
 	"github.com/certflow/certflow/internal/acme"
 	"github.com/certflow/certflow/internal/api"
+	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/notify"
+	"github.com/certflow/certflow/internal/principal"
 )
 
 // reasonCessationOfOperation is the RFC 5280 reason code given when the
 // platform retires a domain.
 const reasonCessationOfOperation = 5
 
+// Environment variables of the API function.
+const (
+	// EnvTenantOperators lists the principal ARNs (comma-separated)
+	// allowed to act for tenants (api.Config.Operators); empty: no one.
+	EnvTenantOperators = "CERTFLOW_TENANT_OPERATORS"
+	// EnvRequestCooldown is how long after a domain's item last changed
+	// a request may start its next generation (a Go duration, default
+	// DefaultRequestCooldown): the template gives it the failure backoff's
+	// first wait, so a new generation's attempt is never closer to the
+	// last one than the state machine's own attempts are.
+	EnvRequestCooldown = "CERTFLOW_REQUEST_COOLDOWN"
+)
+
+// DefaultRequestCooldown is the request cooldown when
+// CERTFLOW_REQUEST_COOLDOWN is unset: the template's default
+// FailureBackoffBaseSeconds.
+const DefaultRequestCooldown = 20 * time.Minute
+
 // API builds functions/api, the certificates API (request, read, list,
 // retire).
 func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler, error) {
-	st, err := newStarting(cfg)
+	cooldown, err := durationEnv(EnvRequestCooldown, DefaultRequestCooldown)
+	if err != nil {
+		return nil, err
+	}
+	st, err := newStarting(cfg, certstore.WithRequestCooldown(cooldown))
 	if err != nil {
 		return nil, err
 	}
 	names, err := namePolicy()
 	if err != nil {
 		return nil, err
+	}
+	operators, err := principal.ParseList(os.Getenv(EnvTenantOperators))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvTenantOperators, err)
 	}
 	bus, err := requireEnv(EnvEventBus, "the name or ARN of the event bus")
 	if err != nil {
@@ -47,9 +77,12 @@ func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler
 		StateMachineARN: st.arn,
 		Publisher:       notify.New(eventbridge.NewFromConfig(cfg), bus, notify.Source),
 		Names:           names,
+		Operators:       operators,
 	}
-	// Revocation signs with the ACME account key, sealed under the KMS key;
-	// without it, revoke requests answer 501.
+	// Revocation signs with the ACME account key the Issue function
+	// registered and sealed under the KMS key (the API may decrypt it, not
+	// create one: a new account could not revoke certificates of the old);
+	// without the key, revoke requests answer 501.
 	if keyID := os.Getenv(EnvKMSKeyID); keyID != "" {
 		acmeCfg, err := acme.ConfigFromEnv()
 		if err != nil {

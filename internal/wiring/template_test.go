@@ -182,7 +182,7 @@ func TestTemplateTables(t *testing.T) {
 		indexes   string
 		keysOnly  bool // no attribute but the keys (DynamoDB Local's TTL needs it)
 	}{
-		{logicalID: "CertificatesTable", indexes: "ByDue,ByExpiry,ByStatus"},
+		{logicalID: "CertificatesTable", indexes: "ByDue,ByExpiry,ByParent,ByTenant"},
 		{logicalID: "RenewalTimersTable", stream: "OLD_IMAGE", keysOnly: true},
 	}
 	for _, tt := range tests {
@@ -238,4 +238,54 @@ func asStrings(v any) []string {
 		return out
 	}
 	return nil
+}
+
+// TestTemplateProtectsDelivery: the unauthenticated challenge route is
+// throttled, the challenge and delivery functions have reserved
+// concurrency, and the functions get the settings tenancy and delivery
+// access read.
+func TestTemplateProtectsDelivery(t *testing.T) {
+	tmpl := loadTemplate(t)
+	fns, err := tmpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, ok := tmpl.Resource("Api")
+	if !ok {
+		t.Fatal("template has no Api")
+	}
+	var props struct {
+		RouteSettings map[string]struct{ ThrottlingRateLimit, ThrottlingBurstLimit float64 }
+	}
+	if err := json.Unmarshal(api.Properties, &props); err != nil {
+		t.Fatal(err)
+	}
+	var challengeRoute string
+	for _, ev := range fns["ChallengeFunction"].Events {
+		if key, ok := ev.RouteKey(); ok && ev.Authorizer() == "NONE" {
+			challengeRoute = key
+		}
+	}
+	if rs, ok := props.RouteSettings[challengeRoute]; !ok || rs.ThrottlingRateLimit <= 0 || rs.ThrottlingBurstLimit < rs.ThrottlingRateLimit {
+		t.Errorf("route settings of %q = %+v, want a rate and a burst limit", challengeRoute, props.RouteSettings)
+	}
+	for _, id := range []string{"ChallengeFunction", "DeliveryFunction"} {
+		if rc := fns[id].ReservedConcurrency; rc == nil || *rc <= 0 {
+			t.Errorf("%s has no reserved concurrency by default", id)
+		}
+	}
+	for id, vars := range map[string][]string{
+		"DeliveryFunction": {EnvDeliveryPrincipals},
+		"ApiFunction":      {EnvTenantOperators, EnvRequestCooldown},
+	} {
+		for _, v := range vars {
+			if _, ok := fns[id].Environment[v]; !ok {
+				t.Errorf("%s is not given %s", id, v)
+			}
+		}
+	}
+	base, _ := tmpl.ParameterDefault("FailureBackoffBaseSeconds")
+	if got := fns["ApiFunction"].Environment[EnvRequestCooldown]; got != base+"s" {
+		t.Errorf("%s = %q, want the failure backoff's first wait, %ss", EnvRequestCooldown, got, base)
+	}
 }

@@ -111,7 +111,7 @@ func Run(name string, build Builder) {
 // certificateStore returns the store over the certificate table and the
 // timers table, and the certificate table's name for the packages that keep
 // their own items in it (challenges, ACME account, order budget).
-func certificateStore(dynamo certstore.DynamoDB) (*certstore.Store, string, error) {
+func certificateStore(dynamo certstore.DynamoDB, opts ...certstore.Option) (*certstore.Store, string, error) {
 	table, err := requireEnv(EnvTable, "the name of the certflow table")
 	if err != nil {
 		return nil, "", err
@@ -128,7 +128,8 @@ func certificateStore(dynamo certstore.DynamoDB) (*certstore.Store, string, erro
 	if err != nil {
 		return nil, "", err
 	}
-	return certstore.New(dynamo, table, certstore.WithTimerTable(timers), certstore.WithGrace(grace), certstore.WithOffboardAfter(offboard)), table, nil
+	opts = append([]certstore.Option{certstore.WithTimerTable(timers), certstore.WithGrace(grace), certstore.WithOffboardAfter(offboard)}, opts...)
+	return certstore.New(dynamo, table, opts...), table, nil
 }
 
 // starting is what the functions that start executions (api,
@@ -143,8 +144,8 @@ type starting struct {
 	reconciler *reconcile.Reconciler
 }
 
-func newStarting(cfg aws.Config) (starting, error) {
-	store, table, err := certificateStore(dynamodb.NewFromConfig(cfg))
+func newStarting(cfg aws.Config, opts ...certstore.Option) (starting, error) {
+	store, table, err := certificateStore(dynamodb.NewFromConfig(cfg), opts...)
 	if err != nil {
 		return starting{}, err
 	}

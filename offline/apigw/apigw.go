@@ -1,6 +1,14 @@
 // Package apigw serves Lambda handlers written for API Gateway HTTP APIs
 // (payload format 2.0) over plain net/http, as the offline stand-in for API
 // Gateway: the same route keys, path parameters, headers and base64 rules.
+//
+// Identity: on a route with the AWS_IAM authorizer (Route.IAM) API Gateway
+// checks the SigV4 signature and puts the signer in
+// requestContext.authorizer.iam. Offline there is no signature: the
+// request names its principal in the X-Certflow-Offline-Principal header
+// (offline only; the header is not passed on), and a request that names
+// none acts as DefaultPrincipal. Nothing is verified: the offline API
+// listens on loopback for the person running it.
 package apigw
 
 import (
@@ -25,7 +33,18 @@ type Handler func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (even
 type Route struct {
 	Key     string
 	Handler Handler
+	// IAM says the route has the AWS_IAM authorizer: its events carry the
+	// caller's identity (see the package comment).
+	IAM bool
 }
+
+// PrincipalHeader names, offline only, the IAM principal (a role session,
+// user or role ARN) a request on an IAM route acts as.
+const PrincipalHeader = "X-Certflow-Offline-Principal"
+
+// DefaultPrincipal is the principal of IAM requests that name none: a
+// session of the role certflow-offline in the offline account.
+const DefaultPrincipal = "arn:aws:sts::000000000000:assumed-role/certflow-offline/offline"
 
 // maxBody is API Gateway's payload limit.
 const maxBody = 10 << 20
@@ -64,6 +83,9 @@ func serve(logger *slog.Logger, route Route) http.Handler {
 		}
 		if method == "" {
 			event.RouteKey = r.Method + " " + pattern
+		}
+		if route.IAM {
+			signIn(&event)
 		}
 		resp, err := route.Handler(r.Context(), event)
 		if err != nil {
@@ -157,6 +179,26 @@ func Event(r *http.Request, routeKey string, pathParams []string) (events.APIGat
 		}
 	}
 	return e, nil
+}
+
+// signIn sets the IAM identity of event from its PrincipalHeader, or
+// DefaultPrincipal, and removes the header.
+func signIn(event *events.APIGatewayV2HTTPRequest) {
+	header := strings.ToLower(PrincipalHeader)
+	userARN := event.Headers[header]
+	delete(event.Headers, header)
+	if userARN == "" {
+		userARN = DefaultPrincipal
+	}
+	account := event.RequestContext.AccountID
+	if parts := strings.SplitN(userARN, ":", 6); len(parts) == 6 {
+		account = parts[4]
+	}
+	event.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+		IAM: &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{
+			AccessKey: "ASIAOFFLINE", AccountID: account, CallerID: "AROAOFFLINE:offline", UserARN: userARN, UserID: "AROAOFFLINE:offline",
+		},
+	}
 }
 
 func isBinary(contentType string) bool {

@@ -62,3 +62,47 @@ func TestRoutes(t *testing.T) {
 		})
 	}
 }
+
+// TestIdentity: an IAM route's events carry the principal the request
+// names (or the default), without the header; other routes carry none.
+func TestIdentity(t *testing.T) {
+	var got events.APIGatewayV2HTTPRequest
+	echo := func(_ context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		got = req
+		return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
+	}
+	srv := httptest.NewServer(New(nil,
+		Route{Key: "GET /certificates/{domain}", Handler: echo, IAM: true},
+		Route{Key: "GET /.well-known/acme-challenge/{token}", Handler: echo},
+	))
+	defer srv.Close()
+	const tenant = "arn:aws:sts::000000000000:assumed-role/tenant-b/s"
+	for _, tc := range []struct {
+		path, principal, want string
+	}{
+		{"/certificates/a.example", tenant, tenant},
+		{"/certificates/a.example", "", DefaultPrincipal},
+		{"/.well-known/acme-challenge/tok", tenant, ""},
+	} {
+		got = events.APIGatewayV2HTTPRequest{}
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+tc.path, nil)
+		if tc.principal != "" {
+			req.Header.Set(PrincipalHeader, tc.principal)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var userARN string
+		if a := got.RequestContext.Authorizer; a != nil && a.IAM != nil {
+			userARN = a.IAM.UserARN
+		}
+		if userARN != tc.want {
+			t.Errorf("GET %s as %q: userArn %q, want %q", tc.path, tc.principal, userARN, tc.want)
+		}
+		if _, ok := got.Headers[strings.ToLower(PrincipalHeader)]; ok && tc.want != "" {
+			t.Errorf("GET %s: the principal header was passed on", tc.path)
+		}
+	}
+}

@@ -43,6 +43,16 @@ import (
 	"github.com/certflow/certflow/offline/template"
 )
 
+// The principals of the offline system (see apigw's identity): requests
+// that name none act as apigw.DefaultPrincipal, a tenant that may also
+// fetch keys (so curl and the demo work as they are); EdgePrincipal may
+// fetch keys and is no tenant of anything; OperatorPrincipal may act for
+// tenants. Any other principal a request names is a tenant of its own.
+const (
+	EdgePrincipal     = "arn:aws:sts::000000000000:assumed-role/certflow-edge/offline"
+	OperatorPrincipal = "arn:aws:sts::000000000000:assumed-role/certflow-operator/offline"
+)
+
 // Names of the offline stack's resources.
 const (
 	StateMachine      = "IssuanceStateMachine"
@@ -76,6 +86,10 @@ type Config struct {
 	// quarantined before the sweeper offboards it (CERTFLOW_OFFBOARD_AFTER;
 	// zero keeps the template's 7 days).
 	OffboardAfter time.Duration
+	// RequestCooldown is how long after a domain's issuance started it
+	// may be requested again (CERTFLOW_REQUEST_COOLDOWN: default 30s
+	// offline, FailureBackoffBaseSeconds in AWS).
+	RequestCooldown time.Duration
 	// Params overrides template parameters (e.g. MaxConsecutiveFailures).
 	Params map[string]string
 	// OrderBudget is the new-order budget (CERTFLOW_ORDER_BUDGET, "limit/
@@ -202,6 +216,9 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	if cfg.DueGrace <= 0 {
 		cfg.DueGrace = 30 * time.Second
 	}
+	if cfg.RequestCooldown <= 0 {
+		cfg.RequestCooldown = 30 * time.Second
+	}
 	directory := stack.PebbleDirectoryURL
 	if cfg.CAProxy {
 		if s.CAProxy, err = caproxy.Start(ctx, caproxy.Options{Upstream: stack.PebbleDirectoryURL, UpstreamCAFile: stack.PebbleTLSCAFile}); err != nil {
@@ -212,7 +229,7 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	if cfg.OrderBudget == "" {
 		cfg.OrderBudget = "300/3h"
 	}
-	if err := s.setEnv(cfg.Setenv, cfg.DueGrace, cfg.OffboardAfter, directory, cfg.OrderBudget); err != nil {
+	if err := s.setEnv(cfg.Setenv, cfg, directory); err != nil {
 		return nil, err
 	}
 
@@ -274,33 +291,36 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	return s, nil
 }
 
-func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace, offboardAfter time.Duration, directory, orderBudget string) error {
+func (s *Deployment) setEnv(setenv func(k, v string) error, cfg Config, directory string) error {
 	st := s.Stack
 	env := map[string]string{
-		wiring.EnvTable:             s.Table,
-		wiring.EnvTimerTable:        s.TimerTable,
-		wiring.EnvKMSKeyID:          st.KMSKeyID,
-		wiring.EnvStateMachineARN:   s.StateMachineARN,
-		wiring.EnvEventBus:          EventBus,
-		"CERTFLOW_ACME_DIRECTORY":   directory,
-		"CERTFLOW_ACME_CA_ROOTS":    st.PebbleTLSCAFile,
-		"CERTFLOW_KEY_TYPE":         "ec256",
-		"CERTFLOW_DNS01_PROVIDER":   "challtestsrv",
-		"CERTFLOW_CHALLTESTSRV_URL": st.ChallSrvURL,
-		"CERTFLOW_DNS_RESOLVER":     st.DNSAddr,
-		"CERTFLOW_EDGE_ADDRESSES":   offline.EdgeAddress + ",::1",
-		"CERTFLOW_CAA_IDENTITIES":   "",
-		"CERTFLOW_ORDER_BUDGET":     orderBudget,
-		domain.EnvAllowTestingTLDs:  "true", // names under .example, Pebble as the CA
-		wiring.EnvDueGrace:          dueGrace.String(),
+		wiring.EnvTable:              s.Table,
+		wiring.EnvTimerTable:         s.TimerTable,
+		wiring.EnvKMSKeyID:           st.KMSKeyID,
+		wiring.EnvStateMachineARN:    s.StateMachineARN,
+		wiring.EnvEventBus:           EventBus,
+		"CERTFLOW_ACME_DIRECTORY":    directory,
+		"CERTFLOW_ACME_CA_ROOTS":     st.PebbleTLSCAFile,
+		"CERTFLOW_KEY_TYPE":          "ec256",
+		"CERTFLOW_DNS01_PROVIDER":    "challtestsrv",
+		"CERTFLOW_CHALLTESTSRV_URL":  st.ChallSrvURL,
+		"CERTFLOW_DNS_RESOLVER":      st.DNSAddr,
+		"CERTFLOW_EDGE_ADDRESSES":    offline.EdgeAddress + ",::1",
+		"CERTFLOW_CAA_IDENTITIES":    "",
+		"CERTFLOW_ORDER_BUDGET":      cfg.OrderBudget,
+		domain.EnvAllowTestingTLDs:   "true", // names under .example, Pebble as the CA
+		wiring.EnvDueGrace:           cfg.DueGrace.String(),
+		wiring.EnvRequestCooldown:    cfg.RequestCooldown.String(),
+		wiring.EnvDeliveryPrincipals: apigw.DefaultPrincipal + "," + EdgePrincipal,
+		wiring.EnvTenantOperators:    OperatorPrincipal,
 	}
-	if offboardAfter > 0 {
-		env[wiring.EnvOffboardAfter] = offboardAfter.String()
+	if cfg.OffboardAfter > 0 {
+		env[wiring.EnvOffboardAfter] = cfg.OffboardAfter.String()
 	}
 	if st.FallbackDirectoryURL != "" {
 		env["CERTFLOW_FALLBACK_ACME_DIRECTORY"] = st.FallbackDirectoryURL
 		env["CERTFLOW_FALLBACK_ACME_CA_ROOTS"] = st.PebbleTLSCAFile
-		env["CERTFLOW_FALLBACK_ORDER_BUDGET"] = orderBudget
+		env["CERTFLOW_FALLBACK_ORDER_BUDGET"] = cfg.OrderBudget
 	}
 	for _, kv := range st.Env() {
 		k, v, _ := cut(kv)
@@ -399,8 +419,10 @@ func (s *Deployment) startStreams(ctx context.Context, tmpl *template.Template, 
 	return s.streams.Start(ctx)
 }
 
-// startHTTP serves the template's HTTP API routes (without IAM) and the
-// HTTP-01 responder where Pebble validates challenges.
+// startHTTP serves the template's HTTP API routes and the HTTP-01
+// responder where Pebble validates challenges. Routes with the API's
+// default authorizer (AWS_IAM) carry the caller the request names in
+// apigw.PrincipalHeader, without checking any signature.
 func (s *Deployment) startHTTP(fns map[string]template.Function, apiPort int, logger *slog.Logger) error {
 	var routes, challenge []apigw.Route
 	for _, id := range slices.Sorted(maps.Keys(fns)) {
@@ -409,7 +431,7 @@ func (s *Deployment) startHTTP(fns map[string]template.Function, apiPort int, lo
 			if !ok {
 				continue
 			}
-			route := apigw.Route{Key: key, Handler: apiHandler(s.handlers[id])}
+			route := apigw.Route{Key: key, Handler: apiHandler(s.handlers[id]), IAM: ev.Authorizer() != "NONE"}
 			routes = append(routes, route)
 			if id == challengeFunction {
 				challenge = append(challenge, route)

@@ -8,8 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -56,16 +54,13 @@ func TestRenewalEndToEnd(t *testing.T) {
 	const grace = 3 * time.Second
 	var meter capacity.Meter
 	var delivered recorder
-	sys, err := Start(ctx, Config{
+	sys, err := Start(ctx, quiet(t, Config{
 		OnStreamBatch:       delivered.add,
 		CertificateValidity: time.Minute,
 		WaitOverride:        100 * time.Millisecond,
 		DueGrace:            grace, // and no scheduled sweeps: the test runs the sweeper itself
 		ConfigureAWS:        meter.Add,
-		Setenv:              func(k, v string) error { t.Setenv(k, v); return nil },
-		FunctionLogger:      slog.New(slog.DiscardHandler),
-		Logs:                io.Discard,
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -426,17 +426,6 @@ func (f *fakeFunctions) callsOf(fn string) []json.RawMessage {
 	return out
 }
 
-// sequence returns the function names in call order.
-func (f *fakeFunctions) sequence() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, c := range f.calls {
-		out = append(out, c.fn)
-	}
-	return out
-}
-
 // handler registers a fake function that decodes its payload, records the
 // call and answers with h. Every step but Issue gets Parameters naming its
 // fields, and its payload is decoded strictly; Issue gets the execution

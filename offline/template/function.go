@@ -45,6 +45,16 @@ func (e Event) RouteKey() (string, bool) {
 	return p.Method + " " + p.Path, true
 }
 
+// Authorizer is the authorizer an HttpApi event names (Auth.Authorizer):
+// "NONE" for an unauthenticated route, "" for the API's default.
+func (e Event) Authorizer() string {
+	var p struct{ Auth struct{ Authorizer string } }
+	if json.Unmarshal(e.Properties, &p) != nil {
+		return ""
+	}
+	return p.Auth.Authorizer
+}
+
 type functionProps struct {
 	Runtime                      string
 	Handler                      string

@@ -212,6 +212,27 @@ func TableOfStream(arn string) (string, bool) {
 	return id, ok && id != ""
 }
 
+// RoleARN is the offline ARN of the IAM role logicalID: roles are named by
+// their logical IDs.
+func RoleARN(logicalID string) string {
+	return fmt.Sprintf("arn:%s:iam::%s:role/%s", Partition, AccountID, logicalID)
+}
+
+// implicitRole reports whether id is the execution role SAM creates for a
+// function that names none: <FunctionLogicalID>Role.
+func (t *Template) implicitRole(id string) bool {
+	fn, ok := strings.CutSuffix(id, "Role")
+	if !ok {
+		return false
+	}
+	res, ok := t.raw.Resources[fn]
+	if !ok || res.Type != "AWS::Serverless::Function" {
+		return false
+	}
+	var p struct{ Role any }
+	return json.Unmarshal(res.Properties, &p) == nil && p.Role == nil
+}
+
 // StateMachineARN is the offline ARN of the state machine called name.
 func StateMachineARN(name string) string {
 	return fmt.Sprintf("arn:%s:states:%s:%s:stateMachine:%s", Partition, Region, AccountID, name)
@@ -266,6 +287,9 @@ func (r resolver) ref(_ string, input any, _ any) any {
 		return p.Default
 	}
 	res, ok := r.t.raw.Resources[name]
+	if !ok && r.t.implicitRole(name) {
+		return name
+	}
 	if !ok {
 		r.fail("Ref %s: no such parameter or resource", name)
 		return nil
@@ -293,6 +317,8 @@ func (r resolver) getAtt(_ string, input any, _ any) any {
 	id, attr := parts[0], parts[1]
 	res := r.t.raw.Resources[id]
 	switch {
+	case attr == "Arn" && r.t.implicitRole(id):
+		return RoleARN(id)
 	case attr == "Arn" && res.Type == "AWS::Serverless::Function":
 		return FunctionARN(id)
 	case attr == "Arn" && res.Type == "AWS::DynamoDB::Table":

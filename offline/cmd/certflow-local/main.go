@@ -67,6 +67,7 @@ type runFlags struct {
 	sweep    time.Duration
 	grace    time.Duration
 	offboard time.Duration
+	cooldown time.Duration
 	logFile  string
 	maxFail  string
 }
@@ -90,6 +91,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.sweep, "sweep", time.Minute, "how often the sweeper runs")
 	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long past the time a domain should need attention the reconciler leaves it alone: a renewal to its TTL timer, an execution to act (CERTFLOW_DUE_GRACE)")
 	fs.DurationVar(&f.offboard, "offboard-after", 10*time.Minute, "how long a domain that moved away stays quarantined before the sweeper offboards it (CERTFLOW_OFFBOARD_AFTER; 7 days in AWS)")
+	fs.DurationVar(&f.cooldown, "cooldown", 30*time.Second, "how long after a domain's issuance started it may be requested again (CERTFLOW_REQUEST_COOLDOWN)")
 	fs.StringVar(&f.logFile, "log", "", "write engine and function logs to this file instead of stdout")
 	fs.StringVar(&f.maxFail, "max-failures", "", "override MaxConsecutiveFailures of template.yaml")
 }
@@ -102,6 +104,7 @@ func (f *runFlags) config(logs io.Writer) deploy.Config {
 		SweepEvery:          f.sweep,
 		DueGrace:            f.grace,
 		OffboardAfter:       f.offboard,
+		RequestCooldown:     f.cooldown,
 		DynamoDBOnDisk:      true,
 		Logs:                logs,
 		FunctionLogger:      slog.New(slog.NewJSONHandler(logs, nil)),
