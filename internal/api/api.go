@@ -22,8 +22,9 @@
 // answered as unknown. A request without an IAM identity is refused (403).
 //
 // The body of POST is {"domain", "sans", "tenant", "proveOwnership",
-// "unpaused"}: proveOwnership asks for the ownership proof (package
-// ownership; the document's "ownership" lists the TXT records to publish),
+// "unpaused"}: proveOwnership asks for the ownership proof
+// (validation.Ownership; the document's "ownership" lists the TXT records
+// to publish),
 // unpaused says the CA's pause of the domain was lifted.
 //
 // Errors are {"error": {"code", "message"}} with a stable code; see the Code

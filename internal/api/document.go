@@ -4,8 +4,8 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/internal/certstore"
-	"github.com/certflow/certflow/internal/ownership"
 	"github.com/certflow/certflow/internal/table"
+	"github.com/certflow/certflow/internal/validation"
 )
 
 // document is the status document of a domain. Empty members are omitted.
@@ -33,8 +33,8 @@ type document struct {
 // proof is the ownership proof a request asked for: the TXT records to
 // publish, and when preflight found them.
 type proof struct {
-	Records    []ownership.Record `json:"records"`
-	VerifiedAt string             `json:"verifiedAt,omitempty"`
+	Records    []validation.Record `json:"records"`
+	VerifiedAt string              `json:"verifiedAt,omitempty"`
 }
 
 type lastError struct {
@@ -62,7 +62,7 @@ func newDocument(c *certstore.Certificate) document {
 	}
 	if c.OwnershipToken != "" {
 		d.Ownership = &proof{
-			Records:    ownership.Records(append([]string{c.Domain}, c.SANs...), c.OwnershipToken),
+			Records:    validation.OwnershipRecords(append([]string{c.Domain}, c.SANs...), c.OwnershipToken),
 			VerifiedAt: formatTime(c.OwnershipVerifiedAt),
 		}
 	}

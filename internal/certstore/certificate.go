@@ -100,7 +100,7 @@ type Certificate struct {
 	SpentSlot int64
 
 	// OwnershipToken is the value of the TXT records that prove the
-	// tenant owns the domain's names (package ownership), set when the
+	// tenant owns the domain's names (validation.Ownership), set when the
 	// request asked for the proof; OwnershipVerifiedAt is when preflight
 	// found them, zero until then. No order is placed for a domain with a
 	// token that is not verified.

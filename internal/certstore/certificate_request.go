@@ -13,8 +13,8 @@ import (
 
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/flow"
-	"github.com/certflow/certflow/internal/ownership"
 	"github.com/certflow/certflow/internal/table"
+	"github.com/certflow/certflow/internal/validation"
 )
 
 // failureAttrs are the attributes that describe failed attempts; a new
@@ -28,7 +28,7 @@ type RequestInput struct {
 	Tenant string
 	Domain string
 	SANs   []string
-	// ProveOwnership asks for the ownership proof (package ownership)
+	// ProveOwnership asks for the ownership proof (validation.Ownership)
 	// before the first order of the generation the request starts.
 	ProveOwnership bool
 	// Unpaused says the operator lifted the CA's pause of the name: a
@@ -166,7 +166,7 @@ func (s *Store) writeRequest(ctx context.Context, in RequestInput, cur *Certific
 		c = &Certificate{Domain: domain, SANs: sans, Tenant: in.Tenant, Status: StatusPending, Version: 1, Generation: 1,
 			Execution: flow.IssueName(domain, 1, 1), Run: 1, DueAt: s.due(now), RequestedAt: now, UpdatedAt: now}
 		if in.ProveOwnership {
-			token, err := ownership.NewToken()
+			token, err := validation.NewOwnershipToken()
 			if err != nil {
 				return nil, err
 			}
@@ -212,7 +212,7 @@ func (s *Store) writeRequest(ctx context.Context, in RequestInput, cur *Certific
 		switch {
 		case keepProof:
 		case in.ProveOwnership:
-			token, err := ownership.NewToken()
+			token, err := validation.NewOwnershipToken()
 			if err != nil {
 				return nil, err
 			}

@@ -68,17 +68,12 @@ const (
 	ReasonPersistRecordInvalid = "persist_record_invalid"
 )
 
-// ReasonOwnershipNotProven refines CodeDomainNotPointed: the request asked
-// for the ownership proof and preflight did not find the TXT record with
-// the token (package ownership). Only the customer can fix it.
-const ReasonOwnershipNotProven = "ownership_not_proven"
-
 // CountsAgainstDomain reports whether a failure with code is evidence
 // about the domain itself, and so counts towards its quarantine.
 func CountsAgainstDomain(code string) bool {
 	switch code {
 	case CodeDomainNotPointed, CodeChallengeFailed, CodeCAAForbidden, CodeDomainRejected, CodeAccountPaused, CodeInvalidInput,
-		CodeDelegationMissing, CodePersistRecordMissing, CodePersistRecordWrongAccount:
+		CodeDelegationMissing, CodePersistRecordMissing, CodePersistRecordWrongAccount, CodeOwnershipMissing:
 		return true
 	}
 	return false
@@ -197,12 +192,9 @@ func (e *TransientError) Detail() Detail {
 }
 
 // DomainNotPointedError means the name does not resolve to the platform's
-// edge, or does not carry the ownership record the request asked for
-// (Reason ReasonOwnershipNotProven), so an ACME order would only burn the
-// CA's failure limits or issue for a name its tenant may not own.
+// edge, so an ACME order would only burn the CA's failure limits.
 type DomainNotPointedError struct {
 	Message string
-	Reason  string
 	Err     error
 }
 
@@ -211,7 +203,7 @@ func (e *DomainNotPointedError) Unwrap() error { return e.Err }
 
 // Detail implements Failure.
 func (e *DomainNotPointedError) Detail() Detail {
-	return Detail{Code: CodeDomainNotPointed, Message: e.Message, Reason: e.Reason}
+	return Detail{Code: CodeDomainNotPointed, Message: e.Message}
 }
 
 // CAAForbiddenError means the name's CAA records do not allow the CA.

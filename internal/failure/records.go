@@ -12,10 +12,14 @@ const (
 	// CodePersistRecordWrongAccount: a DNS-PERSIST-01 record for the CA
 	// names another ACME account.
 	CodePersistRecordWrongAccount = "persist_record_wrong_account"
+	// CodeOwnershipMissing: the request asked for the ownership proof and
+	// the "_certflow-challenge" TXT record with its token is not there.
+	CodeOwnershipMissing = "ownership_missing"
 )
 
 // ValidationRecordError means a DNS record the domain's validation relies
-// on (the delegation CNAME, the DNS-PERSIST-01 TXT) is missing or wrong:
+// on (the delegation CNAME, the DNS-PERSIST-01 TXT, the ownership proof's
+// TXT) is missing or wrong:
 // the domain is not ready, and no order is placed. Code is one of the
 // codes above.
 type ValidationRecordError struct {

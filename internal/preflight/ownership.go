@@ -11,7 +11,7 @@ import (
 
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/failure"
-	"github.com/certflow/certflow/internal/ownership"
+	"github.com/certflow/certflow/internal/validation"
 )
 
 // Owners tells whether a domain has to prove its tenant owns it, and
@@ -30,8 +30,10 @@ var _ Owners = (*certstore.Store)(nil)
 
 // proveOwnership requires, when the domain's request asked for the proof
 // and it has not been found yet, the ownership TXT record with the token
-// for every name, and records that it was found. A domain without an item
-// (an execution started by hand) proves nothing.
+// for every name (validation.Ownership; a *failure.ValidationRecordError
+// with CodeOwnershipMissing when one is not there), and records that it
+// was found. A domain without an item (an execution started by hand)
+// proves nothing.
 func (c *Checker) proveOwnership(ctx context.Context, execution string, names []string) error {
 	if c.cfg.Owners == nil {
 		return nil
@@ -46,13 +48,13 @@ func (c *Checker) proveOwnership(ctx context.Context, execution string, names []
 	if item.OwnershipToken == "" || !item.OwnershipVerifiedAt.IsZero() {
 		return nil
 	}
-	for _, r := range ownership.Records(names, item.OwnershipToken) {
+	for _, r := range validation.OwnershipRecords(names, item.OwnershipToken) {
 		found, err := c.hasTXT(ctx, r.Name, r.Value)
 		if err != nil {
 			return err
 		}
 		if !found {
-			return &failure.DomainNotPointedError{Reason: failure.ReasonOwnershipNotProven,
+			return &failure.ValidationRecordError{Code: failure.CodeOwnershipMissing,
 				Message: fmt.Sprintf("%s has no TXT record %q: the request asked for the ownership proof, and no certificate is ordered before it is published", r.Name, r.Value)}
 		}
 	}

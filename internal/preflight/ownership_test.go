@@ -63,26 +63,29 @@ func (f *fakeOwners) RecordOwnership(_ context.Context, d, execution string, _ t
 	return nil
 }
 
+// recordMissing is the outcome of a missing ownership record.
+const recordMissing = "record missing"
+
 func TestOwnershipProof(t *testing.T) {
 	z := newZoneServer(t, true, ownershipZone, nil)
 	verified := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
-		name       string
-		in         flow.Input
-		item       *certstore.Certificate // nil: no item
-		recordErr  error
-		want       string // outcome class
-		wantReason string
-		recorded   bool
+		name      string
+		in        flow.Input
+		item      *certstore.Certificate // nil: no item
+		recordErr error
+		want      string // outcome class
+		wantCode  string
+		recorded  bool
 	}{
 		{"every name proven", flow.Input{Domain: "proof.customer.example", SANs: []string{"www.proof.customer.example", "*.proof.customer.example"}},
 			&certstore.Certificate{OwnershipToken: "tok-1"}, nil, ok, "", true},
 		{"a SAN not proven", flow.Input{Domain: "half.customer.example", SANs: []string{"www.half.customer.example"}},
-			&certstore.Certificate{OwnershipToken: "tok-1"}, nil, notPointed, failure.ReasonOwnershipNotProven, false},
+			&certstore.Certificate{OwnershipToken: "tok-1"}, nil, recordMissing, failure.CodeOwnershipMissing, false},
 		{"another token", flow.Input{Domain: "wrong.customer.example"},
-			&certstore.Certificate{OwnershipToken: "tok-1"}, nil, notPointed, failure.ReasonOwnershipNotProven, false},
+			&certstore.Certificate{OwnershipToken: "tok-1"}, nil, recordMissing, failure.CodeOwnershipMissing, false},
 		{"no record at all", flow.Input{Domain: "direct.customer.example"},
-			&certstore.Certificate{OwnershipToken: "tok-1"}, nil, notPointed, failure.ReasonOwnershipNotProven, false},
+			&certstore.Certificate{OwnershipToken: "tok-1"}, nil, recordMissing, failure.CodeOwnershipMissing, false},
 		{"delegated by CNAME", flow.Input{Domain: "delegated.customer.example"},
 			&certstore.Certificate{OwnershipToken: "tok-1"}, nil, ok, "", true},
 		{"proven, but pointed elsewhere", flow.Input{Domain: "moved.customer.example"},
@@ -118,7 +121,10 @@ func TestOwnershipProof(t *testing.T) {
 			got := classify(err)
 			var sup *failure.SupersededError
 			var ret *failure.DomainRetiredError
+			var rec *failure.ValidationRecordError
 			switch {
+			case errors.As(err, &rec):
+				got = recordMissing
 			case errors.As(err, &sup):
 				got = "superseded"
 			case errors.As(err, &ret):
@@ -127,9 +133,8 @@ func TestOwnershipProof(t *testing.T) {
 			if got != tt.want {
 				t.Fatalf("Handle(%+v) error = %v (%s), want %s", tt.in, err, got, tt.want)
 			}
-			var np *failure.DomainNotPointedError
-			if errors.As(err, &np) && np.Detail().Reason != tt.wantReason {
-				t.Errorf("reason = %q, want %q (%v)", np.Detail().Reason, tt.wantReason, err)
+			if errors.As(err, &rec) && rec.Code != tt.wantCode {
+				t.Errorf("code = %q, want %q (%v)", rec.Code, tt.wantCode, err)
 			}
 			if rec := owners.recorded[tt.in.Domain]; (rec != "") != tt.recorded || (rec != "" && rec != "issue-1") {
 				t.Errorf("recorded = %q, want recorded %v by issue-1", rec, tt.recorded)

@@ -13,10 +13,11 @@
 // CAA follows RFC 8659: the relevant record set is the first non-empty CAA
 // set found from the name up to, not including, its public suffix.
 //
-// Ownership: a request may ask for the proof of package ownership; until
-// preflight has found its TXT records once (and recorded when), the domain
-// fails here with a DomainNotPointedError of reason ownership_not_proven,
-// which counts towards its quarantine like a name pointed elsewhere.
+// Ownership: a request may ask for the ownership proof
+// (validation.Ownership); until preflight has found its TXT records once
+// (and recorded when), the domain fails here with a ValidationRecordError
+// of code ownership_missing, which counts towards its quarantine like a
+// missing delegation.
 package preflight
 
 import (

@@ -133,7 +133,7 @@ const (
 	// placed with: that slot cannot place another.
 	AttrSpentSlot = "spentSlot"
 	// AttrOwnershipToken is the value of the TXT records the customer
-	// publishes to prove ownership (package ownership), present when the
+	// publishes to prove ownership (validation.Ownership), present when the
 	// request asked for the proof; AttrOwnershipVerifiedAt is when
 	// preflight found them.
 	AttrOwnershipToken      = "ownershipToken"

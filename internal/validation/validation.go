@@ -3,9 +3,10 @@
 // customer publishes for the two that work before the domain points at the
 // platform: a CNAME delegating "_acme-challenge" to the platform's
 // delegation zone (DNS-01), and the standing TXT record of DNS-PERSIST-01
-// that names the CA and the platform's ACME account. The API tells the
-// customer the records, preflight checks them before any order, and the
-// issue step answers the challenge.
+// that names the CA and the platform's ACME account; and, whatever the
+// method, the ownership proof a request may ask for (ownership.go). The API
+// tells the customer the records, preflight checks them before any order,
+// and the issue step answers the challenge.
 package validation
 
 import (

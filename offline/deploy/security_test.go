@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certflow/certflow/internal/ownership"
+	"github.com/certflow/certflow/internal/validation"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/apigw"
 	"github.com/certflow/certflow/offline/offlinetest"
@@ -38,8 +38,8 @@ type secDoc struct {
 	RequestedAt      string `json:"requestedAt"`
 	UpdatedAt        string `json:"updatedAt"`
 	Ownership        *struct {
-		Records    []ownership.Record `json:"records"`
-		VerifiedAt string             `json:"verifiedAt"`
+		Records    []validation.Record `json:"records"`
+		VerifiedAt string              `json:"verifiedAt"`
 	} `json:"ownership"`
 }
 
@@ -80,7 +80,7 @@ func TestTenancyOwnershipRevocation(t *testing.T) {
 
 	// The proof is asked for: the answer says what to publish.
 	code, d := api.doc(http.MethodPost, "/certificates", tenantA, `{"domain": "`+owned+`", "proveOwnership": true}`)
-	if code != http.StatusAccepted || d.Ownership == nil || len(d.Ownership.Records) != 1 || d.Ownership.Records[0].Name != ownership.RecordName(owned) || d.Ownership.VerifiedAt != "" {
+	if code != http.StatusAccepted || d.Ownership == nil || len(d.Ownership.Records) != 1 || d.Ownership.Records[0].Name != validation.Ownership(owned, "").Name || d.Ownership.VerifiedAt != "" {
 		t.Fatalf("POST %s with the proof = %d %+v, want 202 and the TXT record to publish", owned, code, d)
 	}
 	record := d.Ownership.Records[0]
