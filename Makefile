@@ -80,6 +80,18 @@ python-tools:
 	  python3 -m pip install --quiet 'cfn-lint==$(CFN_LINT_VERSION)'; fi
 	@command -v moto_server >/dev/null && command -v cfn-lint >/dev/null
 
+# Edge proxies for certflow-gateway's end-to-end tests (Debian bookworm
+# packages; the tests skip without them). Needs root, like any apt-get install.
+EDGE_DEBS := caddy=2.6.2-5 nginx=1.22.1-9+deb12u11 libnginx-mod-http-lua=1:0.10.23-1+deb12u1
+
+.PHONY: edge-tools
+edge-tools: ## Install Caddy, nginx and its Lua module (Debian, pinned) for the gateway's end-to-end tests
+	@if command -v caddy >/dev/null && command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then \
+	  echo "caddy, nginx and libnginx-mod-http-lua are installed"; \
+	else \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y $(EDGE_DEBS); \
+	fi
+
 # ---------------------------------------------------------------- build
 
 # Logical ID in template.yaml -> folder under functions/.

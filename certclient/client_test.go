@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -14,8 +15,8 @@ import (
 
 // recorder counts hook calls and reports finished refreshes.
 type recorder struct {
-	hits, misses, negHits, errs atomic.Int64
-	refreshed                   chan error
+	hits, misses, negHits, errs, stale, fetches atomic.Int64
+	refreshed                                   chan error
 }
 
 func newRecorder() *recorder { return &recorder{refreshed: make(chan error, 100)} }
@@ -27,6 +28,8 @@ func (r *recorder) hooks() Hooks {
 		OnNegativeHit: func(string) { r.negHits.Add(1) },
 		OnRefresh:     func(_ string, err error) { r.refreshed <- err },
 		OnError:       func(string, error) { r.errs.Add(1) },
+		OnStale:       func(string) { r.stale.Add(1) },
+		OnFetch:       func(string, time.Duration, error) { r.fetches.Add(1) },
 	}
 }
 
@@ -54,7 +57,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	ca := newTestCA(t)
 	be, srv := newBackend(t, ca)
 	f := &fixture{ca: ca, be: be, clock: newClock(), rec: newRecorder()}
-	cfg := Config{BaseURL: srv.URL + "/", HTTPClient: srv.Client(), Now: f.clock.Now, Hooks: f.rec.hooks()}
+	cfg := Config{BaseURL: srv.URL + "/", AllowInsecureHTTP: true, HTTPClient: srv.Client(), Now: f.clock.Now, Hooks: f.rec.hooks()}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -126,24 +129,20 @@ func TestInvalidNamesNeverReachBackend(t *testing.T) {
 	}
 }
 
-func TestLRUEviction(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.MaxEntries = 2 })
-	for i, name := range []string{"a.example.com", "b.example.com", "c.example.com"} {
+func TestCacheBounded(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxEntries = 8 })
+	for i := range 40 {
+		name := fmt.Sprintf("n%02d.example.com", i)
 		f.add(t, name, int64(i+1))
+		mustGet(t, f.c, name)
 	}
-	mustGet(t, f.c, "a.example.com")
-	mustGet(t, f.c, "b.example.com")
-	mustGet(t, f.c, "a.example.com") // a is now most recently used
-	mustGet(t, f.c, "c.example.com") // evicts b
-	if n := f.c.Len(); n != 2 {
-		t.Errorf("Len() = %d, want 2", n)
+	// Eviction is applied by the cache's maintenance, asynchronously.
+	n := f.c.Len()
+	for deadline := time.Now().Add(5 * time.Second); n > 8 && time.Now().Before(deadline); n = f.c.Len() {
+		time.Sleep(time.Millisecond)
 	}
-	mustGet(t, f.c, "a.example.com")
-	mustGet(t, f.c, "b.example.com") // fetched again, evicts c
-	for name, want := range map[string]int{"a.example.com": 1, "b.example.com": 2, "c.example.com": 1} {
-		if got := f.be.count(name); got != want {
-			t.Errorf("backend requests for %q = %d, want %d", name, got, want)
-		}
+	if n > 8 {
+		t.Errorf("Len() = %d after 40 names, want at most MaxEntries 8", n)
 	}
 }
 
@@ -194,6 +193,9 @@ func TestOutageKeepsServingValidCertificate(t *testing.T) {
 	if got := mustGet(t, f.c, "www.example.com"); got != cert {
 		t.Fatalf("GetCertificate after failed refresh = %p, want cached %p", got, cert)
 	}
+	if got := f.rec.stale.Load(); got != 1 {
+		t.Errorf("OnStale calls = %d, want 1 (the handshake after the failed refresh)", got)
+	}
 	if got := f.be.count("www.example.com"); got != 2 {
 		t.Errorf("backend requests = %d, want 2 (no retry before %s)", got, retryAfterFailure)
 	}
@@ -207,6 +209,9 @@ func TestOutageKeepsServingValidCertificate(t *testing.T) {
 	if got := f.rec.errs.Load(); got != 2 {
 		t.Errorf("OnError calls = %d, want 2", got)
 	}
+	if got := f.rec.fetches.Load(); got != 3 {
+		t.Errorf("OnFetch calls = %d, want 3", got)
+	}
 }
 
 func TestUnreachableBackendKeepsServing(t *testing.T) {
@@ -214,7 +219,7 @@ func TestUnreachableBackendKeepsServing(t *testing.T) {
 	be, srv := newBackend(t, ca)
 	clk := newClock()
 	rec := newRecorder()
-	c, err := New(Config{BaseURL: srv.URL, HTTPClient: srv.Client(), Now: clk.Now, Hooks: rec.hooks()})
+	c, err := New(Config{BaseURL: srv.URL, AllowInsecureHTTP: true, HTTPClient: srv.Client(), Now: clk.Now, Hooks: rec.hooks()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,10 +445,26 @@ func TestTLSHandshake(t *testing.T) {
 }
 
 func TestNewValidatesConfig(t *testing.T) {
-	for _, cfg := range []Config{{}, {BaseURL: "delivery.example"}, {BaseURL: "https://x", MaxEntries: -1}} {
-		if _, err := New(cfg); err == nil {
-			t.Errorf("New(%+v) error = nil, want an error", cfg)
-		}
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"no BaseURL", Config{}, false},
+		{"no scheme", Config{BaseURL: "delivery.example"}, false},
+		{"negative MaxEntries", Config{BaseURL: "https://x", MaxEntries: -1}, false},
+		{"negative MaxConcurrentFetches", Config{BaseURL: "https://x", MaxConcurrentFetches: -1}, false},
+		{"http refused", Config{BaseURL: "http://127.0.0.1:8080"}, false},
+		{"http allowed", Config{BaseURL: "http://127.0.0.1:8080", AllowInsecureHTTP: true}, true},
+		{"https", Config{BaseURL: "https://delivery.example"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg)
+			if (err == nil) != tt.ok {
+				t.Errorf("New(%+v) error = %v, want ok = %v", tt.cfg, err, tt.ok)
+			}
+		})
 	}
 }
 
@@ -465,5 +486,121 @@ func TestParseMaxAge(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("parseMaxAge(%q) = %v, %v, want %v, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestJunkSNIStorm(t *testing.T) {
+	const (
+		realNames  = 50
+		junkNames  = 100_000
+		maxFetches = 8
+	)
+	ca := newTestCA(t)
+	be := &backend{t: t, ca: ca, certs: map[string][]byte{}, requests: map[string]int{}, maxAge: 300, notFoundAge: 60}
+	clk := newClock()
+	var real []string
+	for i := range realNames {
+		name := fmt.Sprintf("real-%02d.example.com", i)
+		real = append(real, name)
+		be.set(name, ca.issue(t, name, int64(i+1), clk.Now().Add(-time.Minute), clk.Now().Add(90*24*time.Hour)))
+	}
+	d := &countingDoer{next: handlerDoer{be}, delay: 20 * time.Microsecond}
+	c, err := New(Config{
+		BaseURL: "https://delivery.test", HTTPClient: d, Now: clk.Now,
+		MaxEntries: 64, MaxNegativeEntries: 1000, MaxConcurrentFetches: maxFetches,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range real {
+		mustGet(t, c, name)
+	}
+
+	r := junkStorm(c, d, real, junkNames, 32)
+	t.Logf("real-name hit ratio %.3f before, %.3f after; %d backend requests for %d junk names (%d refused busy); at most %d at once",
+		r.hitBefore, r.hitAfter, r.junkRequests, junkNames, r.busy, r.peak)
+	if r.hitBefore != 1 || r.hitAfter != 1 {
+		t.Errorf("real-name hit ratio = %.3f before, %.3f after the storm, want 1, 1", r.hitBefore, r.hitAfter)
+	}
+	if r.junkRequests > junkNames {
+		t.Errorf("backend requests for %d junk names = %d, want at most one each", junkNames, r.junkRequests)
+	}
+	if r.peak > maxFetches {
+		t.Errorf("backend requests under way at once = %d, want at most MaxConcurrentFetches %d", r.peak, maxFetches)
+	}
+	// Eviction is applied by the cache's maintenance, asynchronously.
+	n := c.negatives.Len()
+	for deadline := time.Now().Add(5 * time.Second); n > 1000 && time.Now().Before(deadline); n = c.negatives.Len() {
+		time.Sleep(time.Millisecond)
+	}
+	if n > 1000 {
+		t.Errorf("negative entries = %d, want at most MaxNegativeEntries 1000", n)
+	}
+}
+
+func TestFetchesBounded(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxConcurrentFetches = 2 })
+	for i, name := range []string{"a.example.com", "b.example.com", "c.example.com"} {
+		f.add(t, name, int64(i+1))
+	}
+	f.c.slotWait = 10 * time.Millisecond
+	gate := make(chan struct{})
+	f.be.configure(func(b *backend) { b.gate = gate })
+
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, name := range []string{"a.example.com", "b.example.com", "a.example.com"} {
+		wg.Go(func() { _, errs[i] = get(t, f.c, name) })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for (f.be.count("a.example.com") == 0 || f.be.count("b.example.com") == 0) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := get(t, f.c, "c.example.com"); !errors.Is(err, ErrBusy) {
+		t.Errorf("GetCertificate(%q) with both fetch slots taken: error = %v, want ErrBusy", "c.example.com", err)
+	}
+	close(gate)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("handshake %d waiting on a running fetch: error = %v, want none", i, err)
+		}
+	}
+	// ErrBusy is not cached.
+	mustGet(t, f.c, "c.example.com")
+}
+
+func TestRefreshWaitsForFreeSlot(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxConcurrentFetches = 1 })
+	f.add(t, "www.example.com", 1)
+	f.add(t, "slow.example.com", 2)
+	cert := mustGet(t, f.c, "www.example.com")
+
+	gate := make(chan struct{})
+	f.be.configure(func(b *backend) { b.gate = gate })
+	done := make(chan error, 1)
+	go func() { _, err := get(t, f.c, "slow.example.com"); done <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.be.count("slow.example.com") == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+
+	f.clock.Advance(10 * time.Minute) // past max-age: a refresh is due
+	if got := mustGet(t, f.c, "www.example.com"); got != cert {
+		t.Fatalf("GetCertificate with the only fetch slot taken = %p, want cached %p", got, cert)
+	}
+	if got := f.be.count("www.example.com"); got != 1 {
+		t.Errorf("backend requests for www.example.com with the only slot taken = %d, want 1 (refresh deferred)", got)
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatalf("GetCertificate(%q) error = %v", "slow.example.com", err)
+	}
+	mustGet(t, f.c, "www.example.com")
+	if err := f.rec.waitRefresh(t); err != nil {
+		t.Fatalf("refresh error = %v", err)
+	}
+	if got := f.be.count("www.example.com"); got != 2 {
+		t.Errorf("backend requests for www.example.com once the slot is free = %d, want 2", got)
 	}
 }
