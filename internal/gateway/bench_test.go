@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/certclient"
+	"github.com/certflow/certflow/certclient/certclienttest"
 )
 
 // BenchmarkGatewayHit measures what the gateway adds to a cache hit: each
@@ -23,15 +24,13 @@ import (
 //
 //	go test -run '^$' -bench GatewayHit -cpu 2 ./internal/gateway
 func BenchmarkGatewayHit(b *testing.B) {
-	ca := newTestCA(b)
-	d := &delivery{bodies: map[string][]byte{}, requests: map[string]int{}}
-	backend := httptest.NewServer(d)
-	defer backend.Close()
+	ca := certclienttest.NewCA(b)
+	d, backend := newDelivery(b, ca)
 	var names []string
 	for i := range 100 {
 		name := fmt.Sprintf("n%03d.example.test", i)
 		names = append(names, name)
-		d.set(name, ca.issue(b, name, int64(i+1)))
+		d.Set(name, issue(b, ca, name, int64(i+1)))
 	}
 	client, err := certclient.New(certclient.Config{BaseURL: backend.URL, AllowInsecureHTTP: true})
 	if err != nil {

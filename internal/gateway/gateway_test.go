@@ -12,11 +12,14 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/certflow/certflow/certclient/certclienttest"
 )
 
 // startGateway serves the gateway for backend on a loopback port until the
@@ -61,7 +64,7 @@ func httpGet(t *testing.T, c *http.Client, url string) (int, http.Header, []byte
 
 // checkPEM checks that body is a private key followed by a chain for name
 // that ca signed.
-func checkPEM(t *testing.T, ca *testCA, name string, body []byte) {
+func checkPEM(t *testing.T, ca *certclienttest.CA, name string, body []byte) {
 	t.Helper()
 	first, _ := pem.Decode(body)
 	if first == nil || first.Type != "PRIVATE KEY" {
@@ -80,9 +83,9 @@ func checkPEM(t *testing.T, ca *testCA, name string, body []byte) {
 }
 
 func TestRoutes(t *testing.T) {
-	ca := newTestCA(t)
-	d, backend := newDelivery(t)
-	d.set("www.example.com", ca.issue(t, "www.example.com", 1))
+	ca := certclienttest.NewCA(t)
+	d, backend := newDelivery(t, ca)
+	d.Set("www.example.com", issue(t, ca, "www.example.com", 1))
 	gw := startGateway(t, backend.URL)
 	c := &http.Client{Timeout: 10 * time.Second}
 
@@ -115,26 +118,26 @@ func TestRoutes(t *testing.T) {
 			}
 		})
 	}
-	if n := d.count("www.example.com"); n != 1 {
+	if n := d.Requests("www.example.com"); n != 1 {
 		t.Errorf("backend requests for www.example.com = %d, want 1 (the rest from the cache)", n)
 	}
-	if n := d.count("unknown.example.com"); n != 1 {
+	if n := d.Requests("unknown.example.com"); n != 1 {
 		t.Errorf("backend requests for unknown.example.com = %d, want 1 (the 404 is cached)", n)
 	}
 }
 
 func TestBackendDown(t *testing.T) {
-	ca := newTestCA(t)
-	d, backend := newDelivery(t)
-	d.set("www.example.com", ca.issue(t, "www.example.com", 1))
-	d.set("new.example.com", ca.issue(t, "new.example.com", 2))
+	ca := certclienttest.NewCA(t)
+	d, backend := newDelivery(t, ca)
+	d.Set("www.example.com", issue(t, ca, "www.example.com", 1))
+	d.Set("new.example.com", issue(t, ca, "new.example.com", 2))
 	gw := startGateway(t, backend.URL)
 	c := &http.Client{Timeout: 10 * time.Second}
 
 	if status, _, _ := httpGet(t, c, gw+"/cert/www.example.com"); status != 200 {
 		t.Fatalf("GET /cert/www.example.com status = %d, want 200", status)
 	}
-	d.setDown(true)
+	d.Configure(func(d *certclienttest.Delivery) { d.Status = http.StatusInternalServerError })
 	status, _, body := httpGet(t, c, gw+"/cert/www.example.com")
 	if status != 200 {
 		t.Fatalf("GET /cert/www.example.com with the backend down: status = %d, want 200 from the cache", status)
@@ -163,9 +166,9 @@ func TestBackendDown(t *testing.T) {
 }
 
 func TestUnixSocket(t *testing.T) {
-	ca := newTestCA(t)
-	d, backend := newDelivery(t)
-	d.set("www.example.com", ca.issue(t, "www.example.com", 1))
+	ca := certclienttest.NewCA(t)
+	d, backend := newDelivery(t, ca)
+	d.Set("www.example.com", issue(t, ca, "www.example.com", 1))
 	sock := filepath.Join(t.TempDir(), "gw.sock")
 	l, err := listener("unix:"+sock, false)
 	if err != nil {
@@ -251,9 +254,19 @@ func TestServeSignsWithDefaultCredentials(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	ca := newTestCA(t)
-	d, backend := newDelivery(t)
-	d.set("www.example.com", ca.issue(t, "www.example.com", 1))
+	ca := certclienttest.NewCA(t)
+	d, backend := newDelivery(t, ca)
+	d.Set("www.example.com", issue(t, ca, "www.example.com", 1))
+	var mu sync.Mutex
+	var auth []string // Authorization headers the backend saw
+	d.Configure(func(d *certclienttest.Delivery) {
+		d.Check = func(r *http.Request) error {
+			mu.Lock()
+			defer mu.Unlock()
+			auth = append(auth, r.Header.Get("Authorization"))
+			return nil
+		}
+	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -271,10 +284,10 @@ func TestServeSignsWithDefaultCredentials(t *testing.T) {
 	if status, _, _ := httpGet(t, &http.Client{Timeout: 10 * time.Second}, "http://"+l.Addr().String()+"/cert/www.example.com"); status != 200 {
 		t.Fatalf("GET /cert/www.example.com status = %d, want 200", status)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
 	const wantPrefix = "AWS4-HMAC-SHA256 Credential=AKIDTEST/"
-	if len(d.auth) != 1 || !strings.HasPrefix(d.auth[0], wantPrefix) || !strings.Contains(d.auth[0], "/eu-west-1/execute-api/aws4_request") {
-		t.Errorf("backend saw Authorization %q, want one SigV4 signature for execute-api in eu-west-1", d.auth)
+	if len(auth) != 1 || !strings.HasPrefix(auth[0], wantPrefix) || !strings.Contains(auth[0], "/eu-west-1/execute-api/aws4_request") {
+		t.Errorf("backend saw Authorization %q, want one SigV4 signature for execute-api in eu-west-1", auth)
 	}
 }
