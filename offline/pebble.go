@@ -93,24 +93,62 @@ type pebbleProfile struct {
 	ValidityPeriod int64  `json:"validityPeriod"`
 }
 
+// pebble is one Pebble instance of the stack: the primary CA or the
+// fallback.
+type pebble struct {
+	name       string // its process name
+	directory  string // https://127.0.0.1:PORT/dir
+	management string // https://127.0.0.1:PORT
+	rootsFile  string // the root of the certificates it issues
+	run        func() (*proc.Process, error)
+	proc       *proc.Process
+}
+
 func (s *Stack) startPebble(ctx context.Context, opts Options) error {
-	ports := opts.Ports
-	var err error
-	listen, err := proc.PortOrFree(ports.Pebble)
+	httpPort, err := proc.PortOrFree(opts.Ports.HTTP01)
 	if err != nil {
 		return err
 	}
-	mgmt, err := proc.PortOrFree(ports.PebbleManagement)
+	tlsPort, err := proc.PortOrFree(opts.Ports.PebbleTLSALPN)
 	if err != nil {
 		return err
 	}
-	httpPort, err := proc.PortOrFree(ports.HTTP01)
+	s.PebbleTLSCAFile = filepath.Join(s.Tools.PebbleTestDir, "certs", "pebble.minica.pem")
+	s.HTTP01Addr = fmt.Sprintf("127.0.0.1:%d", httpPort)
+	p, err := s.newPebble(opts, "pebble", opts.Ports.Pebble, opts.Ports.PebbleManagement, httpPort, tlsPort)
 	if err != nil {
 		return err
 	}
-	tlsPort, err := proc.PortOrFree(ports.PebbleTLSALPN)
+	s.pebble = p
+	s.PebbleDirectoryURL, s.PebbleManagementURL, s.PebbleRootsFile = p.directory, p.management, p.rootsFile
+	s.restarts[p.name] = s.runPebble
+	if err := s.runPebble(ctx); err != nil {
+		return err
+	}
+	if !opts.FallbackPebble {
+		return nil
+	}
+	// A second CA with a root of its own; it validates on the same port
+	// and asks the same DNS.
+	fb, err := s.newPebble(opts, "pebble-fallback", 0, 0, httpPort, tlsPort)
 	if err != nil {
 		return err
+	}
+	s.fallback = fb
+	s.FallbackDirectoryURL, s.FallbackManagementURL, s.FallbackRootsFile = fb.directory, fb.management, fb.rootsFile
+	s.restarts[fb.name] = func(ctx context.Context) error { return s.runInstance(ctx, fb) }
+	return s.runInstance(ctx, fb)
+}
+
+// newPebble writes the configuration of a Pebble instance listening on
+// listen and mgmt (zero: free ports), validating HTTP-01 on httpPort.
+func (s *Stack) newPebble(opts Options, name string, listen, mgmt, httpPort, tlsPort int) (*pebble, error) {
+	listen, err := proc.PortOrFree(listen)
+	if err != nil {
+		return nil, err
+	}
+	if mgmt, err = proc.PortOrFree(mgmt); err != nil {
+		return nil, err
 	}
 	validity := int64(7776000)
 	if opts.CertificateValidity > 0 {
@@ -137,11 +175,11 @@ func (s *Stack) startPebble(ctx context.Context, opts Options) error {
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cfgPath := filepath.Join(s.Dir, "pebble-config.json")
+	cfgPath := filepath.Join(s.Dir, name+"-config.json")
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	env := []string{
 		"PEBBLE_VA_NOSLEEP=1",
@@ -151,30 +189,35 @@ func (s *Stack) startPebble(ctx context.Context, opts Options) error {
 	for k, v := range opts.PebbleEnv {
 		env = append(env, k+"="+v)
 	}
-	s.PebbleTLSCAFile = filepath.Join(s.Tools.PebbleTestDir, "certs", "pebble.minica.pem")
-	s.PebbleDirectoryURL = fmt.Sprintf("https://127.0.0.1:%d/dir", listen)
-	s.PebbleManagementURL = fmt.Sprintf("https://127.0.0.1:%d", mgmt)
-	s.HTTP01Addr = fmt.Sprintf("127.0.0.1:%d", httpPort)
-	s.pebbleRun = func() (*proc.Process, error) {
-		return s.start("pebble", env, s.Dir, s.Tools.Pebble, "-config", cfgPath, "-dnsserver", s.DNSAddr)
-	}
-	s.restarts["pebble"] = s.runPebble
-	return s.runPebble(ctx)
+	return &pebble{
+		name:       name,
+		directory:  fmt.Sprintf("https://127.0.0.1:%d/dir", listen),
+		management: fmt.Sprintf("https://127.0.0.1:%d", mgmt),
+		rootsFile:  filepath.Join(s.Dir, name+"-roots.pem"),
+		run: func() (*proc.Process, error) {
+			return s.start(name, env, s.Dir, s.Tools.Pebble, "-config", cfgPath, "-dnsserver", s.DNSAddr)
+		},
+	}, nil
 }
 
-// runPebble starts Pebble, waits for its directory and saves its root.
-func (s *Stack) runPebble(ctx context.Context) error {
-	p, err := s.pebbleRun()
+// runPebble starts the primary Pebble, waits for its directory and saves
+// its root.
+func (s *Stack) runPebble(ctx context.Context) error { return s.runInstance(ctx, s.pebble) }
+
+// runInstance starts a Pebble instance, waits for its directory and saves
+// its root.
+func (s *Stack) runInstance(ctx context.Context, p *pebble) error {
+	pr, err := p.run()
 	if err != nil {
 		return err
 	}
-	s.pebble = p
+	p.proc = pr
 	client, err := s.PebbleHTTPClient()
 	if err != nil {
 		return err
 	}
 	ready := func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.PebbleDirectoryURL, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.directory, nil)
 		if err != nil {
 			return err
 		}
@@ -184,19 +227,18 @@ func (s *Stack) runPebble(ctx context.Context) error {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("pebble directory: %s", resp.Status)
+			return fmt.Errorf("%s directory: %s", p.name, resp.Status)
 		}
 		return nil
 	}
-	if err := p.WaitReady(ctx, 30*time.Second, ready); err != nil {
+	if err := pr.WaitReady(ctx, 30*time.Second, ready); err != nil {
 		return err
 	}
-	roots, err := s.pebbleGet(ctx, client, "/roots/0")
+	roots, err := getFrom(ctx, client, p.management, "/roots/0")
 	if err != nil {
-		return fmt.Errorf("fetch pebble's root: %w", err)
+		return fmt.Errorf("fetch %s's root: %w", p.name, err)
 	}
-	s.PebbleRootsFile = filepath.Join(s.Dir, "pebble-roots.pem")
-	return os.WriteFile(s.PebbleRootsFile, roots, 0o644)
+	return os.WriteFile(p.rootsFile, roots, 0o644)
 }
 
 // RestartPebble stops Pebble and starts it again on the same ports with the
@@ -204,11 +246,11 @@ func (s *Stack) runPebble(ctx context.Context) error {
 // everything in memory, so every account, order and certificate is
 // forgotten, and the new root replaces the old in PebbleRootsFile.
 func (s *Stack) RestartPebble(ctx context.Context) error {
-	if s.pebble == nil {
+	if s.pebble == nil || s.pebble.proc == nil {
 		return errNotStarted
 	}
-	s.untrack(s.pebble)
-	s.pebble.Stop(5 * time.Second)
+	s.untrack(s.pebble.proc)
+	s.pebble.proc.Stop(5 * time.Second)
 	return s.runPebble(ctx)
 }
 
@@ -229,7 +271,12 @@ func (s *Stack) PebbleHTTPClient() (*http.Client, error) {
 }
 
 func (s *Stack) pebbleGet(ctx context.Context, client *http.Client, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.PebbleManagementURL+path, nil)
+	return getFrom(ctx, client, s.PebbleManagementURL, path)
+}
+
+// getFrom GETs path of a Pebble management API at base.
+func getFrom(ctx context.Context, client *http.Client, base, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return nil, err
 	}

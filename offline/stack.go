@@ -78,6 +78,9 @@ type Options struct {
 	Blocklist []string
 	// Logs receives every process's output; nil discards it.
 	Logs io.Writer
+	// FallbackPebble starts a second Pebble, with a root of its own, as
+	// the fallback CA (Stack.FallbackDirectoryURL).
+	FallbackPebble bool
 	// DynamoDBOnDisk keeps DynamoDB Local's data in a folder of the stack
 	// instead of in memory, so that a restarted DynamoDB Local (see
 	// Supervise) still has its tables and items. `make run` and the chaos
@@ -117,9 +120,14 @@ type Stack struct {
 	// PebbleRootsFile holds the root of the certificates Pebble issues, to
 	// verify issued chains against.
 	PebbleRootsFile string
-	ChallSrvURL     string // http://127.0.0.1:PORT, pebble-challtestsrv's management API
-	DNSAddr         string // 127.0.0.1:PORT, pebble-challtestsrv's DNS server
-	HTTP01Addr      string // 127.0.0.1:PORT, where Pebble sends HTTP-01 validations
+	// The fallback CA's, with Options.FallbackPebble (it shares the TLS CA
+	// file, the DNS and the HTTP-01 port with the primary).
+	FallbackDirectoryURL  string
+	FallbackManagementURL string
+	FallbackRootsFile     string
+	ChallSrvURL           string // http://127.0.0.1:PORT, pebble-challtestsrv's management API
+	DNSAddr               string // 127.0.0.1:PORT, pebble-challtestsrv's DNS server
+	HTTP01Addr            string // 127.0.0.1:PORT, where Pebble sends HTTP-01 validations
 
 	// AWS reaches every service of the stack with dummy credentials; it
 	// is reloaded by SetEndpoint.
@@ -130,8 +138,8 @@ type Stack struct {
 	procs     []*proc.Process
 	logs      io.Writer
 
-	pebble    *proc.Process                 // for RestartPebble
-	pebbleRun func() (*proc.Process, error) // starts Pebble as configured
+	pebble   *pebble // the primary CA
+	fallback *pebble // the fallback CA, with Options.FallbackPebble
 
 	// restarts start each engine again on its ports, by process name;
 	// closing stops the supervisor from restarting anything.

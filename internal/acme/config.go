@@ -20,6 +20,13 @@ const (
 	EnvProfile   = "CERTFLOW_ACME_PROFILE"
 	EnvCARoots   = "CERTFLOW_ACME_CA_ROOTS"
 	EnvKeyType   = "CERTFLOW_KEY_TYPE"
+	// The fallback CA: its directory (unset means no fallback), its
+	// external account binding, and extra roots for its HTTPS listener.
+	// Everything else is the primary's.
+	EnvFallbackDirectory = "CERTFLOW_FALLBACK_ACME_DIRECTORY"
+	EnvFallbackEABKID    = "CERTFLOW_FALLBACK_ACME_EAB_KID"
+	EnvFallbackEABHMAC   = "CERTFLOW_FALLBACK_ACME_EAB_HMAC"
+	EnvFallbackCARoots   = "CERTFLOW_FALLBACK_ACME_CA_ROOTS"
 	// EnvDNSResolver is the recursive resolver ("host:port") lego checks
 	// DNS-01 records on; several may be given, comma separated. Shared with
 	// the preflight checks.
@@ -165,6 +172,38 @@ func ConfigFromEnv() (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// FallbackFromEnv reads the fallback CA's settings: primary with the
+// fallback's directory, external account binding and roots. ok is false
+// when no fallback is configured.
+func FallbackFromEnv(primary Config) (cfg Config, ok bool, err error) {
+	v := os.Getenv(EnvFallbackDirectory)
+	if v == "" {
+		return Config{}, false, nil
+	}
+	dir, err := directoryURL(v)
+	if err != nil {
+		return Config{}, false, fmt.Errorf("%s: %w", EnvFallbackDirectory, err)
+	}
+	if dir == primary.DirectoryURL {
+		return Config{}, false, fmt.Errorf("%s=%q is the primary CA's directory", EnvFallbackDirectory, v)
+	}
+	cfg = primary
+	cfg.DirectoryURL, cfg.EAB = dir, nil
+	switch kid, hmac := os.Getenv(EnvFallbackEABKID), os.Getenv(EnvFallbackEABHMAC); {
+	case kid != "" && hmac != "":
+		cfg.EAB = &EAB{KID: kid, HMAC: hmac}
+	case kid != "" || hmac != "":
+		return Config{}, false, fmt.Errorf("%s and %s go together: external account binding needs both", EnvFallbackEABKID, EnvFallbackEABHMAC)
+	}
+	if roots := os.Getenv(EnvFallbackCARoots); roots != "" {
+		if _, err := os.Stat(roots); err != nil {
+			return Config{}, false, fmt.Errorf("%s=%q: %w", EnvFallbackCARoots, roots, err)
+		}
+		cfg.CARoots = roots
+	}
+	return cfg, true, nil
 }
 
 // directoryURL resolves the value of CERTFLOW_ACME_DIRECTORY.

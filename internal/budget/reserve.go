@@ -35,12 +35,15 @@ var (
 // machine then waits once, until At (a Wait state's TimestampPath), and
 // issues.
 type Step struct {
-	reserver Reserver
-	awaiter  Awaiter
+	reservers map[string]Reserver // by CA (flow.CAPrimary, flow.CAFallback)
+	awaiter   Awaiter
 }
 
-// NewStep returns the ReserveOrderSlot step.
-func NewStep(r Reserver, a Awaiter) *Step { return &Step{reserver: r, awaiter: a} }
+// NewStep returns the ReserveOrderSlot step over the budgets of the
+// deployment's CAs, by CA name.
+func NewStep(reservers map[string]Reserver, a Awaiter) *Step {
+	return &Step{reservers: reservers, awaiter: a}
+}
 
 // Handle reserves one new-order slot for the execution in.Execution of
 // in.Domain. At is UTC with second precision ("2026-03-01T12:00:00Z"),
@@ -52,11 +55,17 @@ func (s *Step) Handle(ctx context.Context, in flow.Input) (flow.OrderSlot, error
 	if in.Domain == "" || in.Execution == "" {
 		return flow.OrderSlot{}, &failure.InvalidInputError{Message: "ReserveOrderSlot needs domain and execution"}
 	}
-	r, err := s.reserver.Reserve(ctx)
+	ca := in.CAOrPrimary()
+	reserver, ok := s.reservers[ca]
+	if !ok {
+		return flow.OrderSlot{}, &failure.InvalidInputError{Message: fmt.Sprintf("no order budget for CA %q", ca)}
+	}
+	r, err := reserver.Reserve(ctx)
 	if err != nil {
 		return flow.OrderSlot{}, &failure.TransientError{Code: failure.CodeDependencyError, Message: "the order budget is unavailable", Err: err}
 	}
 	r.At = ceilSecond(r.At)
+	r.CA = ca
 	err = s.awaiter.Await(ctx, in.Domain, in.Execution, r.At)
 	switch {
 	case errors.Is(err, certstore.ErrRetired):

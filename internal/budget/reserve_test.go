@@ -42,18 +42,19 @@ func TestStep(t *testing.T) {
 		want     string
 		wantType string
 	}{
-		{"whole second", fakeReserver{r: Reservation{Seq: 7, At: t0}}, nil, in, `{"seq":7,"at":"2026-03-01T12:00:00Z"}`, ""},
-		{"rounds up", fakeReserver{r: Reservation{Seq: 8, At: t0.Add(time.Millisecond)}}, nil, in, `{"seq":8,"at":"2026-03-01T12:00:01Z"}`, ""},
-		{"in UTC", fakeReserver{r: Reservation{Seq: 9, At: t0.In(paris)}}, nil, in, `{"seq":9,"at":"2026-03-01T12:00:00Z"}`, ""},
+		{"whole second", fakeReserver{r: Reservation{Seq: 7, At: t0}}, nil, in, `{"seq":7,"at":"2026-03-01T12:00:00Z","ca":"primary"}`, ""},
+		{"rounds up", fakeReserver{r: Reservation{Seq: 8, At: t0.Add(time.Millisecond)}}, nil, in, `{"seq":8,"at":"2026-03-01T12:00:01Z","ca":"primary"}`, ""},
+		{"in UTC", fakeReserver{r: Reservation{Seq: 9, At: t0.In(paris)}}, nil, in, `{"seq":9,"at":"2026-03-01T12:00:00Z","ca":"primary"}`, ""},
 		{"budget unavailable", fakeReserver{err: errors.New("throttled")}, nil, in, "", "TransientError"},
 		{"superseded", fakeReserver{r: Reservation{Seq: 1, At: t0}}, certstore.ErrSuperseded, in, "", "SupersededError"},
 		{"retired", fakeReserver{r: Reservation{Seq: 1, At: t0}}, certstore.ErrRetired, in, "", "DomainRetiredError"},
 		{"no execution", fakeReserver{r: Reservation{Seq: 1, At: t0}}, nil, flow.Input{Domain: "x.example"}, "", "InvalidInputError"},
+		{"a CA without a budget", fakeReserver{r: Reservation{Seq: 1, At: t0}}, nil, flow.Input{Domain: "x.example", Execution: "issue-1", CA: flow.CAFallback}, "", "InvalidInputError"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := &fakeAwaiter{err: tt.awaitErr}
-			res, err := NewStep(tt.reserver, a).Handle(context.Background(), tt.in)
+			res, err := NewStep(map[string]Reserver{flow.CAPrimary: tt.reserver}, a).Handle(context.Background(), tt.in)
 			if tt.wantType != "" {
 				f, ok := failure.Find(err)
 				if !ok || failure.TypeName(f) != tt.wantType {

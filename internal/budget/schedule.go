@@ -223,6 +223,15 @@ func (s *Schedule) claim(ctx context.Context, k int64) (_ Reservation, ok bool, 
 	}
 }
 
+// Admission is an order admitted by the budget: what Release needs to
+// give it back.
+type Admission struct {
+	Seq int64
+	// At is the stamp the admission wrote, Previous the one it replaced
+	// (Unix milliseconds; 0: none).
+	At, Previous int64
+}
+
 // Admit admits the order of reservation r now, or says how long to wait:
 // the order may be sent when its slot has come and no order of r's ring
 // position was admitted in the last step (Window plus Margin). One
@@ -235,35 +244,69 @@ func (s *Schedule) claim(ctx context.Context, k int64) (_ Reservation, ok bool, 
 // holds at most Limit of them, as long as an order reaches the CA within
 // Margin of being admitted. wait is zero when the order is admitted; it is
 // the time until r's slot, or until the position is free again, when not.
-func (s *Schedule) Admit(ctx context.Context, r Reservation) (wait time.Duration, err error) {
+func (s *Schedule) Admit(ctx context.Context, r Reservation) (a Admission, wait time.Duration, err error) {
 	if r.Seq < 1 {
-		return 0, fmt.Errorf("admit an order in budget %q: seq %d is not a reservation", s.name, r.Seq)
+		return Admission{}, 0, fmt.Errorf("admit an order in budget %q: seq %d is not a reservation", s.name, r.Seq)
 	}
 	now := s.now().UTC()
 	if early := r.At.Sub(now); early > 0 {
-		return early, nil
+		return Admission{}, early, nil
 	}
-	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 s.slotKey(r.Seq),
 		UpdateExpression:                    aws.String("SET #placed = :now"),
 		ConditionExpression:                 aws.String("attribute_not_exists(#placed) OR #placed <= :cutoff"),
 		ExpressionAttributeNames:            map[string]string{"#placed": table.AttrPlaced},
 		ExpressionAttributeValues:           map[string]types.AttributeValue{":now": number(now.UnixMilli()), ":cutoff": number(now.Add(-s.step).UnixMilli())},
+		ReturnValues:                        types.ReturnValueUpdatedOld,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
-		return 0, nil
+		a := Admission{Seq: r.Seq, At: now.UnixMilli()}
+		if _, ok := out.Attributes[table.AttrPlaced]; ok {
+			if a.Previous, err = intAttr(out.Attributes, table.AttrPlaced); err != nil {
+				return Admission{}, 0, fmt.Errorf("admit the order of slot %d in budget %q: %w", r.Seq, s.name, err)
+			}
+		}
+		return a, 0, nil
 	case !errors.As(err, &ccf):
-		return 0, fmt.Errorf("admit the order of slot %d in budget %q: %w", r.Seq, s.name, err)
+		return Admission{}, 0, fmt.Errorf("admit the order of slot %d in budget %q: %w", r.Seq, s.name, err)
 	}
 	placed, err := intAttr(ccf.Item, table.AttrPlaced)
 	if err != nil {
-		return 0, fmt.Errorf("admit the order of slot %d in budget %q: %w", r.Seq, s.name, err)
+		return Admission{}, 0, fmt.Errorf("admit the order of slot %d in budget %q: %w", r.Seq, s.name, err)
 	}
-	return max(time.Millisecond, time.UnixMilli(placed).Add(s.step).Sub(now)), nil
+	return Admission{}, max(time.Millisecond, time.UnixMilli(placed).Add(s.step).Sub(now)), nil
+}
+
+// Release gives an admission back when its order certainly never reached
+// the CA (the CA could not be connected to, or answered with a problem):
+// the position's stamp goes back to what it was, on condition that it is
+// still the admission's, so a retry of the order is admitted at once and
+// a CA that is down does not drain the budget.
+func (s *Schedule) Release(ctx context.Context, a Admission) error {
+	e := "SET #placed = :previous"
+	values := map[string]types.AttributeValue{":at": number(a.At), ":previous": number(a.Previous)}
+	if a.Previous == 0 {
+		e = "REMOVE #placed"
+		delete(values, ":previous")
+	}
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       s.slotKey(a.Seq),
+		UpdateExpression:          aws.String(e),
+		ConditionExpression:       aws.String("#placed = :at"),
+		ExpressionAttributeNames:  map[string]string{"#placed": table.AttrPlaced},
+		ExpressionAttributeValues: values,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &ccf) {
+		return fmt.Errorf("release the admission of slot %d in budget %q: %w", a.Seq, s.name, err)
+	}
+	return nil
 }
 
 // clock returns the current time rounded up to a whole second, the

@@ -433,23 +433,35 @@ func TestAdmit(t *testing.T) {
 		rs = append(rs, r)
 	}
 	r1, r2, r3 := rs[0], rs[1], rs[2] // r1 and r3 share position 0; r3 at t0+step
-	admit := func(r Reservation, want time.Duration) {
+	admit := func(r Reservation, want time.Duration) Admission {
 		t.Helper()
-		got, err := s.Admit(ctx, r)
+		a, got, err := s.Admit(ctx, r)
 		if err != nil || got != want {
 			t.Errorf("Admit(%+v) at %v = %v, %v, want %v", r, c.Now(), got, err, want)
 		}
+		return a
 	}
 	admit(r2, 0)    // on time
 	admit(r3, step) // early: wait for its slot
 	c.Set(t0.Add(step + time.Second))
-	admit(r3, 0)    // r3 on time, r1 never came
-	admit(r1, step) // r1 late: its position admitted r3 just now
+	a3 := admit(r3, 0) // r3 on time, r1 never came
+	admit(r1, step)    // r1 late: its position admitted r3 just now
 	c.Set(t0.Add(2*step + time.Second))
-	admit(r1, 0) // a step after r3
-	if _, err := s.Admit(ctx, Reservation{}); err == nil {
+	a1 := admit(r1, 0) // a step after r3
+	if _, _, err := s.Admit(ctx, Reservation{}); err == nil {
 		t.Error("Admit(zero Reservation) error = nil, want an error")
 	}
+	// An admission given back (its order never reached the CA) puts the
+	// position's stamp back: r3's was overwritten by r1's, so giving r3
+	// back changes nothing; giving r1 back restores r3's stamp.
+	if err := s.Release(ctx, a3); err != nil {
+		t.Fatal(err)
+	}
+	admit(r1, step) // r1's own stamp still holds the position
+	if err := s.Release(ctx, a1); err != nil {
+		t.Fatal(err)
+	}
+	admit(r1, 0) // given back: admitted again at once
 }
 
 func TestItemLayout(t *testing.T) {

@@ -8,8 +8,16 @@ import (
 	"time"
 )
 
-// EnvOrderBudget is the environment variable holding the budget spec.
-const EnvOrderBudget = "CERTFLOW_ORDER_BUDGET"
+// EnvOrderBudget is the environment variable holding the budget spec of
+// the primary CA's account; EnvFallbackOrderBudget the fallback CA's.
+const (
+	EnvOrderBudget         = "CERTFLOW_ORDER_BUDGET"
+	EnvFallbackOrderBudget = "CERTFLOW_FALLBACK_ORDER_BUDGET"
+)
+
+// FallbackName is the name of the fallback CA's budget (DefaultName is
+// the primary's).
+const FallbackName = "new-orders-fallback"
 
 // DefaultSpec is the budget when EnvOrderBudget is empty: Let's Encrypt's
 // 300 new orders per account per 3 hours.
@@ -33,16 +41,26 @@ func ParseSpec(spec string) (limit int, window time.Duration, err error) {
 	return limit, window, nil
 }
 
-// ConfigFromEnv returns the Config of the budget in table that
+// ConfigFromEnv returns the Config of the primary CA's budget in table that
 // CERTFLOW_ORDER_BUDGET describes (DefaultSpec when it is empty).
 func ConfigFromEnv(table string) (Config, error) {
-	spec := os.Getenv(EnvOrderBudget)
+	return configFromEnv(table, EnvOrderBudget, DefaultName)
+}
+
+// FallbackConfigFromEnv returns the Config of the fallback CA's budget,
+// which CERTFLOW_FALLBACK_ORDER_BUDGET describes (DefaultSpec when empty).
+func FallbackConfigFromEnv(table string) (Config, error) {
+	return configFromEnv(table, EnvFallbackOrderBudget, FallbackName)
+}
+
+func configFromEnv(table, env, name string) (Config, error) {
+	spec := os.Getenv(env)
 	if spec == "" {
 		spec = DefaultSpec
 	}
 	limit, window, err := ParseSpec(spec)
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", EnvOrderBudget, err)
+		return Config{}, fmt.Errorf("%s: %w", env, err)
 	}
-	return Config{Table: table, Limit: limit, Window: window}, nil
+	return Config{Table: table, Name: name, Limit: limit, Window: window}, nil
 }

@@ -59,6 +59,10 @@ type Certificate struct {
 	NotAfter  time.Time
 	Serial    string // lower-case hex
 	Issuer    string
+	// CA is which of the deployment's CAs issued the certificate
+	// (flow.CAPrimary or flow.CAFallback; empty for certificates stored
+	// before it was recorded, which the primary issued).
+	CA        string
 	ARICertID string
 	RenewAt   time.Time
 
@@ -128,6 +132,7 @@ func certificateItem(c *Certificate) map[string]types.AttributeValue {
 	setT(table.AttrNotAfter, c.NotAfter)
 	setS(table.AttrSerial, c.Serial)
 	setS(table.AttrIssuer, c.Issuer)
+	setS(table.AttrCA, c.CA)
 	setS(table.AttrARICertID, c.ARICertID)
 	setT(table.AttrRenewAt, c.RenewAt)
 	if c.Status.Working() {
@@ -168,6 +173,7 @@ func certificateFromItem(item map[string]types.AttributeValue) (*Certificate, er
 		NotAfter:   r.T(table.AttrNotAfter),
 		Serial:     r.S(table.AttrSerial),
 		Issuer:     r.S(table.AttrIssuer),
+		CA:         r.S(table.AttrCA),
 		ARICertID:  r.S(table.AttrARICertID),
 		RenewAt:    r.T(table.AttrRenewAt),
 

@@ -26,6 +26,7 @@ type Due struct {
 	Run        int64
 	Execution  string
 	Serial     string
+	CA         string
 	ARICertID  string
 	RenewAt    time.Time
 	NotAfter   time.Time
@@ -35,7 +36,7 @@ type Due struct {
 // Certificate is the part of the certificate item d holds, for Claim.
 func (d Due) Certificate() *Certificate {
 	return &Certificate{Domain: d.Domain, SANs: d.SANs, Status: d.Status, Generation: d.Generation, Run: d.Run,
-		Execution: d.Execution, Serial: d.Serial, ARICertID: d.ARICertID, RenewAt: d.RenewAt, NotAfter: d.NotAfter, DueAt: d.DueAt}
+		Execution: d.Execution, Serial: d.Serial, CA: d.CA, ARICertID: d.ARICertID, RenewAt: d.RenewAt, NotAfter: d.NotAfter, DueAt: d.DueAt}
 }
 
 // DueBy returns up to limit domains of shard whose dueAt is at or before
@@ -63,6 +64,7 @@ func (s *Store) DueBy(ctx context.Context, shard string, t time.Time, limit int,
 			Run:        r.N(table.AttrRun),
 			Execution:  r.S(table.AttrExecution),
 			Serial:     r.S(table.AttrSerial),
+			CA:         r.S(table.AttrCA),
 			ARICertID:  r.S(table.AttrARICertID),
 			RenewAt:    r.T(table.AttrRenewAt),
 			NotAfter:   r.T(table.AttrNotAfter),

@@ -189,10 +189,13 @@ func (s *Store) recordAttempt(ctx context.Context, domain, execution string, e *
 // Quarantine stops all attempts for domain until the platform requests it
 // again, for the execution that owns it: status quarantined with the
 // reason code, message and unpause link, no execution owns the domain any
-// more, it leaves the indexes, and its renewal timer and pending order are
-// deleted, all in one transaction. A certificate it holds is still served.
-// It returns ErrSuperseded, ErrRetired or ErrNotFound.
+// more, and its renewal timer and pending order are deleted, all in one
+// transaction. A certificate it holds is still served. A domain that moved
+// away from the platform (failure.MovedAway) stays in the due index, due
+// when it is to be offboarded (WithOffboardAfter); any other leaves the
+// indexes. It returns ErrSuperseded, ErrRetired or ErrNotFound.
 func (s *Store) Quarantine(ctx context.Context, domain, execution, reasonCode, message, unpauseURL string) error {
+	now := s.now()
 	e := table.NewExpr()
 	e.Set(table.AttrStatus, table.S(string(StatusQuarantined)))
 	e.Set(table.AttrQuarantineReason, table.S(reasonCode))
@@ -201,8 +204,14 @@ func (s *Store) Quarantine(ctx context.Context, domain, execution, reasonCode, m
 	if unpauseURL != "" {
 		e.Set(table.AttrUnpauseURL, table.S(unpauseURL))
 	}
-	e.Set(table.AttrUpdatedAt, table.T(s.now()))
-	e.Remove(table.AttrShard, table.AttrDueAt, table.AttrNextAttemptAt, table.AttrExecution, table.AttrWaits)
+	e.Set(table.AttrUpdatedAt, table.T(now))
+	if failure.MovedAway(reasonCode) {
+		e.Set(table.AttrShard, table.S(table.ShardOf(domain)))
+		e.Set(table.AttrDueAt, table.T(now.Add(s.offboard)))
+		e.Remove(table.AttrNextAttemptAt, table.AttrExecution, table.AttrWaits)
+	} else {
+		e.Remove(table.AttrShard, table.AttrDueAt, table.AttrNextAttemptAt, table.AttrExecution, table.AttrWaits)
+	}
 	e.Add(table.AttrVersion, table.N(1))
 	fence(e, execution)
 	input := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{

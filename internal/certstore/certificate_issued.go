@@ -32,6 +32,7 @@ type Issued struct {
 	NotAfter  time.Time
 	Serial    string // hex; stored lower case
 	Issuer    string
+	CA        string // which of the deployment's CAs issued it
 	ARICertID string
 	RenewAt   time.Time
 }
@@ -94,6 +95,11 @@ func (s *Store) saveIssuedInput(in Issued, now time.Time) (*dynamodb.TransactWri
 	e.Set(table.AttrNotAfter, table.T(in.NotAfter))
 	e.Set(table.AttrSerial, table.S(serial))
 	e.Set(table.AttrIssuer, table.S(in.Issuer))
+	if in.CA != "" {
+		e.Set(table.AttrCA, table.S(in.CA))
+	} else {
+		e.Remove(table.AttrCA)
+	}
 	if in.ARICertID != "" {
 		e.Set(table.AttrARICertID, table.S(in.ARICertID))
 	} else {

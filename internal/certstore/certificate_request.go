@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/table"
 )
@@ -151,12 +152,43 @@ func (s *Store) writeRequest(ctx context.Context, domain string, sans []string, 
 // and returns the item. It returns ErrNotFound when the domain does not
 // exist.
 func (s *Store) Retire(ctx context.Context, domain string) (*Certificate, error) {
+	prev, err := s.retire(ctx, domain, func(*Certificate) error { return nil })
+	if err != nil {
+		return nil, fmt.Errorf("retire %q: %w", domain, err)
+	}
+	return prev, nil
+}
+
+// Offboard retires domain if it is still quarantined because it moved
+// away from the platform (failure.MovedAway) and its time to be offboarded
+// (its dueAt) has passed at now: the customer left, and the platform
+// forgets the domain as Retire does. A domain requested again meanwhile, or
+// quarantined for another reason, is left as it is (ErrStale).
+func (s *Store) Offboard(ctx context.Context, domain string, now time.Time) (*Certificate, error) {
+	prev, err := s.retire(ctx, domain, func(c *Certificate) error {
+		if c.Status != StatusQuarantined || !failure.MovedAway(c.QuarantineReason) || c.DueAt.IsZero() || c.DueAt.After(now) {
+			return fmt.Errorf("status %s, reason %q, due %s: %w", c.Status, c.QuarantineReason, table.FormatTime(c.DueAt), ErrStale)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("offboard %q: %w", domain, err)
+	}
+	return prev, nil
+}
+
+// retire retires domain when ok accepts the item as read, on condition
+// that it is still that version.
+func (s *Store) retire(ctx context.Context, domain string, ok func(*Certificate) error) (*Certificate, error) {
 	for range maxAttempts {
 		prev, err := s.GetConsistent(ctx, domain)
 		if err != nil {
-			return nil, fmt.Errorf("retire %q: %w", domain, err)
+			return nil, err
 		}
 		if prev.Status != StatusRetired {
+			if err := ok(prev); err != nil {
+				return nil, err
+			}
 			e := table.NewExpr()
 			e.Set(table.AttrStatus, table.S(string(StatusRetired)))
 			e.Set(table.AttrUpdatedAt, table.T(s.now()))
@@ -172,13 +204,13 @@ func (s *Store) Retire(ctx context.Context, domain string) (*Certificate, error)
 				continue
 			}
 			if err != nil {
-				return nil, fmt.Errorf("retire %q: %w", domain, err)
+				return nil, err
 			}
 		}
 		if err := s.deleteAliases(ctx, domain, prev.SANs); err != nil {
-			return nil, fmt.Errorf("retire %q: %w", domain, err)
+			return nil, err
 		}
 		return prev, nil
 	}
-	return nil, fmt.Errorf("retire %q: item kept changing: %w", domain, ErrStale)
+	return nil, fmt.Errorf("item kept changing: %w", ErrStale)
 }

@@ -87,15 +87,21 @@ const maxAttempts = 5
 // table and the renewal timers of the timers table. It is safe for
 // concurrent use.
 type Store struct {
-	client DynamoDB
-	table  string
-	timers string
-	grace  time.Duration
-	now    func() time.Time
+	client   DynamoDB
+	table    string
+	timers   string
+	grace    time.Duration
+	offboard time.Duration
+	now      func() time.Time
 }
 
 // DefaultGrace is the grace of a Store unless WithGrace says otherwise.
 const DefaultGrace = time.Hour
+
+// DefaultOffboardAfter is how long a domain that moved away stays
+// quarantined before it is offboarded, unless WithOffboardAfter says
+// otherwise: seven days, as Cloudflare deletes hostnames that moved.
+const DefaultOffboardAfter = 7 * 24 * time.Hour
 
 // Option configures a Store.
 type Option func(*Store)
@@ -118,6 +124,17 @@ func WithGrace(d time.Duration) Option {
 	}
 }
 
+// WithOffboardAfter sets how long a domain quarantined because it moved
+// away from the platform (failure.MovedAway) waits before the reconciler
+// offboards it.
+func WithOffboardAfter(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.offboard = d
+		}
+	}
+}
+
 // WithTimerTable keeps renewal timers in their own table (template.yaml's
 // RenewalTimersTable): a table whose only attributes are its keys, with TTL
 // and a stream, so the stream carries timer deletions and nothing else.
@@ -132,7 +149,7 @@ func WithTimerTable(name string) Option {
 
 // New returns a Store over table.
 func New(client DynamoDB, table string, opts ...Option) *Store {
-	s := &Store{client: client, table: table, timers: table, grace: DefaultGrace, now: time.Now}
+	s := &Store{client: client, table: table, timers: table, grace: DefaultGrace, offboard: DefaultOffboardAfter, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}

@@ -36,12 +36,12 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-func newTestStore(t *testing.T) *Store {
+func newTestStore(t *testing.T, opts ...Option) *Store {
 	t.Helper()
 	if testDB == nil {
 		offlinetest.Require(t)
 	}
-	return New(testDB, testTable, WithTimerTable(testTimers), WithClock(func() time.Time { return t0 }))
+	return New(testDB, testTable, append([]Option{WithTimerTable(testTimers), WithClock(func() time.Time { return t0 })}, opts...)...)
 }
 
 // issued returns a certificate for domain issued at notBefore, stored by
@@ -692,4 +692,55 @@ func avString(av types.AttributeValue) string {
 		return b.String()
 	}
 	return fmt.Sprint(av)
+}
+
+// TestOffboard: a domain quarantined because it moved away stays due,
+// when it is to be offboarded; before that, or once requested again, it
+// is left alone; then it is retired. A quarantine for another reason is
+// never offboarded.
+func TestOffboard(t *testing.T) {
+	s := newTestStore(t, WithOffboardAfter(time.Hour))
+	ctx := context.Background()
+	const moved, paused = "moved.example", "paused.example"
+	for _, d := range []string{moved, paused} {
+		c := mustRequest(t, s, d)
+		reason := failure.CodeDomainNotPointed
+		if d == paused {
+			reason = failure.CodeAccountPaused
+		}
+		if err := s.Quarantine(ctx, d, c.Execution, reason, "gone", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := mustGet(t, s, moved)
+	if !q.DueAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("moved-away domain due %v, want an hour after the quarantine", q.DueAt)
+	}
+	due, _, err := s.DueBy(ctx, table.ShardOf(moved), t0.Add(2*time.Hour), 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range due {
+		found = found || d.Domain == moved
+		if d.Domain == paused {
+			t.Errorf("a domain quarantined for %s is in the due index", failure.CodeAccountPaused)
+		}
+	}
+	if !found {
+		t.Errorf("DueBy did not list the moved-away domain")
+	}
+	if _, err := s.Offboard(ctx, moved, t0); !errors.Is(err, ErrStale) {
+		t.Errorf("Offboard before its time = %v, want ErrStale", err)
+	}
+	if _, err := s.Offboard(ctx, paused, t0.Add(48*time.Hour)); !errors.Is(err, ErrStale) {
+		t.Errorf("Offboard(%s) = %v, want ErrStale", failure.CodeAccountPaused, err)
+	}
+	prev, err := s.Offboard(ctx, moved, t0.Add(2*time.Hour))
+	if err != nil || prev.Status != StatusQuarantined {
+		t.Fatalf("Offboard after its time = %+v, %v, want the quarantined item", prev, err)
+	}
+	if c := mustGet(t, s, moved); c.Status != StatusRetired || !c.DueAt.IsZero() {
+		t.Errorf("offboarded item = %+v, want retired and not due", c)
+	}
 }

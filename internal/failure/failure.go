@@ -78,6 +78,11 @@ func CountsAgainstDomain(code string) bool {
 	return false
 }
 
+// MovedAway reports whether a domain quarantined for code has left the
+// platform: it no longer points at the edge. Such a domain is offboarded
+// after a while; any other quarantine waits for the platform.
+func MovedAway(code string) bool { return code == CodeDomainNotPointed }
+
 // Detail is what every failure carries. It is also the JSON errorMessage of a
 // failed Lambda invocation, so the state machine's Cause is machine-readable.
 type Detail struct {

@@ -27,6 +27,15 @@ const (
 	StartedBySweeper = "sweeper"
 )
 
+// The ACME CAs a deployment may order from (Input.CA, OrderSlot.CA): its
+// primary, and the fallback it turns to when the primary is down, rate
+// limits the account, or refuses a name another CA may not refuse.
+// Renewals start on the primary.
+const (
+	CAPrimary  = "primary"
+	CAFallback = "fallback"
+)
+
 // Input is the execution input of the issuance state machine. Steps that
 // receive the whole state (Issue) read it with the fields the state machine
 // added; steps given Parameters receive the parts they name.
@@ -50,6 +59,9 @@ type Input struct {
 	// fenced by it: only the execution the domain's item names may change
 	// the item, so a superseded execution cannot.
 	Execution string `json:"execution"`
+	// CA is the CA the execution orders from: CAPrimary, until the state
+	// machine falls back to CAFallback.
+	CA string `json:"ca"`
 	// OrderSlot is the slot of the new-order budget the execution holds,
 	// once ReserveOrderSlot has run (the state machine adds it).
 	OrderSlot *OrderSlot `json:"orderSlot,omitempty"`
@@ -74,6 +86,18 @@ func (in Input) ARIReplaces() string {
 type OrderSlot struct {
 	Seq int64     `json:"seq"`
 	At  time.Time `json:"at"`
+	// CA is the CA whose budget the slot is of: a slot of another CA's
+	// budget is no use (the state machine reserves anew).
+	CA string `json:"ca"`
+}
+
+// CAOrPrimary is the CA the execution orders from, CAPrimary when the
+// input names none (an execution started before the input had it).
+func (in Input) CAOrPrimary() string {
+	if in.CA == "" {
+		return CAPrimary
+	}
+	return in.CA
 }
 
 // LogAttrs are the attributes every log line about the execution carries.
@@ -100,6 +124,8 @@ type Issued struct {
 	RenewAt   time.Time `json:"renewAt"`
 	// Renewed is true when the certificate replaces an earlier one.
 	Renewed bool `json:"renewed"`
+	// CA is the CA that issued it (CAPrimary or CAFallback).
+	CA string `json:"ca,omitempty"`
 }
 
 // Caught is what a Catch puts at its ResultPath: the error name (the Lambda

@@ -206,12 +206,12 @@ func (w *world) handler(t *testing.T, ca issue.CA) *issue.Handler {
 		t.Fatal(err)
 	}
 	return issue.New(issue.Config{
-		CA:        ca,
-		Sealer:    w.sealer,
-		Scheduler: &ari.Scheduler{Info: ari.New(client, cfg.DirectoryURL)},
-		Store:     w.store,
-		Slots:     w.slots(t),
-		Names:     domain.Policy{AllowTestingTLDs: true},
+		CAs: map[string]issue.CAConfig{flow.CAPrimary: {
+			CA: ca, Slots: w.slots(t), Renewal: &ari.Scheduler{Info: ari.New(client, cfg.DirectoryURL)},
+		}},
+		Sealer: w.sealer,
+		Store:  w.store,
+		Names:  domain.Policy{AllowTestingTLDs: true},
 	})
 }
 

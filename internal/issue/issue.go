@@ -70,9 +70,11 @@ type Store interface {
 }
 
 // Slots admits the order of a slot of the new-order budget, or says how
-// long to wait; *budget.Schedule implements it.
+// long to wait, and takes an admission back when its order never reached
+// the CA; *budget.Schedule implements it.
 type Slots interface {
-	Admit(ctx context.Context, r budget.Reservation) (wait time.Duration, err error)
+	Admit(ctx context.Context, r budget.Reservation) (a budget.Admission, wait time.Duration, err error)
+	Release(ctx context.Context, a budget.Admission) error
 }
 
 var (
@@ -82,13 +84,23 @@ var (
 	_ Slots  = (*budget.Schedule)(nil)
 )
 
+// CAConfig is what the step needs of one of the deployment's CAs.
+type CAConfig struct {
+	CA CA
+	// Slots is the CA's new-order budget.
+	Slots Slots
+	// Renewal decides when its certificates are renewed (its ARI).
+	Renewal Scheduler
+}
+
 // Config holds a Handler's dependencies and settings.
 type Config struct {
-	CA        CA
-	Sealer    Sealer
-	Scheduler Scheduler
-	Store     Store
-	Slots     Slots
+	// CAs are the deployment's CAs by name (flow.CAPrimary and, when
+	// configured, flow.CAFallback); the execution input says which one
+	// to order from.
+	CAs    map[string]CAConfig
+	Sealer Sealer
+	Store  Store
 	// Method is the challenge for ordinary names (wildcards always use
 	// DNS-01); empty means HTTP-01.
 	Method acme.Method
@@ -108,6 +120,15 @@ const DefaultMaxEarly = 30 * time.Second
 // Handler runs the Issue step. It is safe for concurrent use.
 type Handler struct {
 	cfg Config
+}
+
+// attempt is one invocation's work with the CA it orders from.
+type attempt struct {
+	*Handler
+	caName  string
+	ca      CA
+	slots   Slots
+	renewal Scheduler
 }
 
 // New returns a Handler.
@@ -145,15 +166,21 @@ func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error
 		return flow.Issued{}, fmt.Errorf("normalise %q: %w", in.Domain, err)
 	}
 	names := append([]string{primary}, sans...)
-	o, state, err := h.order(ctx, in, primary, names)
+	a := &attempt{Handler: h, caName: in.CAOrPrimary()}
+	ca, ok := h.cfg.CAs[a.caName]
+	if !ok {
+		return flow.Issued{}, &failure.InvalidInputError{Message: fmt.Sprintf("no CA %q is configured", a.caName)}
+	}
+	a.ca, a.slots, a.renewal = ca.CA, ca.Slots, ca.Renewal
+	o, state, err := a.order(ctx, in, primary, names)
 	if err != nil {
 		return flow.Issued{}, stepError(in, primary, err)
 	}
-	cert, err := h.complete(ctx, in, &o, state)
+	cert, err := a.complete(ctx, in, &o, state)
 	if err != nil {
 		return flow.Issued{}, stepError(in, primary, err)
 	}
-	out, err := h.save(ctx, in, primary, o, cert)
+	out, err := a.save(ctx, in, primary, o, cert)
 	if err != nil {
 		return flow.Issued{}, stepError(in, primary, err)
 	}
@@ -175,8 +202,8 @@ func stepError(in flow.Input, primary string, err error) error {
 // save seals nothing (the key was sealed with the order), schedules the
 // renewal and stores the certificate, its timer and aliases; the pending
 // order goes in the same transaction.
-func (h *Handler) save(ctx context.Context, in flow.Input, primary string, o certstore.Order, cert *acme.Certificate) (flow.Issued, error) {
-	renewAt := h.cfg.Scheduler.RenewAt(ctx, cert.Leaf, cert.ARICertID).UTC().Truncate(time.Second)
+func (h *attempt) save(ctx context.Context, in flow.Input, primary string, o certstore.Order, cert *acme.Certificate) (flow.Issued, error) {
+	renewAt := h.renewal.RenewAt(ctx, cert.Leaf, cert.ARICertID).UTC().Truncate(time.Second)
 	sans := slices.Clone(o.Names)
 	sans = slices.DeleteFunc(sans, func(n string) bool { return n == primary })
 	issued := certstore.Issued{
@@ -190,6 +217,7 @@ func (h *Handler) save(ctx context.Context, in flow.Input, primary string, o cer
 		NotAfter:  cert.NotAfter,
 		Serial:    cert.Serial,
 		Issuer:    cert.Issuer,
+		CA:        h.caName,
 		ARICertID: cert.ARICertID,
 		RenewAt:   renewAt,
 	}
@@ -203,8 +231,9 @@ func (h *Handler) save(ctx context.Context, in flow.Input, primary string, o cer
 		NotAfter:  cert.NotAfter.UTC().Truncate(time.Second),
 		RenewAt:   renewAt,
 		Renewed:   in.Replaces != "" || in.ReplacesSerial != "",
+		CA:        h.caName,
 	}
-	logging.From(ctx).InfoContext(ctx, "certificate issued", "serial", cert.Serial,
+	logging.From(ctx).InfoContext(ctx, "certificate issued", "serial", cert.Serial, "ca", h.caName,
 		"sans", sans, "issuer", cert.Issuer, "notAfter", out.NotAfter, "renewAt", out.RenewAt,
 		"renewed", out.Renewed, "replacesSerial", in.ReplacesSerial, "order", o.URL)
 	return out, nil

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/big"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -280,23 +281,39 @@ func (f *fakeStore) SaveIssued(_ context.Context, in certstore.Issued) error {
 // fakeSlots admits like the budget: not before the slot, and not while
 // the slot's position admitted an order less than a step ago.
 type fakeSlots struct {
-	now    func() time.Time
-	placed time.Time // the last admission of the position
-	step   time.Duration
-	admits int
+	now      func() time.Time
+	placed   time.Time // the last admission of the position
+	step     time.Duration
+	admits   int
+	released int
 }
 
-func (f *fakeSlots) Admit(_ context.Context, r budget.Reservation) (time.Duration, error) {
+func (f *fakeSlots) Admit(_ context.Context, r budget.Reservation) (budget.Admission, time.Duration, error) {
 	now := f.now()
 	if now.Before(r.At) {
-		return r.At.Sub(now), nil
+		return budget.Admission{}, r.At.Sub(now), nil
 	}
 	if !f.placed.IsZero() && now.Sub(f.placed) < f.step {
-		return f.placed.Add(f.step).Sub(now), nil
+		return budget.Admission{}, f.placed.Add(f.step).Sub(now), nil
+	}
+	a := budget.Admission{Seq: r.Seq, At: now.UnixMilli()}
+	if !f.placed.IsZero() {
+		a.Previous = f.placed.UnixMilli()
 	}
 	f.placed = now
 	f.admits++
-	return 0, nil
+	return a, 0, nil
+}
+
+func (f *fakeSlots) Release(_ context.Context, a budget.Admission) error {
+	if f.placed.UnixMilli() == a.At {
+		f.placed = time.Time{}
+		if a.Previous != 0 {
+			f.placed = time.UnixMilli(a.Previous)
+		}
+		f.released++
+	}
+	return nil
 }
 
 // env is a Handler over fakes, for the execution of events/issue.json.
@@ -316,8 +333,8 @@ func newEnv(t *testing.T) *env {
 	e := &env{ca: newFakeCA(t), sealer: &fakeSealer{}, in: in, now: in.OrderSlot.At.Add(5 * time.Second)}
 	e.slots = &fakeSlots{now: func() time.Time { return e.now }, step: time.Hour}
 	e.store = &fakeStore{cert: certstore.Certificate{Domain: in.Domain, Status: certstore.StatusPending, Generation: in.Generation, Run: 1, Execution: in.Execution}}
-	e.h = New(Config{CA: e.ca, Sealer: e.sealer, Scheduler: twoThirds{}, Store: e.store, Slots: e.slots,
-		Names: domain.Policy{AllowTestingTLDs: true}, Now: func() time.Time { return e.now }})
+	e.h = New(Config{CAs: map[string]CAConfig{flow.CAPrimary: {CA: e.ca, Slots: e.slots, Renewal: twoThirds{}}},
+		Sealer: e.sealer, Store: e.store, Names: domain.Policy{AllowTestingTLDs: true}, Now: func() time.Time { return e.now }})
 	return e
 }
 
@@ -387,17 +404,17 @@ func TestHandleFixture(t *testing.T) {
 		t.Fatalf("SaveIssued calls = %d, want 1", len(e.store.saved))
 	}
 	got := e.store.saved[0]
-	if got.Domain != "blog.customer.example" || got.Execution != e.in.Execution || !slices.Equal(got.SANs, []string{"blog.customer.example", "www.blog.customer.example"}) ||
+	if got.Domain != "blog.customer.example" || got.Execution != e.in.Execution || got.CA != flow.CAPrimary || !slices.Equal(got.SANs, []string{"blog.customer.example", "www.blog.customer.example"}) ||
 		got.Serial != "0a1b2c" || got.Issuer != "Pebble Intermediate CA" || got.ARICertID != "aki.CgsM" || got.KeyType != "ec256" ||
 		!got.RenewAt.Equal(wantRenew) || string(got.Key.Ciphertext) != "ciphertext-1" || strings.Contains(got.CertPEM, "PRIVATE KEY") {
 		t.Errorf("SaveIssued(%+v) does not hold the issued certificate and the order's sealed key", got)
 	}
-	want := flow.Issued{Domain: "blog.customer.example", Serial: "0a1b2c", NotBefore: notBefore, NotAfter: notBefore.Add(90 * 24 * time.Hour), RenewAt: wantRenew}
+	want := flow.Issued{Domain: "blog.customer.example", Serial: "0a1b2c", NotBefore: notBefore, NotAfter: notBefore.Add(90 * 24 * time.Hour), RenewAt: wantRenew, CA: flow.CAPrimary}
 	if out != want {
 		t.Errorf("Handle = %+v, want %+v", out, want)
 	}
 	b, _ := json.Marshal(out)
-	if wantJSON := `{"domain":"blog.customer.example","serial":"0a1b2c","notBefore":"2026-11-21T16:00:00Z","notAfter":"2027-02-19T16:00:00Z","renewAt":"2027-01-20T16:00:00Z","renewed":false}`; string(b) != wantJSON {
+	if wantJSON := `{"domain":"blog.customer.example","serial":"0a1b2c","notBefore":"2026-11-21T16:00:00Z","notAfter":"2027-02-19T16:00:00Z","renewAt":"2027-01-20T16:00:00Z","renewed":false,"ca":"primary"}`; string(b) != wantJSON {
 		t.Errorf("flow.Issued JSON = %s, want %s", b, wantJSON)
 	}
 	if strings.Contains(logs.String(), "PRIVATE KEY") || !strings.Contains(logs.String(), `"serial":"0a1b2c"`) || !strings.Contains(logs.String(), "order placed") {
@@ -507,6 +524,8 @@ func TestSlots(t *testing.T) {
 			e.store.cert.SpentSlot = -1
 		}, "NeedsOrderSlotError", 0},
 		{"another execution owns the domain", func(e *env) { e.store.cert.Execution = "issue-other" }, "SupersededError", 0},
+		{"a slot of the other CA's budget", func(e *env) { e.in.OrderSlot.CA = flow.CAFallback }, "NeedsOrderSlotError", 0},
+		{"a CA the deployment does not have", func(e *env) { e.in.CA = flow.CAFallback }, "InvalidInputError", 0},
 		{"retired", func(e *env) {
 			e.in.OrderSlot = nil
 			e.in.Replaces = "aki.old"
@@ -546,6 +565,8 @@ func TestSlotGivenBack(t *testing.T) {
 		{"name rejected", &failure.DomainRejectedError{Message: "rejectedIdentifier"}, false},
 		{"replaces refused", &failure.ReplacesRefusedError{Message: "alreadyReplaced"}, false},
 		{"the CA erred", &failure.TransientError{Code: failure.CodeCAError, Message: "500"}, true},
+		{"the CA could not be connected to", &failure.TransientError{Code: failure.CodeCAUnreachable, Message: "refused",
+			Err: &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}}, false},
 		{"the answer was lost", &failure.TransientError{Code: failure.CodeCAUnreachable, Message: "connection reset"}, true},
 	}
 	for _, tt := range tests {
@@ -557,6 +578,9 @@ func TestSlotGivenBack(t *testing.T) {
 			}
 			if spent := e.store.cert.SpentSlot == e.in.OrderSlot.Seq; spent != tt.wantSpent {
 				t.Errorf("slot spent = %v, want %v", spent, tt.wantSpent)
+			}
+			if released := e.slots.released == 1; released == tt.wantSpent {
+				t.Errorf("admission released = %v, want %v: the budget keeps only orders that may have reached the CA", released, !tt.wantSpent)
 			}
 		})
 	}

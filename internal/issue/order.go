@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/internal/acme"
+	"github.com/certflow/certflow/internal/budget"
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/failure"
@@ -25,7 +26,7 @@ const maxPhases = 6
 
 // order returns the domain's order to work on, with its state at the CA:
 // the stored one when the CA will still complete it, else a new one.
-func (h *Handler) order(ctx context.Context, in flow.Input, primary string, names []string) (certstore.Order, acme.OrderState, error) {
+func (h *attempt) order(ctx context.Context, in flow.Input, primary string, names []string) (certstore.Order, acme.OrderState, error) {
 	log := logging.From(ctx)
 	stored, err := h.cfg.Store.GetOrder(ctx, primary)
 	switch {
@@ -40,7 +41,7 @@ func (h *Handler) order(ctx context.Context, in flow.Input, primary string, name
 			}
 			break
 		}
-		state, err := h.cfg.CA.State(ctx, acmeOrder(stored))
+		state, err := h.ca.State(ctx, acmeOrder(stored))
 		switch {
 		case errors.Is(err, acme.ErrOrderGone):
 			log.InfoContext(ctx, "stored order gone at the CA, a new one is placed", "order", stored.URL, "error", err.Error())
@@ -70,13 +71,13 @@ func (h *Handler) order(ctx context.Context, in flow.Input, primary string, name
 
 // unusable says why a stored order cannot give the certificate asked for,
 // or "" when it can.
-func (h *Handler) unusable(o certstore.Order, names []string) string {
+func (h *attempt) unusable(o certstore.Order, names []string) string {
 	want := slices.Clone(names)
 	slices.Sort(want)
 	have := slices.Clone(o.Names)
 	slices.Sort(have)
 	switch {
-	case o.Directory != h.cfg.CA.DirectoryURL():
+	case o.Directory != h.ca.DirectoryURL():
 		return "placed with another CA (" + o.Directory + ")"
 	case !slices.Equal(have, want):
 		return fmt.Sprintf("for other names (%s)", strings.Join(have, ", "))
@@ -100,11 +101,15 @@ func invalidOrder(o certstore.Order, state acme.OrderState) error {
 // reached the CA), then admitted by the budget right before newOrder is
 // sent, and given back when the CA certainly created no order (the
 // request never reached it, or it answered with a problem).
-func (h *Handler) place(ctx context.Context, in flow.Input, primary string, names []string) (certstore.Order, error) {
+func (h *attempt) place(ctx context.Context, in flow.Input, primary string, names []string) (certstore.Order, error) {
 	log := logging.From(ctx)
 	replaces := in.ARIReplaces()
 	var seq int64
 	switch {
+	case in.OrderSlot != nil && in.OrderSlot.CA != "" && in.OrderSlot.CA != h.caName:
+		return certstore.Order{}, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("order slot %d is of CA %s's budget, not %s's", in.OrderSlot.Seq, in.OrderSlot.CA, h.caName)}
+	case in.OrderSlot != nil && h.slots == nil:
+		return certstore.Order{}, &failure.InvalidInputError{Message: fmt.Sprintf("CA %s has no order budget", h.caName)}
 	case in.OrderSlot != nil:
 		seq = in.OrderSlot.Seq
 	case replaces != "":
@@ -119,18 +124,26 @@ func (h *Handler) place(ctx context.Context, in flow.Input, primary string, name
 	if !spent {
 		return certstore.Order{}, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("order slot %d was spent on an order already", seq)}
 	}
+	var admission *budget.Admission
 	giveBack := func() {
 		if err := h.cfg.Store.UnspendSlot(ctx, primary, in.Execution, seq); err != nil {
 			log.WarnContext(ctx, "order slot not given back", "slot", seq, "error", err.Error())
 		}
+		if admission != nil {
+			if err := h.slots.Release(ctx, *admission); err != nil {
+				log.WarnContext(ctx, "budget admission not given back", "slot", seq, "error", err.Error())
+			}
+		}
 	}
 	if in.OrderSlot != nil {
-		if err := h.admit(ctx, *in.OrderSlot); err != nil {
+		a, err := h.admit(ctx, *in.OrderSlot)
+		if err != nil {
 			giveBack()
 			return certstore.Order{}, err
 		}
+		admission = &a
 	}
-	o, err := h.cfg.CA.Place(ctx, names, replaces, "")
+	o, err := h.ca.Place(ctx, names, replaces, "")
 	if err != nil {
 		if notCreated(err) {
 			giveBack()
@@ -139,7 +152,7 @@ func (h *Handler) place(ctx context.Context, in flow.Input, primary string, name
 	}
 	stored := certstore.Order{
 		Domain: primary, Execution: in.Execution, URL: o.URL, Names: o.Names, Replaces: o.Replaces, Profile: o.Profile,
-		Directory: h.cfg.CA.DirectoryURL(), Account: o.Account, CreatedAt: h.cfg.Now().UTC().Truncate(time.Second),
+		Directory: h.ca.DirectoryURL(), Account: o.Account, CreatedAt: h.cfg.Now().UTC().Truncate(time.Second),
 	}
 	if err := h.cfg.Store.PutOrder(ctx, stored); err != nil {
 		return certstore.Order{}, fmt.Errorf("order %s placed but not stored: %w", o.URL, err)
@@ -169,26 +182,26 @@ func notCreated(err error) bool {
 // ahead, or until its ring position is free again after an order of a late
 // predecessor. A longer wait is left to the state machine: a slot far
 // ahead is retried, a busy position gets the execution a new slot.
-func (h *Handler) admit(ctx context.Context, slot flow.OrderSlot) error {
+func (h *attempt) admit(ctx context.Context, slot flow.OrderSlot) (budget.Admission, error) {
 	for range 3 {
-		wait, err := h.cfg.Slots.Admit(ctx, slot)
+		a, wait, err := h.slots.Admit(ctx, slot)
 		if err != nil {
-			return &failure.TransientError{Code: failure.CodeDependencyError, Message: "the order budget is unavailable", Err: err}
+			return budget.Admission{}, &failure.TransientError{Code: failure.CodeDependencyError, Message: "the order budget is unavailable", Err: err}
 		}
 		switch {
 		case wait == 0:
-			return nil
+			return a, nil
 		case wait <= h.cfg.MaxEarly:
 			if err := sleep(ctx, wait); err != nil {
-				return err
+				return budget.Admission{}, err
 			}
 		case h.cfg.Now().Before(slot.At):
-			return &failure.TransientError{Message: fmt.Sprintf("order slot %d is at %s, %s from now", slot.Seq, slot.At.Format(time.RFC3339), wait.Round(time.Second))}
+			return budget.Admission{}, &failure.TransientError{Message: fmt.Sprintf("order slot %d is at %s, %s from now", slot.Seq, slot.At.Format(time.RFC3339), wait.Round(time.Second))}
 		default:
-			return &failure.NeedsOrderSlotError{Message: fmt.Sprintf("the ring position of order slot %d is busy for %s", slot.Seq, wait.Round(time.Second))}
+			return budget.Admission{}, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("the ring position of order slot %d is busy for %s", slot.Seq, wait.Round(time.Second))}
 		}
 	}
-	return &failure.TransientError{Message: fmt.Sprintf("order slot %d not admitted after three waits", slot.Seq)}
+	return budget.Admission{}, &failure.TransientError{Message: fmt.Sprintf("order slot %d not admitted after three waits", slot.Seq)}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -206,25 +219,25 @@ func sleep(ctx context.Context, d time.Duration) error {
 // challenges, make and seal the key and CSR (stored with the order before
 // the CA sees the CSR), finalise, fetch. An order the CA invalidates on the
 // way is dropped, so the next attempt places a new one.
-func (h *Handler) complete(ctx context.Context, in flow.Input, o *certstore.Order, state acme.OrderState) (*acme.Certificate, error) {
+func (h *attempt) complete(ctx context.Context, in flow.Input, o *certstore.Order, state acme.OrderState) (*acme.Certificate, error) {
 	ao := acmeOrder(*o)
 	var err error
 	for range maxPhases {
 		switch state.Status {
 		case acme.StatusPending:
-			if err := h.cfg.CA.Authorize(ctx, ao, h.cfg.Method); err != nil {
+			if err := h.ca.Authorize(ctx, ao, h.cfg.Method); err != nil {
 				return nil, h.dropIfInvalid(ctx, *o, err)
 			}
-			state, err = h.cfg.CA.State(ctx, ao)
+			state, err = h.ca.State(ctx, ao)
 		case acme.StatusReady:
 			if len(o.CSR) == 0 {
 				if err := h.makeKey(ctx, in, o); err != nil {
 					return nil, err
 				}
 			}
-			state, err = h.cfg.CA.Finalize(ctx, ao, o.CSR)
+			state, err = h.ca.Finalize(ctx, ao, o.CSR)
 		case acme.StatusProcessing, acme.StatusValid:
-			cert, err := h.cfg.CA.Fetch(ctx, ao)
+			cert, err := h.ca.Fetch(ctx, ao)
 			if err != nil {
 				return nil, h.dropIfInvalid(ctx, *o, err)
 			}
@@ -253,7 +266,7 @@ func (h *Handler) complete(ctx context.Context, in flow.Input, o *certstore.Orde
 // dropIfInvalid drops the stored order when err means the CA will not
 // complete it (a judged challenge makes the order invalid; a gone order is
 // gone) and returns err; a transient error leaves it to be resumed.
-func (h *Handler) dropIfInvalid(ctx context.Context, o certstore.Order, err error) error {
+func (h *attempt) dropIfInvalid(ctx context.Context, o certstore.Order, err error) error {
 	var transient *failure.TransientError
 	if errors.As(err, &transient) && !errors.Is(err, acme.ErrOrderGone) {
 		return err
@@ -270,8 +283,8 @@ func (h *Handler) dropIfInvalid(ctx context.Context, o certstore.Order, err erro
 // makeKey makes the order's private key and CSR, seals the key and stores
 // both with the order, fenced by the execution, before any finalize: a
 // finalised order always has its key stored. The plaintext key is zeroed.
-func (h *Handler) makeKey(ctx context.Context, in flow.Input, o *certstore.Order) error {
-	keyPEM, csr, err := h.cfg.CA.NewKeyAndCSR(o.Names)
+func (h *attempt) makeKey(ctx context.Context, in flow.Input, o *certstore.Order) error {
+	keyPEM, csr, err := h.ca.NewKeyAndCSR(o.Names)
 	if err != nil {
 		return fmt.Errorf("key and CSR for %q: %w", o.Domain, err)
 	}

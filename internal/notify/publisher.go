@@ -27,6 +27,9 @@ const (
 	TypeFailed      = "Certificate Issuance Failed"
 	TypeQuarantined = "Domain Quarantined"
 	TypeRetired     = "Domain Retired"
+	// TypeOffboarded: a domain that had moved away from the platform for
+	// the offboarding period was retired by certflow itself.
+	TypeOffboarded = "Domain Offboarded"
 )
 
 // Event is one platform event. Zero fields are left out of the detail.

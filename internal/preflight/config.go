@@ -21,6 +21,8 @@ const (
 	EnvEdgeCNAMEs    = "CERTFLOW_EDGE_CNAMES"    // e.g. "edge.platform.example,*.cdn.platform.example"
 	EnvEdgeAddresses = "CERTFLOW_EDGE_ADDRESSES" // e.g. "203.0.113.10,2001:db8::10"
 	EnvCAAIdentities = "CERTFLOW_CAA_IDENTITIES" // e.g. "letsencrypt.org"; empty = no CAA check
+	// EnvFallbackCAAIdentities are the fallback CA's (e.g. "pki.goog").
+	EnvFallbackCAAIdentities = "CERTFLOW_FALLBACK_CAA_IDENTITIES"
 )
 
 // Defaults used for the zero values of Config.
@@ -46,6 +48,9 @@ type Config struct {
 	// CAAIdentities are the issuer domain names of the CA as they appear in
 	// CAA records ("letsencrypt.org"). Empty skips the CAA check.
 	CAAIdentities []string
+	// FallbackCAAIdentities are the fallback CA's, used when the
+	// execution orders from it: CAA must allow the CA that will issue.
+	FallbackCAAIdentities []string
 	// Timeout bounds one DNS exchange; zero means DefaultTimeout.
 	Timeout time.Duration
 	// Attempts is how many times a query is sent before a timeout or
@@ -77,6 +82,7 @@ func ConfigFromEnv() (Config, error) {
 		cfg.EdgeAddresses = append(cfg.EdgeAddresses, a)
 	}
 	cfg.CAAIdentities = splitList(os.Getenv(EnvCAAIdentities))
+	cfg.FallbackCAAIdentities = splitList(os.Getenv(EnvFallbackCAAIdentities))
 	if len(cfg.EdgeCNAMEs) == 0 && len(cfg.EdgeAddresses) == 0 {
 		return Config{}, fmt.Errorf("set %s or %s (or both): preflight needs to know what the edge is", EnvEdgeCNAMEs, EnvEdgeAddresses)
 	}

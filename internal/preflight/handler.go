@@ -16,8 +16,10 @@ type Output struct {
 
 // Handle runs the Preflight state: it checks the domain and each SAN in
 // turn, names normalised by package domain, and stops at the first
-// failure, which names the failing name.
+// failure, which names the failing name. CAA must allow the CA the
+// execution orders from.
 func (c *Checker) Handle(ctx context.Context, in flow.Input) (Output, error) {
+	c = c.forCA(in.CAOrPrimary())
 	primary, sans, err := c.cfg.Names.NormalizeAll(in.Domain, in.SANs)
 	if err != nil {
 		return Output{}, &failure.InvalidInputError{Message: err.Error(), Err: err}

@@ -27,12 +27,15 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/flow"
 )
 
 // Checker runs the preflight checks against one resolver. It is safe for
 // concurrent use.
 type Checker struct {
 	cfg Config
+	// fallback checks CAA for the fallback CA.
+	fallback *Checker
 }
 
 // New validates cfg and returns a Checker.
@@ -41,7 +44,17 @@ func New(cfg Config) (*Checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Checker{cfg: n}, nil
+	fb := n
+	fb.CAAIdentities = n.FallbackCAAIdentities
+	return &Checker{cfg: n, fallback: &Checker{cfg: fb}}, nil
+}
+
+// forCA is the Checker for an execution ordering from ca.
+func (c *Checker) forCA(ca string) *Checker {
+	if ca == flow.CAFallback && c.fallback != nil {
+		return c.fallback
+	}
+	return c
 }
 
 // Check reports whether name points at the edge and CAA allows the CA. The

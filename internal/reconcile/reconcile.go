@@ -23,6 +23,8 @@ import (
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/execution"
 	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/logging"
+	"github.com/certflow/certflow/internal/notify"
 )
 
 // Store claims a domain for a new run and gives a running execution more
@@ -43,9 +45,23 @@ type Describer interface {
 	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
 }
 
+// Offboarder forgets a domain that moved away from the platform once its
+// time has come (certstore.ErrStale when it has not, or the domain was
+// requested again). *certstore.Store implements it.
+type Offboarder interface {
+	Offboard(ctx context.Context, domain string, now time.Time) (*certstore.Certificate, error)
+}
+
+// Publisher tells the platform. *notify.Publisher implements it.
+type Publisher interface {
+	Publish(ctx context.Context, ev notify.Event) error
+}
+
 var (
-	_ Store   = (*certstore.Store)(nil)
-	_ Starter = (*execution.Starter)(nil)
+	_ Store      = (*certstore.Store)(nil)
+	_ Starter    = (*execution.Starter)(nil)
+	_ Offboarder = (*certstore.Store)(nil)
+	_ Publisher  = (*notify.Publisher)(nil)
 )
 
 // Outcome is what Reconcile did.
@@ -57,6 +73,9 @@ const (
 	Running   Outcome = "running"   // the owning execution runs: it was given more time
 	Restarted Outcome = "restarted" // the owning execution is gone or ended without an outcome: the next run was claimed and started
 	Skipped   Outcome = "skipped"   // someone else claimed the domain meanwhile, or it has no work left
+	// Offboarded: the domain had moved away from the platform for longer
+	// than the store's offboarding period and was retired.
+	Offboarded Outcome = "offboarded"
 )
 
 // Reconciler reconciles domains. The zero value of Now means time.Now.
@@ -67,7 +86,11 @@ type Reconciler struct {
 	// StateMachineARN is the issuance state machine's ARN, from which an
 	// execution's ARN is derived from its name.
 	StateMachineARN string
-	Now             func() time.Time
+	// Offboarder and Publisher, when set, offboard domains that moved away
+	// (the sweeper's); without them such domains are skipped.
+	Offboarder Offboarder
+	Publisher  Publisher
+	Now        func() time.Time
 }
 
 func (r *Reconciler) now() time.Time {
@@ -82,6 +105,9 @@ func (r *Reconciler) now() time.Time {
 // (flow.StartedByTimer, flow.StartedBySweeper, or the API's request),
 // recorded in the input of an execution it starts.
 func (r *Reconciler) Reconcile(ctx context.Context, c *certstore.Certificate, by string) (Outcome, error) {
+	if c.Status == certstore.StatusQuarantined && r.Offboarder != nil {
+		return r.offboard(ctx, c)
+	}
 	if !c.Status.Working() {
 		return Skipped, nil
 	}
@@ -117,6 +143,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, c *certstore.Certificate, by
 	return Restarted, nil
 }
 
+// offboard retires a domain that moved away and is due to be offboarded,
+// and publishes Domain Offboarded (best effort: the domain is retired).
+func (r *Reconciler) offboard(ctx context.Context, c *certstore.Certificate) (Outcome, error) {
+	prev, err := r.Offboarder.Offboard(ctx, c.Domain, r.now())
+	if ignorable(err) {
+		return Skipped, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reconcile %q: %w", c.Domain, err)
+	}
+	if r.Publisher != nil {
+		ev := notify.Event{Type: notify.TypeOffboarded, Domain: prev.Domain, Serial: prev.Serial, ReasonCode: prev.QuarantineReason, Version: prev.Version + 1}
+		if err := r.Publisher.Publish(ctx, ev); err != nil {
+			logging.From(ctx).ErrorContext(ctx, "publish Domain Offboarded", "domain", prev.Domain, "error", err.Error())
+		}
+	}
+	return Offboarded, nil
+}
+
 // ignorable reports whether a store error means there is nothing to do:
 // someone else claimed the domain, or it has no work left.
 func ignorable(err error) bool {
@@ -135,8 +180,10 @@ func (r *Reconciler) Start(ctx context.Context, c *certstore.Certificate, by str
 	return nil
 }
 
-// Input is the execution input for the execution c names. Its SANs are the
-// names besides the domain, as the platform requested them.
+// Input is the execution input for the execution c names: on the primary
+// CA, with the names besides the domain as the platform requested them,
+// and for a renewal the ARI "replaces" of a certificate the primary
+// issued.
 func Input(c *certstore.Certificate, by string) flow.Input {
 	sans := make([]string, 0, len(c.SANs))
 	for _, san := range c.SANs {
@@ -144,12 +191,17 @@ func Input(c *certstore.Certificate, by string) flow.Input {
 			sans = append(sans, san)
 		}
 	}
-	in := flow.Input{Domain: c.Domain, SANs: sans, Reason: flow.ReasonRequest, Generation: c.Generation, Execution: c.Execution}
+	in := flow.Input{Domain: c.Domain, SANs: sans, Reason: flow.ReasonRequest, Generation: c.Generation, Execution: c.Execution, CA: flow.CAPrimary}
 	if c.Status == certstore.StatusActive && c.Serial != "" {
 		in.Reason = flow.ReasonRenewal
-		in.Replaces = c.ARICertID
 		in.ReplacesSerial = c.Serial
 		in.StartedBy = by
+		// Every run starts on the primary CA; ARI "replaces" names a
+		// certificate of the CA it is sent to, so a certificate the
+		// fallback issued is renewed as a new order.
+		if c.CA == "" || c.CA == flow.CAPrimary {
+			in.Replaces = c.ARICertID
+		}
 	}
 	return in
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/notify"
 )
 
 const stateMachineARN = "arn:aws:states:us-east-1:123456789012:stateMachine:certflow"
@@ -197,6 +198,62 @@ func TestInput(t *testing.T) {
 				got.Reason != tt.want.Reason || got.Replaces != tt.want.Replaces || got.ReplacesSerial != tt.want.ReplacesSerial ||
 				got.StartedBy != tt.want.StartedBy || got.Generation != tt.want.Generation || got.Execution != tt.want.Execution {
 				t.Errorf("Input() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+type fakeOffboarder struct {
+	err  error
+	done []string
+}
+
+func (f *fakeOffboarder) Offboard(_ context.Context, domain string, _ time.Time) (*certstore.Certificate, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	f.done = append(f.done, domain)
+	return &certstore.Certificate{Domain: domain, Status: certstore.StatusQuarantined, QuarantineReason: "domain_not_pointed", Serial: "0abc", Version: 4}, nil
+}
+
+type fakePublisher struct{ events []notify.Event }
+
+func (f *fakePublisher) Publish(_ context.Context, ev notify.Event) error {
+	f.events = append(f.events, ev)
+	return nil
+}
+
+// TestOffboarding: the sweeper's reconciler offboards a quarantined domain
+// due to be offboarded and tells the platform; one the store refuses (not
+// yet, requested again) is skipped; without an offboarder nothing happens.
+func TestOffboarding(t *testing.T) {
+	moved := &certstore.Certificate{Domain: "moved.example", Status: certstore.StatusQuarantined, QuarantineReason: "domain_not_pointed"}
+	tests := []struct {
+		name       string
+		off        *fakeOffboarder
+		want       Outcome
+		wantEvents int
+	}{
+		{"due", &fakeOffboarder{}, Offboarded, 1},
+		{"not yet, or requested again", &fakeOffboarder{err: certstore.ErrStale}, Skipped, 0},
+		{"no offboarder", nil, Skipped, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pub := &fakePublisher{}
+			r := &Reconciler{Store: &fakeStore{}, Starter: &fakeStarter{}, Executions: &fakeExecutions{}, StateMachineARN: stateMachineARN, Publisher: pub}
+			if tt.off != nil {
+				r.Offboarder = tt.off
+			}
+			got, err := r.Reconcile(context.Background(), moved, flow.StartedBySweeper)
+			if err != nil || got != tt.want {
+				t.Fatalf("Reconcile() = %q, %v, want %q", got, err, tt.want)
+			}
+			if len(pub.events) != tt.wantEvents {
+				t.Fatalf("published %+v, want %d events", pub.events, tt.wantEvents)
+			}
+			if tt.wantEvents == 1 && (pub.events[0].Type != notify.TypeOffboarded || pub.events[0].Domain != "moved.example" || pub.events[0].ReasonCode != "domain_not_pointed") {
+				t.Errorf("event = %+v, want Domain Offboarded for moved.example", pub.events[0])
 			}
 		})
 	}

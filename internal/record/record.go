@@ -48,6 +48,8 @@ type Input struct {
 	// Execution is the Step Functions execution name: it must own the
 	// domain for anything to be recorded.
 	Execution string `json:"execution"`
+	// CA is the CA the execution orders from (flow.CAPrimary when empty).
+	CA string `json:"ca,omitempty"`
 }
 
 // LogAttrs are the attributes of every log line of the step.
@@ -70,8 +72,13 @@ type Result struct {
 	// Postpone is set when the execution has waited Policy.MaxWaits times:
 	// it ends (its history stays bounded) and the reconciler starts the
 	// next run once the wait is over.
-	Postpone    bool `json:"postpone"`
-	Quarantined bool `json:"quarantined,omitempty"`
+	Postpone bool `json:"postpone"`
+	// FallbackCA names the CA the execution may turn to (flow.CAFallback)
+	// when the deployment has one and the execution is still on its
+	// primary; "" otherwise. The state machine decides on which failures
+	// it does.
+	FallbackCA  string `json:"fallbackCA"`
+	Quarantined bool   `json:"quarantined,omitempty"`
 }
 
 // Recorder records failed attempts. *certstore.Store implements it.
@@ -108,6 +115,22 @@ type Handler struct {
 	metrics     *metrics.Emitter
 	now         func() time.Time
 	rand        func() float64
+	fallback    bool
+}
+
+// WithFallbackCA tells the handler the deployment has a fallback CA, so it
+// can say when an execution may turn to it (Result.FallbackCA).
+func (h *Handler) WithFallbackCA() *Handler {
+	h.fallback = true
+	return h
+}
+
+// fallbackCA is Result.FallbackCA for in.
+func (h *Handler) fallbackCA(in Input) string {
+	if h.fallback && (in.CA == "" || in.CA == flow.CAPrimary) {
+		return flow.CAFallback
+	}
+	return ""
 }
 
 // New returns a Handler. A nil now means time.Now.
@@ -138,6 +161,9 @@ func (h *Handler) Handle(ctx context.Context, in Input) (Result, error) {
 		res, err = h.Quarantine(ctx, in)
 	default:
 		return Result{}, &failure.InvalidInputError{Message: fmt.Sprintf("unknown action %q", in.Action)}
+	}
+	if err == nil && !res.Quarantined {
+		res.FallbackCA = h.fallbackCA(in)
 	}
 	return res, stepError(in, err)
 }

@@ -387,20 +387,20 @@ func TestFixtures(t *testing.T) {
 		wantRecord string // code recorded, if any
 	}{
 		{"record-failure.json", &fakeStore{count: 1, first: testNow.Add(-30 * time.Minute)},
-			`{"code":"challenge_failed","message":"127.0.0.2: Invalid response from http://blog.customer.example/.well-known/acme-challenge/x: 404","retryAfterSeconds":0,"failureCount":2,"failureAgeSeconds":1800,"waitSeconds":2400,"unpauseURL":"","postpone":false}`,
+			`{"code":"challenge_failed","message":"127.0.0.2: Invalid response from http://blog.customer.example/.well-known/acme-challenge/x: 404","retryAfterSeconds":0,"failureCount":2,"failureAgeSeconds":1800,"waitSeconds":2400,"unpauseURL":"","postpone":false,"fallbackCA":""}`,
 			&notify.Event{Type: notify.TypeFailed, Domain: "blog.customer.example", ReasonCode: "challenge_failed",
 				Message: "127.0.0.2: Invalid response from http://blog.customer.example/.well-known/acme-challenge/x: 404", FailureCount: 2},
 			"challenge_failed"},
 		{"record-quarantine.json", &fakeStore{},
-			`{"code":"account_paused","message":"issuance paused for blog.customer.example after too many failed validations","retryAfterSeconds":0,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":0,"unpauseURL":"https://acme.example/unpause?account=1\u0026hostname=blog.customer.example","postpone":false,"quarantined":true}`,
+			`{"code":"account_paused","message":"issuance paused for blog.customer.example after too many failed validations","retryAfterSeconds":0,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":0,"unpauseURL":"https://acme.example/unpause?account=1\u0026hostname=blog.customer.example","postpone":false,"fallbackCA":"","quarantined":true}`,
 			&notify.Event{Type: notify.TypeQuarantined, Domain: "blog.customer.example", ReasonCode: "account_paused",
 				Message: "issuance paused for blog.customer.example after too many failed validations", UnpauseURL: "https://acme.example/unpause?account=1&hostname=blog.customer.example"},
 			""},
 		{"record-outage.json", &fakeStore{outages: 1},
-			`{"code":"ca_unreachable","message":"ACME directory https://127.0.0.1:14000/dir: dial tcp 127.0.0.1:14000: connect: connection refused","retryAfterSeconds":0,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":120,"unpauseURL":"","postpone":false}`,
+			`{"code":"ca_unreachable","message":"ACME directory https://127.0.0.1:14000/dir: dial tcp 127.0.0.1:14000: connect: connection refused","retryAfterSeconds":0,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":120,"unpauseURL":"","postpone":false,"fallbackCA":""}`,
 			nil, "ca_unreachable"},
 		{"record-ratelimit.json", &fakeStore{},
-			`{"code":"rate_limited","message":"too many new orders (300) from this account in the last 3h0m0s","retryAfterSeconds":1800,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":1800,"unpauseURL":"","postpone":false}`,
+			`{"code":"rate_limited","message":"too many new orders (300) from this account in the last 3h0m0s","retryAfterSeconds":1800,"failureCount":0,"failureAgeSeconds":0,"waitSeconds":1800,"unpauseURL":"","postpone":false,"fallbackCA":""}`,
 			nil, "rate_limited"},
 	}
 	for _, tt := range tests {
@@ -423,6 +423,36 @@ func TestFixtures(t *testing.T) {
 			}
 			if tt.wantRecord != "" && (len(tt.store.records) != 1 || tt.store.records[0].detail.Code != tt.wantRecord) {
 				t.Errorf("store calls = %+v, want one with code %q", tt.store.records, tt.wantRecord)
+			}
+		})
+	}
+}
+
+// TestFallbackCA: with a fallback CA configured, a failed attempt of an
+// execution on the primary says where it may turn; on the fallback, or
+// without one, it says nothing.
+func TestFallbackCA(t *testing.T) {
+	outage := cause(t, "TransientError", failure.Detail{Code: failure.CodeCAUnreachable, Message: "refused"})
+	tests := []struct {
+		name     string
+		fallback bool
+		ca       string
+		want     string
+	}{
+		{"on the primary, fallback configured", true, flow.CAPrimary, flow.CAFallback},
+		{"no CA named yet", true, "", flow.CAFallback},
+		{"already on the fallback", true, flow.CAFallback, ""},
+		{"no fallback configured", false, flow.CAPrimary, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHandler(&fakeStore{}, &fakePublisher{}, io.Discard)
+			if tt.fallback {
+				h.WithFallbackCA()
+			}
+			got, err := h.Handle(context.Background(), Input{Action: ActionOutage, Domain: "a.example", Execution: execution, CA: tt.ca, Error: outage, Policy: policy})
+			if err != nil || got.FallbackCA != tt.want {
+				t.Errorf("Handle() = %+v, %v; want fallbackCA %q", got, err, tt.want)
 			}
 		})
 	}

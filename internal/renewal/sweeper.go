@@ -87,6 +87,7 @@ type Summary struct {
 	Started    int    `json:"started"`
 	Restarted  int    `json:"restarted"`
 	Running    int    `json:"running"`
+	Offboarded int    `json:"offboarded"`
 	Skipped    int    `json:"skipped"`
 	Failed     int    `json:"failed"`
 	ARIShard   string `json:"ariShard,omitempty"`
@@ -211,7 +212,7 @@ func (s *Sweeper) Handle(ctx context.Context, ev events.EventBridgeEvent) (Summa
 	if err := s.recheckARI(ctx, t, ariShard, &sum); err != nil {
 		errs = append(errs, err)
 	}
-	logging.From(ctx).InfoContext(ctx, "sweep finished", slog.Int("started", sum.Started), slog.Int("restarted", sum.Restarted), slog.Int("running", sum.Running),
+	logging.From(ctx).InfoContext(ctx, "sweep finished", slog.Int("started", sum.Started), slog.Int("restarted", sum.Restarted), slog.Int("running", sum.Running), slog.Int("offboarded", sum.Offboarded),
 		slog.Int("failed", sum.Failed), slog.Int("ariChecked", sum.ARIChecked), slog.Int("moved", sum.Moved), slog.Bool("truncated", sum.Truncated))
 	if err := errors.Join(errs...); err != nil {
 		return sum, fmt.Errorf("sweep: %w", err)
@@ -258,7 +259,9 @@ func (s *Sweeper) expiry(ctx context.Context, now time.Time, sum *Summary) error
 
 func (s *Sweeper) reconcileDue(ctx context.Context, now time.Time, sum *Summary) error {
 	limit := orDefault(s.MaxReconciles, DefaultMaxReconciles)
-	done := func() int { return sum.Started + sum.Restarted + sum.Running + sum.Skipped + sum.Failed }
+	done := func() int {
+		return sum.Started + sum.Restarted + sum.Running + sum.Offboarded + sum.Skipped + sum.Failed
+	}
 	var errs []error
 	for _, shard := range table.Shards() {
 		cursor := ""
@@ -292,6 +295,9 @@ func (s *Sweeper) reconcileDue(ctx context.Context, now time.Time, sum *Summary)
 					log.InfoContext(ctx, "sweeper restarted an execution that was gone or had ended without an outcome")
 				case out == reconcile.Running:
 					sum.Running++
+				case out == reconcile.Offboarded:
+					sum.Offboarded++
+					log.InfoContext(ctx, "sweeper offboarded a domain that had moved away")
 				default:
 					sum.Skipped++
 				}

@@ -86,6 +86,7 @@ const (
 	AttrNotAfter         = "notAfter"
 	AttrSerial           = "serial"
 	AttrIssuer           = "issuer"
+	AttrCA               = "ca" // which of the deployment's CAs issued the certificate (flow.CAPrimary, flow.CAFallback)
 	AttrARICertID        = "ariCertID"
 	AttrRenewAt          = "renewAt"
 	AttrShard            = "shard"

@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -13,8 +14,10 @@ import (
 	"github.com/certflow/certflow/internal/account"
 	"github.com/certflow/certflow/internal/acme"
 	"github.com/certflow/certflow/internal/ari"
+	"github.com/certflow/certflow/internal/budget"
 	"github.com/certflow/certflow/internal/dns01"
 	"github.com/certflow/certflow/internal/envelope"
+	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/http01"
 	"github.com/certflow/certflow/internal/issue"
 )
@@ -58,17 +61,34 @@ func Issue(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handl
 	if err != nil {
 		return nil, err
 	}
-	slots, err := orderSchedule(dynamo, table)
+	schedules, err := orderSchedules(dynamo, table)
 	if err != nil {
 		return nil, err
 	}
-	h := issue.New(issue.Config{
-		CA:        acme.NewLazy(acmeCfg, account.New(dynamo, table, sealer, nil)),
-		Sealer:    sealer,
-		Scheduler: &ari.Scheduler{Info: ari.New(caClient, acmeCfg.DirectoryURL)},
-		Store:     store,
-		Slots:     slots,
-		Names:     names,
-	})
+	accounts := account.New(dynamo, table, sealer, nil)
+	cas := map[string]issue.CAConfig{flow.CAPrimary: {
+		CA:      acme.NewLazy(acmeCfg, accounts),
+		Slots:   schedules[flow.CAPrimary],
+		Renewal: &ari.Scheduler{Info: ari.New(caClient, acmeCfg.DirectoryURL)},
+	}}
+	fallback, ok, err := acme.FallbackFromEnv(acmeCfg)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if schedules[flow.CAFallback] == nil {
+			return nil, fmt.Errorf("%s is set but %s is not: the fallback CA needs its order budget", acme.EnvFallbackDirectory, budget.EnvFallbackOrderBudget)
+		}
+		fallbackClient, err := acme.NewHTTPClient(fallback)
+		if err != nil {
+			return nil, err
+		}
+		cas[flow.CAFallback] = issue.CAConfig{
+			CA:      acme.NewLazy(fallback, accounts),
+			Slots:   schedules[flow.CAFallback],
+			Renewal: &ari.Scheduler{Info: ari.New(fallbackClient, fallback.DirectoryURL)},
+		}
+	}
+	h := issue.New(issue.Config{CAs: cas, Sealer: sealer, Store: store, Names: names})
 	return handler(logger, h.Handle), nil
 }

@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"context"
+	"os"
 	"log/slog"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -9,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/certflow/certflow/internal/budget"
+	"github.com/certflow/certflow/internal/flow"
 )
 
 // OrderBudget builds functions/order-budget, the ReserveOrderSlot state: the
@@ -19,20 +21,36 @@ func OrderBudget(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda
 	if err != nil {
 		return nil, err
 	}
-	schedule, err := orderSchedule(dynamo, table)
+	schedules, err := orderSchedules(dynamo, table)
 	if err != nil {
 		return nil, err
 	}
-	return handler(logger, budget.NewStep(schedule, store).Handle), nil
+	reservers := make(map[string]budget.Reserver, len(schedules))
+	for ca, s := range schedules {
+		reservers[ca] = s
+	}
+	return handler(logger, budget.NewStep(reservers, store).Handle), nil
 }
 
-// orderSchedule is the account's new-order budget, as the environment
-// configures it: ReserveOrderSlot reserves its slots, Issue checks and
-// renews them.
-func orderSchedule(dynamo *dynamodb.Client, table string) (*budget.Schedule, error) {
-	bc, err := budget.ConfigFromEnv(table)
-	if err != nil {
-		return nil, err
+// orderSchedules are the new-order budgets of the deployment's CAs, by CA
+// name, as the environment configures them: ReserveOrderSlot reserves
+// their slots, Issue has them admit its orders. The fallback CA has one
+// when CERTFLOW_FALLBACK_ORDER_BUDGET is set (the template sets it with a
+// fallback directory).
+func orderSchedules(dynamo *dynamodb.Client, table string) (map[string]*budget.Schedule, error) {
+	configs := map[string]func(string) (budget.Config, error){flow.CAPrimary: budget.ConfigFromEnv}
+	if os.Getenv(budget.EnvFallbackOrderBudget) != "" {
+		configs[flow.CAFallback] = budget.FallbackConfigFromEnv
 	}
-	return budget.New(dynamo, bc)
+	out := make(map[string]*budget.Schedule, len(configs))
+	for ca, config := range configs {
+		bc, err := config(table)
+		if err != nil {
+			return nil, err
+		}
+		if out[ca], err = budget.New(dynamo, bc); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

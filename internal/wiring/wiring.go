@@ -52,6 +52,11 @@ const (
 	// long, an execution that should have acted is checked that long
 	// after. Every function that writes a domain's dueAt reads it.
 	EnvDueGrace = "CERTFLOW_DUE_GRACE"
+	// EnvOffboardAfter is how long a domain quarantined because it moved
+	// away stays so before the sweeper offboards it (a Go duration,
+	// default certstore.DefaultOffboardAfter). The record function, which
+	// quarantines, reads it.
+	EnvOffboardAfter = "CERTFLOW_OFFBOARD_AFTER"
 )
 
 // MetricsOutput is where functions write their CloudWatch embedded-metric
@@ -119,7 +124,11 @@ func certificateStore(dynamo certstore.DynamoDB) (*certstore.Store, string, erro
 	if err != nil {
 		return nil, "", err
 	}
-	return certstore.New(dynamo, table, certstore.WithTimerTable(timers), certstore.WithGrace(grace)), table, nil
+	offboard, err := durationEnv(EnvOffboardAfter, certstore.DefaultOffboardAfter)
+	if err != nil {
+		return nil, "", err
+	}
+	return certstore.New(dynamo, table, certstore.WithTimerTable(timers), certstore.WithGrace(grace), certstore.WithOffboardAfter(offboard)), table, nil
 }
 
 // starting is what the functions that start executions (api,

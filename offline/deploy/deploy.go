@@ -72,6 +72,10 @@ type Config struct {
 	// the reconciler leaves it alone (CERTFLOW_DUE_GRACE: default 30s
 	// offline, 1h in AWS).
 	DueGrace time.Duration
+	// OffboardAfter is how long a domain that moved away stays
+	// quarantined before the sweeper offboards it (CERTFLOW_OFFBOARD_AFTER;
+	// zero keeps the template's 7 days).
+	OffboardAfter time.Duration
 	// Params overrides template parameters (e.g. MaxConsecutiveFailures).
 	Params map[string]string
 	// OrderBudget is the new-order budget (CERTFLOW_ORDER_BUDGET, "limit/
@@ -81,6 +85,9 @@ type Config struct {
 	// DynamoDBOnDisk keeps DynamoDB Local's data on disk, so that a
 	// restart by the supervisor keeps the tables (make run, the chaos run).
 	DynamoDBOnDisk bool
+	// FallbackCA runs a second Pebble as the deployment's fallback CA,
+	// with its own account and order budget.
+	FallbackCA bool
 	// NoEventsTap leaves out the rule that copies every certflow event to
 	// EventsQueue: moto delivers to an SQS target at about 7 events a
 	// second, which a scale run would wait on.
@@ -147,6 +154,7 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	stack, err := offline.Start(ctx, offline.Options{
 		DynamoDB: true, Moto: true, Pebble: true,
 		DynamoDBOnDisk:      cfg.DynamoDBOnDisk,
+		FallbackPebble:      cfg.FallbackCA,
 		Ports:               cfg.Ports,
 		CertificateValidity: cfg.CertificateValidity,
 		Logs:                cfg.Logs,
@@ -204,7 +212,7 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	if cfg.OrderBudget == "" {
 		cfg.OrderBudget = "300/3h"
 	}
-	if err := s.setEnv(cfg.Setenv, cfg.DueGrace, directory, cfg.OrderBudget); err != nil {
+	if err := s.setEnv(cfg.Setenv, cfg.DueGrace, cfg.OffboardAfter, directory, cfg.OrderBudget); err != nil {
 		return nil, err
 	}
 
@@ -266,7 +274,7 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 	return s, nil
 }
 
-func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace time.Duration, directory, orderBudget string) error {
+func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace, offboardAfter time.Duration, directory, orderBudget string) error {
 	st := s.Stack
 	env := map[string]string{
 		wiring.EnvTable:             s.Table,
@@ -285,6 +293,14 @@ func (s *Deployment) setEnv(setenv func(k, v string) error, dueGrace time.Durati
 		"CERTFLOW_ORDER_BUDGET":     orderBudget,
 		domain.EnvAllowTestingTLDs:  "true", // names under .example, Pebble as the CA
 		wiring.EnvDueGrace:          dueGrace.String(),
+	}
+	if offboardAfter > 0 {
+		env[wiring.EnvOffboardAfter] = offboardAfter.String()
+	}
+	if st.FallbackDirectoryURL != "" {
+		env["CERTFLOW_FALLBACK_ACME_DIRECTORY"] = st.FallbackDirectoryURL
+		env["CERTFLOW_FALLBACK_ACME_CA_ROOTS"] = st.PebbleTLSCAFile
+		env["CERTFLOW_FALLBACK_ORDER_BUDGET"] = orderBudget
 	}
 	for _, kv := range st.Env() {
 		k, v, _ := cut(kv)

@@ -92,15 +92,17 @@ type Report struct {
 	Renewed  int `json:"renewed"`
 	// Executions of the run, and the mean transitions of those that
 	// issued a new certificate and of those that renewed one.
-	Executions             int      `json:"executions"`
-	TransitionsPerIssuance float64  `json:"transitionsPerIssuance"`
-	TransitionsPerRenewal  float64  `json:"transitionsPerRenewal"`
-	OrdersPlaced           int      `json:"ordersPlaced"`
-	WallSeconds            float64  `json:"wallSeconds"`
-	IdealSeconds           float64  `json:"idealSeconds"`
-	ReadUnitsPerDomain     float64  `json:"readUnitsPerDomain"`
-	WriteUnitsPerDomain    float64  `json:"writeUnitsPerDomain"`
-	StuckDomains           []string `json:"stuckDomains,omitempty"`
+	Executions             int     `json:"executions"`
+	TransitionsPerIssuance float64 `json:"transitionsPerIssuance"`
+	TransitionsPerRenewal  float64 `json:"transitionsPerRenewal"`
+	OrdersPlaced           int     `json:"ordersPlaced"`
+	WallSeconds            float64 `json:"wallSeconds"`
+	// RenewalSeconds is when the last renewal due at the burst was done.
+	RenewalSeconds      float64  `json:"renewalSeconds"`
+	IdealSeconds        float64  `json:"idealSeconds"`
+	ReadUnitsPerDomain  float64  `json:"readUnitsPerDomain"`
+	WriteUnitsPerDomain float64  `json:"writeUnitsPerDomain"`
+	StuckDomains        []string `json:"stuckDomains,omitempty"`
 }
 
 // OK reports whether the run met every invariant.
@@ -138,13 +140,13 @@ func (r Report) Table() string {
 	row("quarantined (reason)", fmt.Sprintf("%d (%s)", r.Quarantined, strings.Join(reasons, ", ")))
 	row("stuck (must be 0)", r.Stuck)
 	row("executions failed (must be 0)", r.FailedExecutions)
-	row("renewals due / renewed", fmt.Sprintf("%d / %d", r.Renewals, r.Renewed))
+	row("renewals due / renewed", fmt.Sprintf("%d / %d (all done after %.0fs)", r.Renewals, r.Renewed, r.RenewalSeconds))
 	row("orders placed at the CA", r.OrdersPlaced)
 	row("orders per domain, max (must be 1)", r.MaxOrdersPerDomain)
 	row("new orders in any budget window, max", fmt.Sprintf("%d (budget %d per %s)", r.MaxOrdersInWindow, r.BudgetPerWindow, r.BudgetWindow))
 	row("transitions per execution (mean, max)", fmt.Sprintf("%.1f, %d", r.TransitionsMean, r.TransitionsMax))
 	row("transitions per issuance / per renewal", fmt.Sprintf("%.1f / %.1f", r.TransitionsPerIssuance, r.TransitionsPerRenewal))
-	row("wall time / ideal time", fmt.Sprintf("%.0fs / %.0fs = %.2f", r.WallSeconds, r.IdealSeconds, r.WallOverIdeal))
+	row("new domains settled / ideal time", fmt.Sprintf("%.0fs / %.0fs = %.2f", r.WallSeconds, r.IdealSeconds, r.WallOverIdeal))
 	row("DynamoDB units per domain (read, write)", fmt.Sprintf("%.1f, %.1f", r.ReadUnitsPerDomain, r.WriteUnitsPerDomain))
 	return b.String()
 }
@@ -234,7 +236,7 @@ func (r *run) run(ctx context.Context, limit int, window time.Duration, meter *c
 	if err := r.request(ctx, renewals); err != nil {
 		return Report{}, err
 	}
-	before, err := r.waitSettled(ctx, renewals, nil, warm)
+	before, _, _, err := r.waitSettled(ctx, renewals, nil, nil, warm)
 	if err != nil {
 		return Report{}, err
 	}
@@ -263,12 +265,11 @@ func (r *run) run(ctx context.Context, limit int, window time.Duration, meter *c
 	if err := r.request(ctx, fresh); err != nil {
 		return Report{}, err
 	}
-	after, err := r.waitSettled(ctx, fresh, renewals, start)
+	after, wall, renewWall, err := r.waitSettled(ctx, fresh, renewals, before, start)
 	if err != nil {
 		return Report{}, err
 	}
-	wall := time.Since(start)
-	r.logf("settled in %s; auditing", wall.Round(time.Second))
+	r.logf("new domains settled in %s, renewals done in %s; auditing", wall.Round(time.Second), renewWall.Round(time.Second))
 
 	// The budget allows the orders of the domains pointed at the edge at
 	// one ring of slots per window plus margin.
@@ -276,7 +277,7 @@ func (r *run) run(ctx context.Context, limit int, window time.Duration, meter *c
 	step := window + budget.DefaultMargin(window)
 	ideal := time.Duration(max(0, (orders+limit-1)/limit-1))*step + issueTime
 	rep := Report{Requested: len(fresh), QuarantinedBy: map[string]int{}, BudgetPerWindow: limit, BudgetWindow: window.String(),
-		Renewals: len(renewals), WallSeconds: wall.Seconds(), IdealSeconds: ideal.Seconds(), WallOverIdeal: wall.Seconds() / ideal.Seconds()}
+		Renewals: len(renewals), WallSeconds: wall.Seconds(), RenewalSeconds: renewWall.Seconds(), IdealSeconds: ideal.Seconds(), WallOverIdeal: wall.Seconds() / ideal.Seconds()}
 	for _, n := range fresh {
 		switch d := after[n]; d.Status {
 		case certstore.StatusActive:
@@ -429,23 +430,18 @@ func (r *run) waitBudgetIdle(ctx context.Context, window time.Duration) error {
 }
 
 // waitSettled polls the table until every domain of fresh is active or
-// quarantined and every domain of renewing has a new serial, and returns
-// the table then.
-func (r *run) waitSettled(ctx context.Context, fresh, renewing []string, start time.Time) (map[string]audit.Domain, error) {
-	var before map[string]audit.Domain
-	if len(renewing) > 0 {
-		var err error
-		if before, err = audit.Domains(ctx, r.db, r.d.Table); err != nil {
-			return nil, err
-		}
-	}
+// quarantined and every domain of renewing has a serial other than the one
+// in before, and returns the table then, with when the fresh domains
+// settled and when the renewals were done.
+func (r *run) waitSettled(ctx context.Context, fresh, renewing []string, before map[string]audit.Domain, start time.Time) (map[string]audit.Domain, time.Duration, time.Duration, error) {
 	last := int64(-1)
-	tick := time.NewTicker(2 * time.Second)
+	var freshDone, renewDone time.Duration
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		now, err := audit.Domains(ctx, r.db, r.d.Table)
 		if err != nil {
-			return nil, err
+			return nil, 0, 0, err
 		}
 		var active, quarantined, waiting, renewed int
 		for _, n := range fresh {
@@ -463,17 +459,23 @@ func (r *run) waitSettled(ctx context.Context, fresh, renewing []string, start t
 				renewed++
 			}
 		}
+		if waiting == 0 && freshDone == 0 {
+			freshDone = time.Since(start)
+		}
+		if renewed == len(renewing) && renewDone == 0 {
+			renewDone = time.Since(start)
+		}
 		if s := int64(time.Since(start) / (10 * time.Second)); s != last {
 			last = s
 			r.logf("  %5.0fs: active %d, quarantined %d, waiting %d; renewed %d of %d", time.Since(start).Seconds(), active, quarantined, waiting, renewed, len(renewing))
 		}
-		if waiting == 0 && renewed == len(renewing) {
-			return now, nil
+		if freshDone > 0 && renewDone > 0 {
+			return now, freshDone, renewDone, nil
 		}
 		select {
 		case <-ctx.Done():
 			r.logf("  deadline reached with %d waiting and %d of %d renewed", waiting, renewed, len(renewing))
-			return now, nil
+			return now, time.Since(start), time.Since(start), nil
 		case <-tick.C:
 		}
 	}

@@ -186,6 +186,8 @@ func TestAPIShapes(t *testing.T) {
 	}
 	wantTypes := []types.HistoryEventType{
 		types.HistoryEventTypeExecutionStarted,
+		types.HistoryEventTypePassStateEntered,
+		types.HistoryEventTypePassStateExited,
 		types.HistoryEventTypeTaskStateEntered,
 		types.HistoryEventTypeLambdaFunctionScheduled,
 		types.HistoryEventTypeLambdaFunctionStarted,
@@ -201,7 +203,7 @@ func TestAPIShapes(t *testing.T) {
 	if last := ex.events[len(ex.events)-1]; last.Type != types.HistoryEventTypeExecutionSucceeded {
 		t.Errorf("last event = %s, want ExecutionSucceeded", last.Type)
 	}
-	if got := aws.ToString(ex.events[2].LambdaFunctionScheduledEventDetails.Resource); got != template.FunctionARN(fnPreflight) {
+	if got := aws.ToString(ex.events[4].LambdaFunctionScheduledEventDetails.Resource); got != template.FunctionARN(fnPreflight) {
 		t.Errorf("scheduled resource = %s, want %s", got, template.FunctionARN(fnPreflight))
 	}
 }

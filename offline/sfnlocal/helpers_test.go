@@ -315,6 +315,7 @@ func (e *execution) output(t *testing.T) map[string]any {
 type preflightInput struct {
 	Domain    string   `json:"domain"`
 	Sans      []string `json:"sans"`
+	CA        string   `json:"ca"`
 	Execution string   `json:"execution"`
 }
 
@@ -348,6 +349,8 @@ type fakeFunctions struct {
 	// retired domains answer DomainRetiredError to every record call,
 	// superseded ones SupersededError.
 	retired, superseded map[string]bool
+	// fallback makes record say the deployment has a fallback CA.
+	fallback bool
 }
 
 // domainRecord is what the fake record function keeps per domain.
@@ -371,8 +374,8 @@ func (f *fakeFunctions) reset() {
 	f.preflight = func(_ int, in preflightInput) (preflightOutput, error) {
 		return preflightOutput{Domain: in.Domain, Checked: "2026-11-21T16:00:00Z"}, nil
 	}
-	f.budget = func(n int, _ flow.Input) (flow.OrderSlot, error) {
-		return flow.OrderSlot{Seq: int64(n), At: time.Now().UTC().Truncate(time.Second)}, nil
+	f.budget = func(n int, in flow.Input) (flow.OrderSlot, error) {
+		return flow.OrderSlot{Seq: int64(n), At: time.Now().UTC().Truncate(time.Second), CA: in.CA}, nil
 	}
 	f.issue = func(_ int, in flow.Input) (flow.Issued, error) {
 		return flow.Issued{Domain: in.Domain, Serial: "0a1b2c", NotBefore: time.Date(2026, 11, 21, 16, 0, 0, 0, time.UTC),
@@ -382,6 +385,7 @@ func (f *fakeFunctions) reset() {
 	f.ageStep = 0
 	f.domains = map[string]*domainRecord{}
 	f.retired, f.superseded = map[string]bool{}, map[string]bool{}
+	f.fallback = false
 }
 
 func (f *fakeFunctions) set(fn func(f *fakeFunctions)) {
@@ -560,6 +564,9 @@ func (f *fakeFunctions) recordStep(in record.Input) (record.Result, error) {
 	rec.lastWait = res.WaitSeconds
 	res.FailureCount, res.FailureAgeSeconds = rec.failures, rec.age
 	res.Postpone = in.Policy.MaxWaits > 0 && rec.waits >= in.Policy.MaxWaits
+	if f.fallback && in.CA == flow.CAPrimary {
+		res.FallbackCA = flow.CAFallback
+	}
 	return res, nil
 }
 

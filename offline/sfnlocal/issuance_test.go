@@ -20,10 +20,11 @@ import (
 // transitions.
 const pricePerTransition = 0.025 / 1000
 
-// The path of a new certificate and of an ARI renewal, state by state.
+// The path of a new certificate and of an ARI renewal, state by state
+// (Defaults fills in what an input may leave out).
 var (
-	newCertificatePath = []string{"Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "Notify", "CertificateIssued"}
-	ariRenewalPath     = []string{"Preflight", "HasOrderSlot", "Issue", "Notify", "CertificateIssued"}
+	newCertificatePath = []string{"Defaults", "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "Notify", "CertificateIssued"}
+	ariRenewalPath     = []string{"Defaults", "Preflight", "HasOrderSlot", "Issue", "Notify", "CertificateIssued"}
 )
 
 // TestIssuanceStateMachine runs the template's definition under the local
@@ -35,7 +36,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 	maxFailures := parameter(t, "MaxConsecutiveFailures")
 	maxWaits := parameter(t, "MaxWaitsPerExecution")
 	request := func(domain string) map[string]any {
-		return map[string]any{"domain": domain, "sans": []string{"www." + domain}, "reason": flow.ReasonRequest, "generation": 1}
+		return map[string]any{"domain": domain, "sans": []string{"www." + domain}, "reason": flow.ReasonRequest, "generation": 1, "ca": flow.CAPrimary}
 	}
 	renewal := func(domain string) map[string]any {
 		in := request(domain)
@@ -70,8 +71,8 @@ func TestIssuanceStateMachine(t *testing.T) {
 		if out["status"] != "issued" || out["domain"] != "a.example" {
 			t.Errorf("output = %v, want status issued for a.example", out)
 		}
-		assertJSON(t, s.fns.callsOf(fnPreflight)[0], `{"domain":"a.example","sans":["www.a.example"]}`)
-		assertJSON(t, s.fns.callsOf(fnOrderBudget)[0], `{"domain":"a.example"}`)
+		assertJSON(t, s.fns.callsOf(fnPreflight)[0], `{"domain":"a.example","sans":["www.a.example"],"ca":"primary"}`)
+		assertJSON(t, s.fns.callsOf(fnOrderBudget)[0], `{"domain":"a.example","ca":"primary"}`)
 		var issue flow.Input
 		mustUnmarshal(t, s.fns.callsOf(fnIssue)[0], &issue)
 		if issue.Domain != "a.example" || len(issue.SANs) != 1 || issue.Replaces != "" || issue.OrderSlot == nil || issue.OrderSlot.Seq != 1 ||
@@ -101,7 +102,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 		s.fns.set(failIssue(1, &failure.ReplacesRefusedError{Message: "alreadyReplaced"}))
 		ex := s.run(t, renewal("replaced.example"))
 		assertStatus(t, ex, types.ExecutionStatusSucceeded)
-		wantStates(t, ex, "Preflight", "HasOrderSlot", "Issue", "DropReplaces", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "Notify", "CertificateIssued")
+		wantStates(t, ex, "Defaults", "Preflight", "HasOrderSlot", "Issue", "DropReplaces", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "Notify", "CertificateIssued")
 		var second flow.Input
 		mustUnmarshal(t, s.fns.callsOf(fnIssue)[1], &second)
 		if second.ARIReplaces() != "" || second.OrderSlot == nil {
@@ -113,7 +114,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 		s.fns.set(failIssue(1, &failure.NeedsOrderSlotError{Message: "the order of slot 1 is invalid"}))
 		ex := s.run(t, request("respent.example"))
 		assertStatus(t, ex, types.ExecutionStatusSucceeded)
-		wantStates(t, ex, "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "Notify", "CertificateIssued")
+		wantStates(t, ex, "Defaults", "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "Notify", "CertificateIssued")
 		var second flow.Input
 		mustUnmarshal(t, s.fns.callsOf(fnIssue)[1], &second)
 		if second.OrderSlot == nil || second.OrderSlot.Seq != 2 {
@@ -143,7 +144,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 		s.fns.set(failIssue(1, &failure.RateLimitedError{Message: "too many new orders", RetryAfter: 90 * time.Second}))
 		ex := s.run(t, request("ratelimited.example"))
 		assertStatus(t, ex, types.ExecutionStatusSucceeded)
-		wantStates(t, ex, "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "RecordRateLimit", "PostponeOrRetry",
+		wantStates(t, ex, "Defaults", "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "RecordRateLimit", "FallBackOrRetry", "PostponeOrRetry",
 			"WaitBeforeRetry", "Preflight", "HasOrderSlot", "Issue", "Notify", "CertificateIssued")
 		waits := ex.inputsOf(t, "WaitBeforeRetry")
 		if got := number(waits[0], "failure", "waitSeconds"); got != 90 {
@@ -219,7 +220,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 		s.fns.set(failIssue(1, &failure.DomainRetiredError{Message: "retired.example"}))
 		ex := s.run(t, request("retired.example"))
 		assertStatus(t, ex, types.ExecutionStatusSucceeded)
-		wantStates(t, ex, "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "DomainRetired")
+		wantStates(t, ex, "Defaults", "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "DomainRetired")
 		if out := ex.output(t); out["status"] != "retired" || out["domain"] != "retired.example" {
 			t.Errorf("output = %v, want status retired", out)
 		}
@@ -237,14 +238,14 @@ func TestIssuanceStateMachine(t *testing.T) {
 		})
 		ex := s.run(t, request("gone.example"))
 		assertStatus(t, ex, types.ExecutionStatusSucceeded)
-		wantStates(t, ex, "Preflight", "RecordFailure", "DomainRetired")
+		wantStates(t, ex, "Defaults", "Preflight", "RecordFailure", "DomainRetired")
 	})
 
 	run("superseded by another execution ends quietly", func(t *testing.T) {
 		s.fns.set(failIssue(1, &failure.SupersededError{Message: "another run owns the domain"}))
 		ex := s.run(t, request("superseded.example"))
 		assertStatus(t, ex, types.ExecutionStatusSucceeded)
-		wantStates(t, ex, "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "Superseded")
+		wantStates(t, ex, "Defaults", "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "Superseded")
 		if out := ex.output(t); out["status"] != "superseded" {
 			t.Errorf("output = %v, want status superseded", out)
 		}
@@ -257,7 +258,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 			}
 		})
 		ex := s.run(t, request("superseded2.example"))
-		wantStates(t, ex, "Preflight", "HasOrderSlot", "ReserveOrderSlot", "Superseded")
+		wantStates(t, ex, "Defaults", "Preflight", "HasOrderSlot", "ReserveOrderSlot", "Superseded")
 	})
 
 	run("challenge failures back off and quarantine", func(t *testing.T) {
@@ -331,7 +332,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 		s.fns.set(failIssue(1, &failure.DomainRejectedError{Message: "rejectedIdentifier"}))
 		ex := s.run(t, request("blocked.example"))
 		assertQuarantined(t, ex, failure.CodeDomainRejected)
-		wantStates(t, ex, "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "RecordPermanentFailure", "Quarantine", "DomainQuarantined")
+		wantStates(t, ex, "Defaults", "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "RecordPermanentFailure", "FallBackOrQuarantine", "Quarantine", "DomainQuarantined")
 	})
 
 	run("CAA forbidding the CA is quarantined without retries", func(t *testing.T) {
@@ -350,6 +351,58 @@ func TestIssuanceStateMachine(t *testing.T) {
 		}
 	})
 
+	run("the primary CA down: the execution turns to the fallback CA, with its own budget", func(t *testing.T) {
+		outage := &failure.TransientError{Code: failure.CodeCAUnreachable, Message: "connection refused"}
+		s.fns.set(func(f *fakeFunctions) {
+			f.fallback = true
+			issue := f.issue
+			f.issue = func(k int, in flow.Input) (flow.Issued, error) {
+				if in.CA == flow.CAPrimary {
+					return flow.Issued{}, outage
+				}
+				out, err := issue(k, in)
+				out.CA = in.CA
+				return out, err
+			}
+		})
+		ex := s.run(t, request("fallback.example"))
+		assertStatus(t, ex, types.ExecutionStatusSucceeded)
+		entered := ex.entered()
+		i := slices.Index(entered, "UseFallbackCA")
+		if i < 0 || !slices.Equal(entered[i:], []string{"UseFallbackCA", "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "Notify", "CertificateIssued"}) {
+			t.Errorf("states = %v, want the fallback CA after the outage, with a slot of its budget", entered)
+		}
+		budgets := s.fns.callsOf(fnOrderBudget)
+		var second flow.Input
+		mustUnmarshal(t, budgets[len(budgets)-1], &second)
+		if second.CA != flow.CAFallback {
+			t.Errorf("the second slot was reserved for CA %q, want the fallback's budget", second.CA)
+		}
+		var pre preflightInput
+		mustUnmarshal(t, s.fns.callsOf(fnPreflight)[1], &pre)
+		if pre.CA != flow.CAFallback {
+			t.Errorf("the preflight after the switch checked CAA for %q, want the fallback", pre.CA)
+		}
+	})
+
+	run("a name the primary CA refuses is tried with the fallback before quarantine", func(t *testing.T) {
+		s.fns.set(func(f *fakeFunctions) {
+			f.fallback = true
+			issue := f.issue
+			f.issue = func(k int, in flow.Input) (flow.Issued, error) {
+				if in.CA == flow.CAPrimary {
+					return flow.Issued{}, &failure.DomainRejectedError{Message: "rejectedIdentifier"}
+				}
+				return issue(k, in)
+			}
+		})
+		ex := s.run(t, request("refused.example"))
+		assertStatus(t, ex, types.ExecutionStatusSucceeded)
+		if !slices.Contains(ex.entered(), "FallBackOrQuarantine") || slices.Contains(ex.entered(), "Quarantine") {
+			t.Errorf("states = %v, want the fallback tried and no quarantine", ex.entered())
+		}
+	})
+
 	run("bookkeeping that cannot be done ends interrupted, not failed", func(t *testing.T) {
 		s.fns.set(func(f *fakeFunctions) {
 			f.issue = func(int, flow.Input) (flow.Issued, error) {
@@ -365,7 +418,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 		if out["status"] != "interrupted" {
 			t.Errorf("output = %v, want status interrupted", out)
 		}
-		wantStates(t, ex, "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "RecordFailure", "Interrupted")
+		wantStates(t, ex, "Defaults", "Preflight", "HasOrderSlot", "ReserveOrderSlot", "WaitForOrderSlot", "Issue", "RecordFailure", "Interrupted")
 	})
 
 	run("a notification that cannot be sent does not fail the issuance", func(t *testing.T) {
@@ -380,7 +433,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 		}
 	})
 
-	if ran < 20 {
+	if ran < 22 {
 		t.Logf("state coverage not checked: only %d paths ran", ran)
 		return
 	}

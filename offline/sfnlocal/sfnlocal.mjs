@@ -136,11 +136,22 @@ function record(ex, type, details) {
   ex.events.push({ id, previousEventId: id - 1, timestamp: Date.now(), type, ...details });
 }
 
-function flushPending(ex) {
-  for (const [type, details, timestamp] of ex.pending.splice(0)) {
+// flushPending records the Lambda events of state (all of them when state
+// is undefined): the runtime may invoke the next state's function before
+// the consumer has seen the previous state exit, so events wait for their
+// own state's entry and exit.
+function flushPending(ex, state) {
+  const keep = [];
+  for (const entry of ex.pending.splice(0)) {
+    const [type, details, timestamp, owner] = entry;
+    if (state !== undefined && owner !== state) {
+      keep.push(entry);
+      continue;
+    }
     record(ex, type, details);
     ex.events[ex.events.length - 1].timestamp = timestamp;
   }
+  ex.pending.push(...keep);
 }
 
 function setTimestamp(ex, ms) {
@@ -172,10 +183,10 @@ async function consumeEvents(ex, eventLogs) {
           },
         });
         setTimestamp(ex, ev.timestamp);
-        flushPending(ex);
+        flushPending(ex, ev.state.name);
         continue;
       case 'StateExited':
-        flushPending(ex);
+        flushPending(ex, ev.state.name);
         record(ex, `${ev.state.type}StateExited`, {
           stateExitedEventDetails: {
             name: ev.state.name,
@@ -189,7 +200,7 @@ async function consumeEvents(ex, eventLogs) {
       case 'StateCaught':
         // AWS has no events of its own for these: the Lambda events carry
         // the failure and a retry is a new LambdaFunctionScheduled.
-        flushPending(ex);
+        flushPending(ex, ev.state?.name);
         continue;
       case 'ExecutionSucceeded':
         flushPending(ex);
@@ -221,12 +232,12 @@ async function consumeEvents(ex, eventLogs) {
   }
 }
 
-function pendingEvent(ex, type, details) {
-  ex.pending.push([type, details, Date.now()]);
+function pendingEvent(ex, type, details, state) {
+  ex.pending.push([type, details, Date.now(), state]);
 }
 
 /** Invokes a Lambda function for a Task state as the Step Functions service does. */
-async function invokeLambda(ex, resource, input, timeoutInSeconds) {
+async function invokeLambda(ex, state, resource, input, timeoutInSeconds) {
   pendingEvent(ex, 'LambdaFunctionScheduled', {
     lambdaFunctionScheduledEventDetails: {
       resource,
@@ -234,7 +245,7 @@ async function invokeLambda(ex, resource, input, timeoutInSeconds) {
       inputDetails: { truncated: false },
       timeoutInSeconds,
     },
-  });
+  }, state);
   let result;
   try {
     result = await lambda.send(
@@ -245,12 +256,12 @@ async function invokeLambda(ex, resource, input, timeoutInSeconds) {
     // own client (connection refused, timeouts) as Lambda.SdkClientException.
     const name = err?.$metadata?.httpStatusCode ? `Lambda.${err.name}` : 'Lambda.SdkClientException';
     const cause = String(err?.message ?? err);
-    pendingEvent(ex, 'LambdaFunctionStartFailed', { lambdaFunctionStartFailedEventDetails: { error: name, cause } });
+    pendingEvent(ex, 'LambdaFunctionStartFailed', { lambdaFunctionStartFailedEventDetails: { error: name, cause } }, state);
     const e = new Error(cause);
     e.name = name;
     throw e;
   }
-  pendingEvent(ex, 'LambdaFunctionStarted', {});
+  pendingEvent(ex, 'LambdaFunctionStarted', {}, state);
   const text = result.Payload ? Buffer.from(result.Payload).toString('utf8') : '';
   if (result.FunctionError) {
     let errorType = 'Lambda.Unknown';
@@ -264,14 +275,14 @@ async function invokeLambda(ex, resource, input, timeoutInSeconds) {
     if (errorType.startsWith('Sandbox.') || errorType.startsWith('Runtime.')) {
       errorType = 'Lambda.Unknown';
     }
-    pendingEvent(ex, 'LambdaFunctionFailed', { lambdaFunctionFailedEventDetails: { error: errorType, cause: text } });
+    pendingEvent(ex, 'LambdaFunctionFailed', { lambdaFunctionFailedEventDetails: { error: errorType, cause: text } }, state);
     const e = new Error(text);
     e.name = errorType;
     throw e;
   }
   pendingEvent(ex, 'LambdaFunctionSucceeded', {
     lambdaFunctionSucceededEventDetails: { output: text === '' ? 'null' : text, outputDetails: { truncated: false } },
-  });
+  }, state);
   return text === '' ? null : JSON.parse(text);
 }
 
@@ -282,7 +293,7 @@ function runOverrides(ex, definition) {
   for (const [name, state] of Object.entries(definition.States)) {
     if (state.Type === 'Task') {
       taskResourceLocalHandlers[name] = (input) =>
-        invokeLambda(ex, state.Resource, input, state.TimeoutSeconds ?? 60);
+        invokeLambda(ex, name, state.Resource, input, state.TimeoutSeconds ?? 60);
     }
     // A wait until a timestamp names a real time (an order slot of the
     // budget): only waits of a duration are compressed.

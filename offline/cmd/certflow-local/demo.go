@@ -54,6 +54,7 @@ type status struct {
 		Message string `json:"message"`
 	} `json:"lastError"`
 	QuarantineReason string `json:"quarantineReason"`
+	UpdatedAt        string `json:"updatedAt"`
 }
 
 // demo runs the main job end to end against a system started in a child
@@ -71,6 +72,8 @@ func demo(ctx context.Context, args []string) error {
 	// out of it unless the timer is a minute late (DynamoDB Local's TTL
 	// takes 10-20 s, more on a loaded machine).
 	fs.Set("grace", "60s")
+	// The domain pointed elsewhere is offboarded within the demo.
+	fs.Set("offboard-after", "30s")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -157,6 +160,13 @@ func demo(ctx context.Context, args []string) error {
 	}
 	done("renewal executions: %s", strings.Join(names, ", "))
 
+	step("waiting for %s to be offboarded (it stayed moved away for %s)", elsewhere, f.offboard)
+	gone, err := d.waitStatus(ctx, elsewhere, "retired")
+	if err != nil {
+		return withLog(err, logPath)
+	}
+	done("%s offboarded by the sweeper at %s: key material deleted, Domain Offboarded published", elsewhere, gone.UpdatedAt)
+
 	fmt.Printf("\ndemo: every step passed in %s\n", time.Since(start).Round(time.Second))
 	return nil
 }
@@ -189,7 +199,7 @@ func startChild(f runFlags, logPath string) (*proc.Process, error) {
 	}
 	p := f.ports
 	args := []string{"run", "-log", logPath,
-		"-validity", f.validity.String(), "-wait", f.wait.String(), "-sweep", f.sweep.String(), "-grace", f.grace.String(),
+		"-validity", f.validity.String(), "-wait", f.wait.String(), "-sweep", f.sweep.String(), "-grace", f.grace.String(), "-offboard-after", f.offboard.String(),
 		fmt.Sprint("-api-port=", p.API), fmt.Sprint("-dynamodb-port=", p.DynamoDB), fmt.Sprint("-lambda-port=", p.Lambda),
 		fmt.Sprint("-sfn-port=", p.SFN), fmt.Sprint("-moto-port=", p.Moto), fmt.Sprint("-pebble-port=", p.Pebble),
 		fmt.Sprint("-pebble-management-port=", p.PebbleManagement), fmt.Sprint("-dns-port=", p.DNS),
@@ -270,6 +280,21 @@ func (d *demoClient) get(ctx context.Context, domain string) (status, error) {
 	}
 	var s status
 	return s, json.Unmarshal(body, &s)
+}
+
+// waitStatus polls domain until it has status want.
+func (d *demoClient) waitStatus(ctx context.Context, domain, want string) (status, error) {
+	for {
+		s, err := d.get(ctx, domain)
+		if err == nil && s.Status == want {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return s, fmt.Errorf("%s is %s, not %s: %w", domain, s.Status, want, ctx.Err())
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // watch prints every status change until each domain reaches its wanted

@@ -66,6 +66,7 @@ type runFlags struct {
 	wait     time.Duration
 	sweep    time.Duration
 	grace    time.Duration
+	offboard time.Duration
 	logFile  string
 	maxFail  string
 }
@@ -88,6 +89,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.wait, "wait", 2*time.Second, "every Wait state and Retry interval lasts this long offline (0: real waits)")
 	fs.DurationVar(&f.sweep, "sweep", time.Minute, "how often the sweeper runs")
 	fs.DurationVar(&f.grace, "grace", 30*time.Second, "how long past the time a domain should need attention the reconciler leaves it alone: a renewal to its TTL timer, an execution to act (CERTFLOW_DUE_GRACE)")
+	fs.DurationVar(&f.offboard, "offboard-after", 10*time.Minute, "how long a domain that moved away stays quarantined before the sweeper offboards it (CERTFLOW_OFFBOARD_AFTER; 7 days in AWS)")
 	fs.StringVar(&f.logFile, "log", "", "write engine and function logs to this file instead of stdout")
 	fs.StringVar(&f.maxFail, "max-failures", "", "override MaxConsecutiveFailures of template.yaml")
 }
@@ -99,6 +101,7 @@ func (f *runFlags) config(logs io.Writer) deploy.Config {
 		WaitOverride:        f.wait,
 		SweepEvery:          f.sweep,
 		DueGrace:            f.grace,
+		OffboardAfter:       f.offboard,
 		DynamoDBOnDisk:      true,
 		Logs:                logs,
 		FunctionLogger:      slog.New(slog.NewJSONHandler(logs, nil)),
