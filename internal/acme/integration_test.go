@@ -32,6 +32,7 @@ import (
 	"github.com/certflow/certflow/internal/dns01"
 	"github.com/certflow/certflow/internal/envelope"
 	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/validation"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/caproxy"
 	"github.com/certflow/certflow/offline/offlinetest"
@@ -469,12 +470,12 @@ func TestWildcardDNS01(t *testing.T) {
 // challtestsrv.
 func publishPersist(t *testing.T, domain, issuer, accountURI string) {
 	t.Helper()
-	name, value := acme.PersistRecord(domain, issuer, accountURI, true)
-	if err := stack.ChallSrv(context.Background(), "/set-txt", map[string]string{"host": dns.Fqdn(name), "value": value}); err != nil {
+	r := validation.Persist(domain, issuer, accountURI, true)
+	if err := stack.ChallSrv(context.Background(), "/set-txt", map[string]string{"host": dns.Fqdn(r.Name), "value": r.Value}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = stack.ChallSrv(context.Background(), "/clear-txt", map[string]string{"host": dns.Fqdn(name)})
+		_ = stack.ChallSrv(context.Background(), "/clear-txt", map[string]string{"host": dns.Fqdn(r.Name)})
 	})
 }
 

@@ -16,21 +16,24 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/certflow/certflow/internal/failure"
+	"github.com/certflow/certflow/internal/validation"
 )
 
-// Method is how control of the names of an order is proved.
-type Method string
+// Method is how control of the names of an order is proved; package
+// validation owns the names.
+type Method = validation.Method
 
 // The methods Authorize takes.
 const (
 	// MethodHTTP01 serves a token over HTTP (Config.HTTP01). Wildcard
 	// names, which HTTP-01 cannot prove, use DNS-01.
-	MethodHTTP01 Method = "http-01"
-	// MethodDNS01 publishes a TXT record per validation (Config.DNS01).
-	MethodDNS01 Method = "dns-01"
+	MethodHTTP01 = validation.HTTP01
+	// MethodDNS01 publishes a TXT record per validation (Config.DNS01),
+	// following a CNAME to the platform's delegation zone.
+	MethodDNS01 = validation.DNS01
 	// MethodDNSPersist01 relies on the standing TXT record the customer
-	// publishes once (PersistRecord): nothing is written per order.
-	MethodDNSPersist01 Method = "dns-persist-01"
+	// publishes once (validation.Persist): nothing is written per order.
+	MethodDNSPersist01 = validation.DNSPersist01
 )
 
 // authz is an authorization of an order (RFC 8555 section 7.1.4) and its

@@ -20,6 +20,7 @@ import (
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/miekg/dns"
 
+	"github.com/certflow/certflow/internal/validation"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/offlinetest"
 )
@@ -39,6 +40,12 @@ type resolver struct {
 }
 
 var testResolver *resolver
+
+// The platform's delegation zone and a customer domain delegating its
+// DNS-01 validation to it.
+const delegationZone = "acme.platform.example"
+
+var delegated = validation.Delegation("shop.customer.example", delegationZone)
 
 func TestMain(m *testing.M) {
 	r, stop, err := startResolver()
@@ -71,6 +78,14 @@ func startResolver() (*resolver, func(), error) {
 		case strings.EqualFold(name, "customer.example.") && q.Question[0].Qtype == dns.TypeSOA:
 			soa, _ := dns.NewRR("customer.example. 60 IN SOA ns.customer.example. hostmaster.customer.example. 1 60 60 60 60")
 			m.Answer = append(m.Answer, soa)
+		case strings.EqualFold(name, delegationZone+".") && q.Question[0].Qtype == dns.TypeSOA:
+			soa, _ := dns.NewRR(delegationZone + ". 60 IN SOA ns.platform.example. hostmaster.platform.example. 1 60 60 60 60")
+			m.Answer = append(m.Answer, soa)
+		case strings.EqualFold(name, delegated.Name+"."):
+			// The customer's delegation: every query of the name answers
+			// its CNAME into the platform's delegation zone.
+			cname, _ := dns.NewRR(delegated.Name + ". 60 IN CNAME " + delegated.Value + ".")
+			m.Answer = append(m.Answer, cname)
 		default:
 			m.Rcode = dns.RcodeNameError
 		}
@@ -274,4 +289,46 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestRoute53Delegation: for a customer domain whose "_acme-challenge"
+// CNAME points into the platform's delegation zone, the Route 53 provider
+// writes the TXT record there (lego follows the CNAME), in the hosted zone
+// the template gives it, proven against moto.
+func TestRoute53Delegation(t *testing.T) {
+	stack := offlinetest.Start(t, offline.Options{Moto: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client := route53.NewFromConfig(stack.AWS)
+	zone, err := client.CreateHostedZone(ctx, &route53.CreateHostedZoneInput{
+		Name:            aws.String(delegationZone + "."),
+		CallerReference: aws.String(t.Name()),
+	})
+	if err != nil {
+		t.Fatalf("CreateHostedZone: %v", err)
+	}
+	zoneID := strings.TrimPrefix(aws.ToString(zone.HostedZone.Id), "/hostedzone/")
+	p, err := NewProvider(KindRoute53, Config{AWS: stack.AWS, HostedZoneID: zoneID, PollingInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Present("shop.customer.example", testToken, testKeyAuth); err != nil {
+		t.Fatalf("Present: %v", err)
+	}
+	out, err := client.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(zoneID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, rs := range out.ResourceRecordSets {
+		if rs.Type == r53types.RRTypeTxt {
+			found = append(found, aws.ToString(rs.Name))
+		}
+	}
+	if want := delegated.Value + "."; len(found) != 1 || found[0] != want {
+		t.Errorf("TXT records in the delegation zone = %v, want one at %s (the CNAME's target)", found, want)
+	}
+	if err := p.CleanUp("shop.customer.example", testToken, testKeyAuth); err != nil {
+		t.Fatalf("CleanUp: %v", err)
+	}
 }

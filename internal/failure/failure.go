@@ -72,16 +72,20 @@ const (
 // about the domain itself, and so counts towards its quarantine.
 func CountsAgainstDomain(code string) bool {
 	switch code {
-	case CodeDomainNotPointed, CodeChallengeFailed, CodeCAAForbidden, CodeDomainRejected, CodeAccountPaused, CodeInvalidInput:
+	case CodeDomainNotPointed, CodeChallengeFailed, CodeCAAForbidden, CodeDomainRejected, CodeAccountPaused, CodeInvalidInput,
+		CodeDelegationMissing, CodePersistRecordMissing, CodePersistRecordWrongAccount:
 		return true
 	}
 	return false
 }
 
 // MovedAway reports whether a domain quarantined for code has left the
-// platform: it no longer points at the edge. Such a domain is offboarded
+// platform: it no longer points at the edge, or no longer delegates its
+// validation to it. Such a domain is offboarded
 // after a while; any other quarantine waits for the platform.
-func MovedAway(code string) bool { return code == CodeDomainNotPointed }
+func MovedAway(code string) bool {
+	return code == CodeDomainNotPointed || code == CodeDelegationMissing
+}
 
 // Detail is what every failure carries. It is also the JSON errorMessage of a
 // failed Lambda invocation, so the state machine's Cause is machine-readable.

@@ -2,8 +2,8 @@
 // (statemachine/issuance.asl.json) and the code around it: the execution
 // input that the API, the renewal trigger and the sweeper start it with,
 // what its steps hand each other, and the names of its executions. It
-// depends on the standard library only, so every function links it without
-// lego or an AWS SDK client.
+// depends on the standard library and package validation only, so every
+// function links it without lego or an AWS SDK client.
 package flow
 
 import (
@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/certflow/certflow/internal/validation"
 )
 
 // Why an execution was started (Input.Reason).
@@ -62,6 +64,15 @@ type Input struct {
 	// CA is the CA the execution orders from: CAPrimary, until the state
 	// machine falls back to CAFallback.
 	CA string `json:"ca"`
+	// Validation is how the domain proves control (validation.HTTP01 when
+	// empty); Records are the DNS records it was asked to publish for it
+	// (the DNS-01 delegation CNAME, the DNS-PERSIST-01 TXT), which
+	// preflight checks instead of where the domain points.
+	Validation validation.Method   `json:"validation,omitempty"`
+	Records    []validation.Record `json:"records,omitempty"`
+	// Profile is the ACME profile the platform asked for ("" = the
+	// deployment's default).
+	Profile string `json:"profile,omitempty"`
 	// OrderSlot is the slot of the new-order budget the execution holds,
 	// once ReserveOrderSlot has run (the state machine adds it).
 	OrderSlot *OrderSlot `json:"orderSlot,omitempty"`

@@ -34,7 +34,7 @@ func (h *attempt) order(ctx context.Context, in flow.Input, primary string, name
 	case err != nil:
 		return certstore.Order{}, acme.OrderState{}, err
 	default:
-		if why := h.unusable(stored, names); why != "" {
+		if why := h.unusable(stored, names, in.Profile); why != "" {
 			log.InfoContext(ctx, "stored order not resumed", "order", stored.URL, "reason", why)
 			if err := h.cfg.Store.DropOrder(ctx, primary); err != nil {
 				return certstore.Order{}, acme.OrderState{}, err
@@ -69,9 +69,18 @@ func (h *attempt) order(ctx context.Context, in flow.Input, primary string, name
 	return o, acme.OrderState{Status: acme.StatusPending}, nil
 }
 
+// method is how the execution's names are validated: the domain's own
+// method, else the deployment's.
+func (h *attempt) method(in flow.Input) acme.Method {
+	if in.Validation != "" {
+		return in.Validation
+	}
+	return h.cfg.Method
+}
+
 // unusable says why a stored order cannot give the certificate asked for,
 // or "" when it can.
-func (h *attempt) unusable(o certstore.Order, names []string) string {
+func (h *attempt) unusable(o certstore.Order, names []string, profile string) string {
 	want := slices.Clone(names)
 	slices.Sort(want)
 	have := slices.Clone(o.Names)
@@ -81,6 +90,8 @@ func (h *attempt) unusable(o certstore.Order, names []string) string {
 		return "placed with another CA (" + o.Directory + ")"
 	case !slices.Equal(have, want):
 		return fmt.Sprintf("for other names (%s)", strings.Join(have, ", "))
+	case profile != "" && o.Profile != profile:
+		return fmt.Sprintf("with profile %q, not %q", o.Profile, profile)
 	}
 	return ""
 }
@@ -143,7 +154,7 @@ func (h *attempt) place(ctx context.Context, in flow.Input, primary string, name
 		}
 		admission = &a
 	}
-	o, err := h.ca.Place(ctx, names, replaces, "")
+	o, err := h.ca.Place(ctx, names, replaces, in.Profile)
 	if err != nil {
 		if notCreated(err) {
 			giveBack()
@@ -225,7 +236,7 @@ func (h *attempt) complete(ctx context.Context, in flow.Input, o *certstore.Orde
 	for range maxPhases {
 		switch state.Status {
 		case acme.StatusPending:
-			if err := h.ca.Authorize(ctx, ao, h.cfg.Method); err != nil {
+			if err := h.ca.Authorize(ctx, ao, h.method(in)); err != nil {
 				return nil, h.dropIfInvalid(ctx, *o, err)
 			}
 			state, err = h.ca.State(ctx, ao)

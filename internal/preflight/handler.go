@@ -6,6 +6,7 @@ import (
 
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/flow"
+	"github.com/certflow/certflow/internal/validation"
 )
 
 // Output is the preflight task's result.
@@ -25,8 +26,19 @@ func (c *Checker) Handle(ctx context.Context, in flow.Input) (Output, error) {
 		return Output{}, &failure.InvalidInputError{Message: err.Error(), Err: err}
 	}
 	names := append([]string{primary}, sans...)
+	// A domain validated over DNS need not point at the edge (it may be
+	// onboarded before cutover): its validation records must be there.
+	byRecords := in.Validation != "" && in.Validation != validation.HTTP01
+	if byRecords {
+		if len(in.Records) == 0 {
+			return Output{}, &failure.InvalidInputError{Message: fmt.Sprintf("%s validation without the records it relies on", in.Validation)}
+		}
+		if err := c.checkRecords(ctx, in.Records); err != nil {
+			return Output{}, fmt.Errorf("preflight %q: %w", primary, err)
+		}
+	}
 	for _, n := range names {
-		if err := c.Check(ctx, n); err != nil {
+		if err := c.check(ctx, n, !byRecords); err != nil {
 			return Output{}, fmt.Errorf("preflight %q: %w", n, err)
 		}
 	}

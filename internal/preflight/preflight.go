@@ -61,13 +61,21 @@ func (c *Checker) forCA(ca string) *Checker {
 // error is a *failure.DomainNotPointedError, a *failure.CAAForbiddenError or,
 // when DNS itself failed (timeouts, SERVFAIL), a *failure.TransientError.
 func (c *Checker) Check(ctx context.Context, name string) error {
+	return c.check(ctx, name, true)
+}
+
+// check checks name: where it points when pointed is set (a domain
+// validated by HTTP-01 after cutover), and CAA.
+func (c *Checker) check(ctx context.Context, name string, pointed bool) error {
 	name = dnsName(name)
 	base, wildcard := strings.CutPrefix(name, "*.")
 	if _, ok := dns.IsDomainName(base); !ok || base == "" || strings.Contains(base, "*") {
 		return &failure.InvalidInputError{Message: fmt.Sprintf("%q is not a domain name", name)}
 	}
-	if err := c.checkPointed(ctx, base); err != nil {
-		return err
+	if pointed {
+		if err := c.checkPointed(ctx, base); err != nil {
+			return err
+		}
 	}
 	if len(c.cfg.CAAIdentities) == 0 {
 		return nil

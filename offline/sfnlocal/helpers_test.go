@@ -22,6 +22,7 @@ import (
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/record"
+	"github.com/certflow/certflow/internal/validation"
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/lambdaapi"
 	"github.com/certflow/certflow/offline/offlinetest"
@@ -313,10 +314,12 @@ func (e *execution) output(t *testing.T) map[string]any {
 // (flow.Input, flow.OrderSlot, flow.Issued, record.Input, record.Result).
 
 type preflightInput struct {
-	Domain    string   `json:"domain"`
-	Sans      []string `json:"sans"`
-	CA        string   `json:"ca"`
-	Execution string   `json:"execution"`
+	Domain     string              `json:"domain"`
+	Sans       []string            `json:"sans"`
+	CA         string              `json:"ca"`
+	Validation string              `json:"validation"`
+	Records    []validation.Record `json:"records"`
+	Execution  string              `json:"execution"`
 }
 
 type preflightOutput struct {

@@ -71,7 +71,7 @@ func TestIssuanceStateMachine(t *testing.T) {
 		if out["status"] != "issued" || out["domain"] != "a.example" {
 			t.Errorf("output = %v, want status issued for a.example", out)
 		}
-		assertJSON(t, s.fns.callsOf(fnPreflight)[0], `{"domain":"a.example","sans":["www.a.example"],"ca":"primary"}`)
+		assertJSON(t, s.fns.callsOf(fnPreflight)[0], `{"domain":"a.example","sans":["www.a.example"],"ca":"primary","validation":"http-01","records":[]}`)
 		assertJSON(t, s.fns.callsOf(fnOrderBudget)[0], `{"domain":"a.example","ca":"primary"}`)
 		var issue flow.Input
 		mustUnmarshal(t, s.fns.callsOf(fnIssue)[0], &issue)
