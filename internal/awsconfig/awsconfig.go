@@ -1,6 +1,8 @@
 // Package awsconfig loads the AWS SDK configuration shared by every certflow
 // function. Endpoints of local stand-ins (DynamoDB Local, moto) come from the
-// standard AWS_ENDPOINT_URL_<SERVICE> variables, which the SDK honours.
+// standard AWS_ENDPOINT_URL_<SERVICE> variables, which the SDK honours; an
+// empty one means unset (template.yaml declares them empty, so that
+// `sam local invoke --env-vars env.json` may override them).
 package awsconfig
 
 import (

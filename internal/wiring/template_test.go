@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/template"
 )
 
@@ -287,5 +289,112 @@ func TestTemplateProtectsDelivery(t *testing.T) {
 	base, _ := tmpl.ParameterDefault("FailureBackoffBaseSeconds")
 	if got := fns["ApiFunction"].Environment[EnvRequestCooldown]; got != base+"s" {
 		t.Errorf("%s = %q, want the failure backoff's first wait, %ss", EnvRequestCooldown, got, base)
+	}
+}
+
+// TestTemplateRules: CloudFormation refuses a deploy that says nowhere
+// where customer domains must point, before creating anything.
+func TestTemplateRules(t *testing.T) {
+	tests := []struct {
+		name    string
+		params  map[string]string
+		wantErr string
+	}{
+		{name: "defaults", wantErr: "Set EdgeCnames or EdgeAddresses"},
+		{name: "cnames", params: map[string]string{"EdgeCnames": "edge.platform.example"}},
+		{name: "addresses", params: map[string]string{"EdgeAddresses": "203.0.113.10,2001:db8::10"}},
+		{name: "both", params: map[string]string{"EdgeCnames": "edge.platform.example", "EdgeAddresses": "203.0.113.10"}},
+	}
+	tmpl := loadTemplate(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tmpl.CheckRules(tt.params)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("CheckRules(%v) = %v, want nil", tt.params, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("CheckRules(%v) = %v, want an error containing %q", tt.params, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestTemplateRetainsData: deleting or replacing the stack keeps the tables
+// and the KMS key that seals the private keys in them.
+func TestTemplateRetainsData(t *testing.T) {
+	tmpl := loadTemplate(t)
+	ids := append(tmpl.IDs("AWS::DynamoDB::Table"), tmpl.IDs("AWS::KMS::Key")...)
+	if len(ids) < 3 {
+		t.Fatalf("found tables and keys %v, want two tables and a key", ids)
+	}
+	for _, id := range ids {
+		var r struct{ DeletionPolicy, UpdateReplacePolicy string }
+		if err := json.Unmarshal(rawResource(t, tmpl, id), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.DeletionPolicy != "Retain" || r.UpdateReplacePolicy != "Retain" {
+			t.Errorf("%s: DeletionPolicy %q, UpdateReplacePolicy %q; want Retain for both", id, r.DeletionPolicy, r.UpdateReplacePolicy)
+		}
+	}
+}
+
+// rawResource returns the resource id of the processed template as JSON,
+// attributes (DeletionPolicy, UpdateReplacePolicy) included.
+func rawResource(t *testing.T, tmpl *template.Template, id string) json.RawMessage {
+	t.Helper()
+	var doc struct{ Resources map[string]json.RawMessage }
+	if err := json.Unmarshal(tmpl.JSON(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Resources[id]
+}
+
+// TestTemplateLint runs cfn-lint (`make tools`) on template.yaml.
+func TestTemplateLint(t *testing.T) {
+	tools, err := offline.FindTools("")
+	if err != nil || tools.CFNLint == "" {
+		t.Skipf("cfn-lint not installed (make tools): %v", err)
+	}
+	out, err := exec.Command(tools.CFNLint, "../../template.yaml").CombinedOutput()
+	if err != nil {
+		t.Errorf("%s template.yaml: %v\n%s", tools.CFNLint, err, out)
+	}
+}
+
+// TestDeployDefaultsAgree: the ACME directory a deploy with the defaults
+// uses is the one samconfig.toml and the README name.
+func TestDeployDefaultsAgree(t *testing.T) {
+	def, ok := loadTemplate(t).ParameterDefault("AcmeDirectory")
+	if !ok {
+		t.Fatal("template.yaml has no AcmeDirectory parameter")
+	}
+	samconfig, err := os.ReadFile("../../samconfig.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regexp.MustCompile(`(?m)^\s*cached\s*=\s*true`).Match(samconfig) {
+		t.Error("samconfig.toml caches builds: SAM never reuses a makefile build, and hashing costs time")
+	}
+	sources := []struct {
+		name string
+		re   *regexp.Regexp
+		text []byte
+	}{
+		{"samconfig.toml parameter_overrides", regexp.MustCompile(`(?m)^parameter_overrides\s*=\s*".*\bAcmeDirectory=(\S+?)[\s"]`), samconfig},
+		{"README parameter table", regexp.MustCompile("(?m)^\\| `AcmeDirectory` \\| `([^`]+)` \\|"), readme},
+	}
+	for _, src := range sources {
+		m := src.re.FindSubmatch(src.text)
+		if m == nil {
+			t.Errorf("%s does not name the AcmeDirectory default", src.name)
+			continue
+		}
+		if string(m[1]) != def {
+			t.Errorf("%s says AcmeDirectory %q, template.yaml's default is %q", src.name, m[1], def)
+		}
 	}
 }

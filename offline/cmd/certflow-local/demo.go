@@ -464,7 +464,7 @@ func handshake(ctx context.Context, api string, pebbleMgmtPort int, name string)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	client, err := certclient.New(certclient.Config{BaseURL: api})
+	client, err := certclient.New(certclient.Config{BaseURL: api, AllowInsecureHTTP: true}) // the offline API on 127.0.0.1
 	if err != nil {
 		return "", time.Time{}, err
 	}
