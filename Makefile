@@ -163,6 +163,7 @@ sam-local-build: tools ## sam build into .aws-sam/local with the offline CA's ro
 .PHONY: lint
 lint: tools ## go vet, staticcheck, cfn-lint on template.yaml, asl-validator on every definition
 	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files "*.go"))" || { gofmt -l $$(git ls-files "*.go"); echo "gofmt: files above need formatting"; exit 1; }
 	$(BIN)/staticcheck ./...
 	$(CFN_LINT) template.yaml
 	$(GO) run ./offline/cmd/certflow-local validate-asl

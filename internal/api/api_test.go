@@ -144,7 +144,7 @@ func TestPostFixture(t *testing.T) {
 	if !ok {
 		t.Fatalf("started %v, want %s", e.starter.started, name)
 	}
-	if want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"reason":"request","generation":1,"execution":"` + name + `"}`; string(input) != want {
+	if want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"reason":"request","generation":1,"execution":"` + name + `","ca":"primary"}`; string(input) != want {
 		t.Errorf("execution input = %s, want %s", input, want)
 	}
 	if got := e.store.items["blog.customer.example"].Execution; got != name {

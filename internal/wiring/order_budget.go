@@ -2,8 +2,8 @@ package wiring
 
 import (
 	"context"
-	"os"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
