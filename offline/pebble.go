@@ -23,6 +23,11 @@ import (
 // platform's edge, where the HTTP-01 responder listens.
 const EdgeAddress = "127.0.0.1"
 
+// DelegationZone is the offline platform's DNS-01 delegation zone: customers
+// delegate "_acme-challenge" into it (validation.Delegation), challtestsrv
+// serves it.
+const DelegationZone = "acme-delegation.platform.example"
+
 // ElsewhereAddress is the address of a domain "pointed elsewhere".
 const ElsewhereAddress = "127.0.0.2"
 
@@ -170,8 +175,11 @@ func (s *Stack) newPebble(opts Options, name string, listen, mgmt, httpPort, tls
 	c.RetryAfter = map[string]int{"authz": 1, "order": 1}
 	c.KeyAlgorithm = "ecdsa"
 	c.Profiles = map[string]pebbleProfile{
-		"default":    {Description: "certflow offline default", ValidityPeriod: validity},
-		"shortlived": {Description: "short-lived", ValidityPeriod: min(validity, 518400)},
+		"default": {Description: "certflow offline default", ValidityPeriod: validity},
+		// Half the default's lifetime offline (6 days at most, as Let's
+		// Encrypt's), so the demo shows renewal following each
+		// certificate's own lifetime.
+		"shortlived": {Description: "short-lived", ValidityPeriod: min(validity/2, 518400)},
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {

@@ -149,6 +149,9 @@ type Config struct {
 	// Operators may act for any tenant by naming it; everyone else acts
 	// for itself. The zero value lets no one.
 	Operators principal.List
+	// Validation is how domains may prove control besides HTTP-01, and
+	// the profiles a request may name.
+	Validation Validation
 }
 
 // Handler answers certificates API requests. It is safe for concurrent use.
@@ -291,10 +294,15 @@ func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if err != nil {
 		return errorResponse(domainError(err))
 	}
+	method, records, apiErr := h.validationOf(ctx, body, append([]string{primary}, sans...))
+	if apiErr != nil {
+		return errorResponse(apiErr)
+	}
 
 	c, started, err := h.cfg.Requester.Request(ctx, certstore.RequestInput{
 		Tenant: tenant, Domain: primary, SANs: sans,
-		ProveOwnership: body.ProveOwnership, Unpaused: body.Unpaused, Now: h.now(),
+		ProveOwnership: body.ProveOwnership, Unpaused: body.Unpaused,
+		Validation: method, Records: records, Profile: body.Profile, Now: h.now(),
 	})
 	if refused := h.requestRefused(err, primary); refused != nil {
 		return errorResponse(refused)

@@ -49,7 +49,23 @@ func (e *env) config() api.Config {
 		Now:       func() time.Time { return now },
 		Names:     domain.Policy{AllowTestingTLDs: true},
 		Operators: principal.List{operator},
+		Validation: api.Validation{DelegationZone: delegationZone, Persist: persistIdentity{},
+			Profiles: []string{"tlsserver", "shortlived"}},
 	}
+}
+
+// The validation settings of the tests.
+const (
+	delegationZone = "acme-delegation.platform.example"
+	persistIssuer  = "letsencrypt.org"
+	persistAccount = "https://acme-v02.api.letsencrypt.org/acme/acct/123456"
+)
+
+// persistIdentity names persistIssuer and persistAccount.
+type persistIdentity struct{}
+
+func (persistIdentity) PersistIdentity(context.Context) (string, string, error) {
+	return persistIssuer, persistAccount, nil
 }
 
 func newEnv(t *testing.T, certs ...*certstore.Certificate) *env {
@@ -144,7 +160,7 @@ func TestPostFixture(t *testing.T) {
 	if !ok {
 		t.Fatalf("started %v, want %s", e.starter.started, name)
 	}
-	if want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"reason":"request","generation":1,"execution":"` + name + `","ca":"primary"}`; string(input) != want {
+	if want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"reason":"request","generation":1,"execution":"` + name + `","ca":"primary","validation":"http-01"}`; string(input) != want {
 		t.Errorf("execution input = %s, want %s", input, want)
 	}
 	if got := e.store.items["blog.customer.example"].Execution; got != name {
@@ -266,7 +282,7 @@ func TestGetFixtures(t *testing.T) {
 	}
 	want := `{"domain":"blog.customer.example","sans":["www.blog.customer.example"],"tenant":"arn:aws:iam::123456789012:role/platform-control","status":"active",` +
 		`"notBefore":"2026-11-20T16:05:12Z","notAfter":"2027-02-18T16:05:12Z","serial":"03a1f5c2e4b6d8f0",` +
-		`"issuer":"CN=Pebble Intermediate CA","renewAt":"2027-01-19T16:05:12Z",` +
+		`"issuer":"CN=Pebble Intermediate CA","renewAt":"2027-01-19T16:05:12Z","validation":"http-01",` +
 		`"requestedAt":"2026-11-19T16:05:12Z","updatedAt":"2026-11-20T16:05:12Z"}`
 	if resp.Body != want {
 		t.Errorf("GET body =\n%s\nwant\n%s", resp.Body, want)
@@ -518,7 +534,7 @@ func TestTenantsAndRequestOptions(t *testing.T) {
 		t.Errorf("operator GET for itself = %d, want 404: the domain is platform-7's", resp.StatusCode)
 	}
 
-	resp = post(sessionB, `{"domain": "proof.other.example", "sans": ["*.proof.other.example"], "proveOwnership": true}`)
+	resp = post(sessionB, `{"domain": "proof.other.example", "sans": ["*.proof.other.example"], "validation": "dns-01", "proveOwnership": true}`)
 	var doc struct {
 		Tenant    string `json:"tenant"`
 		Ownership struct {

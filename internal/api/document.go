@@ -25,9 +25,15 @@ type document struct {
 	NextAttemptAt    string     `json:"nextAttemptAt,omitempty"`
 	QuarantineReason string     `json:"quarantineReason,omitempty"`
 	UnpauseURL       string     `json:"unpauseURL,omitempty"`
-	Ownership        *proof     `json:"ownership,omitempty"`
-	RequestedAt      string     `json:"requestedAt,omitempty"`
-	UpdatedAt        string     `json:"updatedAt,omitempty"`
+	// Validation is how the domain proves control, DNSRecords the records
+	// its customer publishes for it (the delegation CNAME, the
+	// DNS-PERSIST-01 TXT), Profile the ACME profile asked for.
+	Validation  string              `json:"validation"`
+	DNSRecords  []validation.Record `json:"dnsRecords,omitempty"`
+	Profile     string              `json:"profile,omitempty"`
+	Ownership   *proof              `json:"ownership,omitempty"`
+	RequestedAt string              `json:"requestedAt,omitempty"`
+	UpdatedAt   string              `json:"updatedAt,omitempty"`
 }
 
 // proof is the ownership proof a request asked for: the TXT records to
@@ -57,8 +63,14 @@ func newDocument(c *certstore.Certificate) document {
 		NextAttemptAt:    formatTime(c.NextAttemptAt),
 		QuarantineReason: c.QuarantineReason,
 		UnpauseURL:       c.UnpauseURL,
+		Validation:       string(c.Validation),
+		DNSRecords:       c.Records,
+		Profile:          c.Profile,
 		RequestedAt:      formatTime(c.RequestedAt),
 		UpdatedAt:        formatTime(c.UpdatedAt),
+	}
+	if d.Validation == "" {
+		d.Validation = string(validation.HTTP01)
 	}
 	if c.OwnershipToken != "" {
 		d.Ownership = &proof{

@@ -105,6 +105,7 @@ func (s *fakeStore) Request(_ context.Context, in certstore.RequestInput) (*cert
 	}
 	c.SANs, c.Tenant, c.Status, c.RequestedAt, c.UpdatedAt = in.SANs, in.Tenant, certstore.StatusPending, in.Now, in.Now
 	c.OwnershipToken, c.OwnershipVerifiedAt = "", time.Time{}
+	c.Validation, c.Records, c.Profile = in.Validation, in.Records, in.Profile
 	if in.ProveOwnership {
 		c.OwnershipToken = "tok-" + domain
 	}

@@ -49,8 +49,9 @@ func TestBadInputLeavesDynamoDBUnchanged(t *testing.T) {
 		Requester: store, Getter: store, Lister: store, Retirer: store,
 		Reconciler: &reconcile.Reconciler{Store: store, Starter: starter, Executions: &fakeExecutions{starter: starter}, StateMachineARN: stateMachineARN},
 		Stopper:    stopper, StateMachineARN: stateMachineARN, Revoker: revoker,
-		Names:     domain.Policy{AllowTestingTLDs: true},
-		Operators: principal.List{operator},
+		Names:      domain.Policy{AllowTestingTLDs: true},
+		Operators:  principal.List{operator},
+		Validation: api.Validation{DelegationZone: delegationZone},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func TestBadInputLeavesDynamoDBUnchanged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	wildcard := seed(sessionB, `{"domain": "*.fallback.example"}`)
+	wildcard := seed(sessionB, `{"domain": "*.fallback.example", "validation": "dns-01"}`)
 	gone := seed(tenantA, `{"domain": "gone.fallback.example"}`)
 	for _, c := range []*certstore.Certificate{wildcard, gone} {
 		if err := store.SaveIssued(ctx, issuedFor(c)); err != nil {

@@ -27,15 +27,20 @@ type createRequest struct {
 	HasTenant      bool
 	ProveOwnership bool
 	Unpaused       bool
+	// Validation is how the domain proves control ("" = HTTP-01),
+	// Profile the ACME profile to order ("" = the deployment's default).
+	Validation string
+	Profile    string
 }
 
 // createFields are the members of the body of POST /certificates.
-const createFields = "domain, sans, tenant, proveOwnership and unpaused"
+const createFields = "domain, sans, validation, profile, tenant, proveOwnership and unpaused"
 
 // decodeCreate reads the body of POST /certificates strictly: application/json
 // (or no content type), at most MaxBodyBytes after base64 decoding, valid
 // UTF-8, exactly one JSON object whose members are "domain" (a string,
-// required), "sans" (an array of strings), "tenant" (a string),
+// required), "sans" (an array of strings), "validation", "profile" and
+// "tenant" (strings),
 // "proveOwnership" and "unpaused" (booleans), each at most once, with exact
 // (case-sensitive) names. Any other input is an *Error naming the problem.
 func decodeCreate(req events.APIGatewayV2HTTPRequest) (createRequest, *Error) {
@@ -82,7 +87,7 @@ func decodeCreate(req events.APIGatewayV2HTTPRequest) (createRequest, *Error) {
 			return createRequest{}, syntaxError(err)
 		}
 		switch name {
-		case "domain", "sans", "tenant", "proveOwnership", "unpaused":
+		case "domain", "sans", "validation", "profile", "tenant", "proveOwnership", "unpaused":
 		default:
 			return createRequest{}, badRequest(CodeUnknownField, fmt.Sprintf("unknown field %q; the fields are %s", truncate(name), createFields))
 		}
@@ -103,6 +108,16 @@ func decodeCreate(req events.APIGatewayV2HTTPRequest) (createRequest, *Error) {
 				return createRequest{}, badRequest(CodeInvalidType, "sans must be an array of strings")
 			}
 			out.SANs = sans
+		case "validation", "profile":
+			s, ok := jsonString(raw)
+			if !ok {
+				return createRequest{}, badRequest(CodeInvalidType, name+" must be a string")
+			}
+			if name == "validation" {
+				out.Validation = s
+			} else {
+				out.Profile = s
+			}
 		case "tenant":
 			s, ok := jsonString(raw)
 			if !ok {

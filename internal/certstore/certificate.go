@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/certflow/certflow/internal/table"
+	"github.com/certflow/certflow/internal/validation"
 )
 
 // Status is the lifecycle state of a domain's certificate.
@@ -107,6 +108,15 @@ type Certificate struct {
 	OwnershipToken      string
 	OwnershipVerifiedAt time.Time
 
+	// Validation is how the domain proves control ("" = HTTP-01),
+	// Records the DNS records its customer was asked to publish for it
+	// (the DNS-01 delegation CNAME, the DNS-PERSIST-01 TXT), Profile the
+	// ACME profile asked for ("" = the deployment's default); all as the
+	// generation's request set them.
+	Validation validation.Method
+	Records    []validation.Record
+	Profile    string
+
 	RequestedAt time.Time
 	UpdatedAt   time.Time
 }
@@ -173,9 +183,24 @@ func certificateItem(c *Certificate) map[string]types.AttributeValue {
 	setS(table.AttrExecution, c.Execution)
 	setS(table.AttrOwnershipToken, c.OwnershipToken)
 	setT(table.AttrOwnershipVerifiedAt, c.OwnershipVerifiedAt)
+	setS(table.AttrValidation, string(c.Validation))
+	if len(c.Records) > 0 {
+		item[table.AttrRecords] = recordsValue(c.Records)
+	}
+	setS(table.AttrProfile, c.Profile)
 	setT(table.AttrRequestedAt, c.RequestedAt)
 	setT(table.AttrUpdatedAt, c.UpdatedAt)
 	return item
+}
+
+// recordsValue is records as the table keeps them: a list of their
+// presentation forms.
+func recordsValue(records []validation.Record) types.AttributeValue {
+	ss := make([]string, len(records))
+	for i, r := range records {
+		ss[i] = r.String()
+	}
+	return table.L(ss)
 }
 
 // certificateFromItem reads a certificate item (or the projection of one).
@@ -217,11 +242,21 @@ func certificateFromItem(item map[string]types.AttributeValue) (*Certificate, er
 		OwnershipToken:      r.S(table.AttrOwnershipToken),
 		OwnershipVerifiedAt: r.T(table.AttrOwnershipVerifiedAt),
 
+		Validation: validation.Method(r.S(table.AttrValidation)),
+		Profile:    r.S(table.AttrProfile),
+
 		RequestedAt: r.T(table.AttrRequestedAt),
 		UpdatedAt:   r.T(table.AttrUpdatedAt),
 	}
 	if c.Domain == "" {
 		c.Domain = r.Domain()
+	}
+	for _, rec := range r.L(table.AttrRecords) {
+		parsed, err := validation.ParseRecord(rec)
+		if err != nil {
+			return nil, fmt.Errorf("read certificate item %q: %w", c.Domain, err)
+		}
+		c.Records = append(c.Records, parsed)
 	}
 	if r.Err() != nil {
 		return nil, fmt.Errorf("read certificate item %q: %w", c.Domain, r.Err())

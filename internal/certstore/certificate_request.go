@@ -34,7 +34,14 @@ type RequestInput struct {
 	// Unpaused says the operator lifted the CA's pause of the name: a
 	// domain quarantined as account_paused is requested again only then.
 	Unpaused bool
-	Now      time.Time
+	// Validation, Records and Profile are how the generation the request
+	// starts validates and what it orders (Certificate.Validation,
+	// Records, Profile). A request of a domain already under way changes
+	// none of them.
+	Validation validation.Method
+	Records    []validation.Record
+	Profile    string
+	Now        time.Time
 }
 
 // Request records that a tenant requests a certificate for in.Domain with
@@ -164,7 +171,8 @@ func (s *Store) writeRequest(ctx context.Context, in RequestInput, cur *Certific
 	)
 	if cur == nil {
 		c = &Certificate{Domain: domain, SANs: sans, Tenant: in.Tenant, Status: StatusPending, Version: 1, Generation: 1,
-			Execution: flow.IssueName(domain, 1, 1), Run: 1, DueAt: s.due(now), RequestedAt: now, UpdatedAt: now}
+			Execution: flow.IssueName(domain, 1, 1), Run: 1, DueAt: s.due(now), RequestedAt: now, UpdatedAt: now,
+			Validation: in.Validation, Records: in.Records, Profile: in.Profile}
 		if in.ProveOwnership {
 			token, err := validation.NewOwnershipToken()
 			if err != nil {
@@ -206,6 +214,14 @@ func (s *Store) writeRequest(ctx context.Context, in RequestInput, cur *Certific
 		e.Set(table.AttrUpdatedAt, table.T(now))
 		e.Remove(failureAttrs...)
 		e.Remove(table.AttrSpentSlot)
+		c.Validation, c.Records, c.Profile = in.Validation, in.Records, in.Profile
+		setOrRemove(e, table.AttrValidation, string(in.Validation))
+		setOrRemove(e, table.AttrProfile, in.Profile)
+		if len(in.Records) > 0 {
+			e.Set(table.AttrRecords, recordsValue(in.Records))
+		} else {
+			e.Remove(table.AttrRecords)
+		}
 		// A proof asked for again by the same tenant stands (verified or
 		// not); a new tenant, or a domain that was retired, proves anew.
 		keepProof := in.ProveOwnership && cur.OwnershipToken != "" && cur.Tenant == in.Tenant && cur.Status != StatusRetired
@@ -238,6 +254,16 @@ func (s *Store) writeRequest(ctx context.Context, in RequestInput, cur *Certific
 		return nil, ErrStale
 	}
 	return nil, err
+}
+
+// setOrRemove sets attribute name to the string v, or removes it when v is
+// empty.
+func setOrRemove(e *table.Expr, name, v string) {
+	if v == "" {
+		e.Remove(name)
+		return
+	}
+	e.Set(name, table.S(v))
 }
 
 // Retire marks domain retired for tenant, which must hold it: the sealed

@@ -182,6 +182,7 @@ func (r *Reconciler) Start(ctx context.Context, c *certstore.Certificate, by str
 
 // Input is the execution input for the execution c names: on the primary
 // CA, with the names besides the domain as the platform requested them,
+// the domain's validation method, records and profile,
 // and for a renewal the ARI "replaces" of a certificate the primary
 // issued.
 func Input(c *certstore.Certificate, by string) flow.Input {
@@ -191,7 +192,8 @@ func Input(c *certstore.Certificate, by string) flow.Input {
 			sans = append(sans, san)
 		}
 	}
-	in := flow.Input{Domain: c.Domain, SANs: sans, Reason: flow.ReasonRequest, Generation: c.Generation, Execution: c.Execution, CA: flow.CAPrimary}
+	in := flow.Input{Domain: c.Domain, SANs: sans, Reason: flow.ReasonRequest, Generation: c.Generation, Execution: c.Execution, CA: flow.CAPrimary,
+		Validation: c.Validation, Records: c.Records, Profile: c.Profile}
 	if c.Status == certstore.StatusActive && c.Serial != "" {
 		in.Reason = flow.ReasonRenewal
 		in.ReplacesSerial = c.Serial

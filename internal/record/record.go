@@ -22,6 +22,7 @@ import (
 	"github.com/certflow/certflow/internal/logging"
 	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/notify"
+	"github.com/certflow/certflow/internal/validation"
 )
 
 // Actions of the record step, as the state machine names them.
@@ -50,6 +51,10 @@ type Input struct {
 	Execution string `json:"execution"`
 	// CA is the CA the execution orders from (flow.CAPrimary when empty).
 	CA string `json:"ca,omitempty"`
+	// Validation is how the domain proves control: a domain validated by
+	// DNS-PERSIST-01 stays on the primary CA, the one its standing record
+	// names.
+	Validation validation.Method `json:"validation,omitempty"`
 }
 
 // LogAttrs are the attributes of every log line of the step.
@@ -125,9 +130,11 @@ func (h *Handler) WithFallbackCA() *Handler {
 	return h
 }
 
-// fallbackCA is Result.FallbackCA for in.
+// fallbackCA is Result.FallbackCA for in: the fallback for an execution on
+// the primary, unless the domain's DNS-PERSIST-01 record names the primary
+// (another CA would find no record for it and fail the domain).
 func (h *Handler) fallbackCA(in Input) string {
-	if h.fallback && (in.CA == "" || in.CA == flow.CAPrimary) {
+	if h.fallback && (in.CA == "" || in.CA == flow.CAPrimary) && in.Validation != validation.DNSPersist01 {
 		return flow.CAFallback
 	}
 	return ""

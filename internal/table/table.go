@@ -138,6 +138,14 @@ const (
 	// preflight found them.
 	AttrOwnershipToken      = "ownershipToken"
 	AttrOwnershipVerifiedAt = "ownershipVerifiedAt"
+	// AttrValidation is how the domain proves control (validation.Method;
+	// absent: HTTP-01), AttrRecords the DNS records it was asked to
+	// publish for it (L of S, each validation.Record in presentation
+	// form); AttrProfile (also an order item's) is the ACME profile the
+	// platform asked for (absent: the deployment's default). A request
+	// sets them for its generation.
+	AttrValidation = "validation"
+	AttrRecords    = "records"
 )
 
 // Attributes of pending order items.

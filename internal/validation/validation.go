@@ -57,6 +57,20 @@ type Record struct {
 	Value string `json:"value"`
 }
 
+// String is r in DNS presentation form, "<name> <type> <value>", as the
+// table keeps it (ParseRecord reads it back).
+func (r Record) String() string { return r.Name + " " + r.Type + " " + r.Value }
+
+// ParseRecord reads a Record in presentation form (Record.String).
+func ParseRecord(s string) (Record, error) {
+	name, rest, ok1 := strings.Cut(s, " ")
+	typ, value, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || name == "" || typ == "" || value == "" {
+		return Record{}, fmt.Errorf("validation record %q is not \"<name> <type> <value>\"", s)
+	}
+	return Record{Name: name, Type: typ, Value: value}, nil
+}
+
 // Base is name without a leading "*.", lower case, without a final dot:
 // the name whose records validate it.
 func Base(name string) string {

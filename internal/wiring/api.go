@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,6 +39,13 @@ const (
 	// first wait, so a new generation's attempt is never closer to the
 	// last one than the state machine's own attempts are.
 	EnvRequestCooldown = "CERTFLOW_REQUEST_COOLDOWN"
+	// EnvDelegationZone is the zone customers delegate "_acme-challenge"
+	// to for DNS-01 (api.Validation.DelegationZone); empty: dns-01
+	// requests are refused.
+	EnvDelegationZone = "CERTFLOW_DELEGATION_ZONE"
+	// EnvACMEProfiles lists the ACME profiles (comma-separated) a request
+	// may name (api.Validation.Profiles).
+	EnvACMEProfiles = "CERTFLOW_ACME_PROFILES"
 )
 
 // DefaultRequestCooldown is the request cooldown when
@@ -78,6 +87,12 @@ func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler
 		Publisher:       notify.New(eventbridge.NewFromConfig(cfg), bus, notify.Source),
 		Names:           names,
 		Operators:       operators,
+		Validation: api.Validation{
+			DelegationZone: strings.ToLower(strings.TrimSuffix(os.Getenv(EnvDelegationZone), ".")),
+			Profiles: strings.FieldsFunc(os.Getenv(EnvACMEProfiles), func(r rune) bool {
+				return r == ',' || unicode.IsSpace(r)
+			}),
+		},
 	}
 	// Revocation signs with the ACME account key the Issue function
 	// registered and sealed under the KMS key (the API may decrypt it, not
@@ -89,13 +104,33 @@ func API(_ context.Context, cfg aws.Config, logger *slog.Logger) (lambda.Handler
 			return nil, err
 		}
 		sealer := envelope.New(kms.NewFromConfig(cfg), keyID)
-		c.Revoker = revoker{acme.NewLazy(acmeCfg, account.New(dynamodb.NewFromConfig(cfg), st.table, sealer, nil))}
+		lazy := acme.NewLazy(acmeCfg, account.New(dynamodb.NewFromConfig(cfg), st.table, sealer, nil))
+		c.Revoker = revoker{lazy}
+		c.Validation.Persist = persistIdentity{lazy}
 	}
 	h, err := api.New(c)
 	if err != nil {
 		return nil, err
 	}
 	return handler(logger, h.Handle), nil
+}
+
+// persistIdentity is what a DNS-PERSIST-01 record names: the primary CA's
+// first issuer domain name (its directory's caaIdentities) and the
+// account certflow orders with, registered on first use when the
+// deployment has none yet.
+type persistIdentity struct{ lazy *acme.Lazy }
+
+func (p persistIdentity) PersistIdentity(ctx context.Context) (issuer, accountURI string, err error) {
+	c, err := p.lazy.Client(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	ids := c.CAAIdentities()
+	if len(ids) == 0 {
+		return "", "", fmt.Errorf("the CA at %s names no issuer domain name (directory meta.caaIdentities), which a DNS-PERSIST-01 record needs", c.DirectoryURL())
+	}
+	return ids[0], c.AccountURI(), nil
 }
 
 // revoker revokes through the ACME account, built on first use so that an

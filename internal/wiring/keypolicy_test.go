@@ -93,6 +93,7 @@ func TestKeyPolicy(t *testing.T) {
 		"IssueFunctionRole kms:GenerateDataKey " + envelope.PurposeAccountKey:     true,
 		"IssueFunctionRole kms:Decrypt " + envelope.PurposeAccountKey:             true,
 		"ApiFunctionRole kms:Decrypt " + envelope.PurposeAccountKey:               true,
+		"ApiFunctionRole kms:GenerateDataKey " + envelope.PurposeAccountKey:       true,
 		"DeliveryFunctionRole kms:Decrypt " + envelope.PurposeCertificateKey:      true,
 	}
 	adminActions := []string{"kms:DescribeKey", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:EnableKeyRotation"}

@@ -294,14 +294,18 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 func (s *Deployment) setEnv(setenv func(k, v string) error, cfg Config, directory string) error {
 	st := s.Stack
 	env := map[string]string{
-		wiring.EnvTable:              s.Table,
-		wiring.EnvTimerTable:         s.TimerTable,
-		wiring.EnvKMSKeyID:           st.KMSKeyID,
-		wiring.EnvStateMachineARN:    s.StateMachineARN,
-		wiring.EnvEventBus:           EventBus,
-		"CERTFLOW_ACME_DIRECTORY":    directory,
-		"CERTFLOW_ACME_CA_ROOTS":     st.PebbleTLSCAFile,
-		"CERTFLOW_KEY_TYPE":          "ec256",
+		wiring.EnvTable:           s.Table,
+		wiring.EnvTimerTable:      s.TimerTable,
+		wiring.EnvKMSKeyID:        st.KMSKeyID,
+		wiring.EnvStateMachineARN: s.StateMachineARN,
+		wiring.EnvEventBus:        EventBus,
+		"CERTFLOW_ACME_DIRECTORY": directory,
+		"CERTFLOW_ACME_CA_ROOTS":  st.PebbleTLSCAFile,
+		"CERTFLOW_KEY_TYPE":       "ec256",
+		// Pebble picks a random profile for an order that names none.
+		"CERTFLOW_ACME_PROFILE":      "default",
+		wiring.EnvACMEProfiles:       "default,shortlived",
+		wiring.EnvDelegationZone:     offline.DelegationZone,
 		"CERTFLOW_DNS01_PROVIDER":    "challtestsrv",
 		"CERTFLOW_CHALLTESTSRV_URL":  st.ChallSrvURL,
 		"CERTFLOW_DNS_RESOLVER":      st.DNSAddr,

@@ -33,20 +33,33 @@ import (
 )
 
 // The demo's custom domains; elsewhere.customer.example points away from the
-// edge (127.0.0.2) like a domain whose owner moved it.
+// edge (127.0.0.2) like a domain whose owner moved it. store and persist
+// point there too, because their owners have not moved them to the
+// platform yet: they are onboarded before cutover, store (and every name
+// below it) through a DNS-01 delegation CNAME, persist through one standing
+// DNS-PERSIST-01 record. short asks for short-lived certificates.
 const (
 	blog      = "blog.customer.example"
 	shop      = "shop.customer.example"
 	idn       = "bücher.customer.example"
 	elsewhere = "elsewhere.customer.example"
+	store     = "store.customer.example"
+	persist   = "persist.customer.example"
+	short     = "short.customer.example"
 )
 
 // status is the part of the API's status document the demo shows.
 type status struct {
-	Domain    string `json:"domain"`
-	Status    string `json:"status"`
-	Serial    string `json:"serial"`
-	NotAfter  string `json:"notAfter"`
+	Domain     string `json:"domain"`
+	Status     string `json:"status"`
+	Serial     string `json:"serial"`
+	NotBefore  string `json:"notBefore"`
+	NotAfter   string `json:"notAfter"`
+	Validation string `json:"validation"`
+	Profile    string `json:"profile"`
+	DNSRecords []struct {
+		Name, Type, Value string
+	} `json:"dnsRecords"`
 	RenewAt   string `json:"renewAt"`
 	Failures  int    `json:"failureCount"`
 	LastError *struct {
@@ -94,33 +107,61 @@ func demo(ctx context.Context, args []string) error {
 	}
 	done("system ready in %s", time.Since(start).Round(time.Second))
 
-	step("pointing %s at %s (its owner moved away)", elsewhere, offline.ElsewhereAddress)
-	if err := challSrv(ctx, f.ports.ChallSrvManagement, "/add-a", map[string]any{"host": elsewhere + ".", "addresses": []string{offline.ElsewhereAddress}}); err != nil {
-		return err
+	for _, name := range []string{elsewhere, store, persist} {
+		why := "its owner moved away"
+		if name != elsewhere {
+			why = "not cut over to the platform yet"
+		}
+		step("pointing %s at %s (%s)", name, offline.ElsewhereAddress, why)
+		if err := challSrv(ctx, f.ports.ChallSrvManagement, "/add-a", map[string]any{"host": name + ".", "addresses": []string{offline.ElsewhereAddress}}); err != nil {
+			return err
+		}
 	}
 
 	step("requesting certificates through the HTTP API")
-	requests := []struct {
-		domain string
-		sans   []string
-	}{{blog, []string{"www." + blog}}, {shop, nil}, {idn, nil}, {elsewhere, nil}}
-	for _, r := range requests {
-		req := map[string]any{"domain": r.domain}
-		if len(r.sans) > 0 {
-			req["sans"] = r.sans
-		}
+	requests := []map[string]any{
+		{"domain": blog, "sans": []string{"www." + blog}},
+		{"domain": shop},
+		{"domain": idn},
+		{"domain": elsewhere},
+		{"domain": store, "sans": []string{"*." + store}, "validation": "dns-01"},
+		{"domain": persist, "validation": "dns-persist-01"},
+		{"domain": short, "profile": "shortlived"},
+	}
+	for _, req := range requests {
 		code, body, err := d.do(ctx, http.MethodPost, "/certificates", req)
 		if err != nil {
 			return err
 		}
 		if code != http.StatusAccepted {
-			return fmt.Errorf("POST /certificates %s: %d %s", r.domain, code, body)
+			return fmt.Errorf("POST /certificates %v: %d %s", req, code, body)
 		}
-		fmt.Printf("    POST /certificates {\"domain\": %q} -> %d\n", r.domain, code)
+		shown, _ := json.Marshal(req)
+		fmt.Printf("    POST /certificates %s -> %d\n", shown, code)
+		var doc status
+		if err := json.Unmarshal(body, &doc); err != nil {
+			return err
+		}
+		// The customer publishes the records the status document names
+		// (here, in challtestsrv's DNS).
+		for _, r := range doc.DNSRecords {
+			fmt.Printf("      the customer publishes: %s %s %q\n", r.Name, r.Type, r.Value)
+			var err error
+			switch r.Type {
+			case "CNAME":
+				err = challSrv(ctx, f.ports.ChallSrvManagement, "/set-cname", map[string]any{"host": r.Name + ".", "target": r.Value + "."})
+			case "TXT":
+				err = challSrv(ctx, f.ports.ChallSrvManagement, "/set-txt", map[string]any{"host": r.Name + ".", "value": r.Value})
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
 
 	step("watching statuses until every domain is settled")
-	want := map[string]string{blog: "active", shop: "active", "xn--bcher-kva.customer.example": "active", elsewhere: "quarantined"}
+	want := map[string]string{blog: "active", shop: "active", "xn--bcher-kva.customer.example": "active", elsewhere: "quarantined",
+		store: "active", persist: "active", short: "active"}
 	final, err := d.watch(ctx, want)
 	if err != nil {
 		return withLog(err, logPath)
@@ -147,6 +188,31 @@ func demo(ctx context.Context, args []string) error {
 		return err
 	}
 	done("handshake ok: chain verified against Pebble's root, serial %s, not after %s", serial, notAfter.Format(time.RFC3339))
+
+	step("onboarded before cutover: %s (DNS-01 through the delegation CNAME) and %s (DNS-PERSIST-01)", store, persist)
+	for _, c := range []struct{ name, domain string }{{"www." + store, store}, {persist, persist}} {
+		serial, _, err := handshake(ctx, d.api, f.ports.PebbleManagement, c.name)
+		if err != nil {
+			return err
+		}
+		done("handshake for %s ok (serial %s, validated by %s) while %s still points at %s, where no HTTP-01 answer could come from",
+			c.name, serial, final[c.domain].Validation, c.domain, offline.ElsewhereAddress)
+	}
+
+	life := func(s status) time.Duration {
+		nb, _ := time.Parse(time.RFC3339, s.NotBefore)
+		na, _ := time.Parse(time.RFC3339, s.NotAfter)
+		return na.Sub(nb).Round(time.Second)
+	}
+	step("waiting for the renewal of %s (profile %s: lives %s, %s's lives %s)", short, final[short].Profile, life(final[short]), blog, life(final[blog]))
+	renewedShort, err := d.waitRenewal(ctx, short, final[short])
+	if err != nil {
+		return withLog(err, logPath)
+	}
+	if renewedShort.UpdatedAt > final[short].NotAfter {
+		return fmt.Errorf("%s renewed at %s, after its certificate expired at %s", short, renewedShort.UpdatedAt, final[short].NotAfter)
+	}
+	done("renewed on time: serial %s -> %s at %s, before the old one expired at %s", final[short].Serial, renewedShort.Serial, renewedShort.UpdatedAt, final[short].NotAfter)
 
 	step("waiting for the TTL-triggered renewal of %s (timer deleted by DynamoDB TTL -> stream -> renewal-trigger -> state machine)", blog)
 	renewed, err := d.waitRenewal(ctx, blog, final[blog])
