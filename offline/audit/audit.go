@@ -132,8 +132,12 @@ func Runs(ctx context.Context, c *sfn.Client, executions []sfntypes.ExecutionLis
 	return out, nil
 }
 
-// Orders groups the orders the CA created (201) since a time, by the
-// certificate's identifier set ("a.example,www.a.example").
+// Orders returns the orders the CA created since a time, by the
+// certificate they are for: the identifier set and the ARI "replaces" (the
+// certificate an order renews; empty for a new certificate). Two orders
+// under one key are two orders for one certificate; a renewal the CA's ARI
+// window asked for soon after issuance is another certificate, under
+// another key.
 func Orders(p *caproxy.Proxy, since time.Time) map[string][]caproxy.Order {
 	out := map[string][]caproxy.Order{}
 	for _, o := range p.Orders() {
@@ -141,14 +145,17 @@ func Orders(p *caproxy.Proxy, since time.Time) map[string][]caproxy.Order {
 			continue
 		}
 		key := strings.Join(o.Identifiers, ",")
+		if o.Replaces != "" {
+			key += " replaces " + o.Replaces
+		}
 		out[key] = append(out[key], o)
 	}
 	return out
 }
 
-// MaxOrdersPerSet is the largest number of orders the CA created for one
-// identifier set since a time.
-func MaxOrdersPerSet(p *caproxy.Proxy, since time.Time) int {
+// MaxOrdersPerCertificate is the largest number of orders the CA created
+// for one certificate since a time (Orders).
+func MaxOrdersPerCertificate(p *caproxy.Proxy, since time.Time) int {
 	most := 0
 	for _, os := range Orders(p, since) {
 		most = max(most, len(os))

@@ -38,6 +38,7 @@ import (
 	"github.com/certflow/certflow/offline"
 	"github.com/certflow/certflow/offline/audit"
 	"github.com/certflow/certflow/offline/capacity"
+	"github.com/certflow/certflow/offline/caproxy"
 	"github.com/certflow/certflow/offline/deploy"
 )
 
@@ -103,6 +104,9 @@ type Report struct {
 	ReadUnitsPerDomain  float64  `json:"readUnitsPerDomain"`
 	WriteUnitsPerDomain float64  `json:"writeUnitsPerDomain"`
 	StuckDomains        []string `json:"stuckDomains,omitempty"`
+	// OrderedTwice describes each certificate (audit.Orders) the CA saw
+	// more than one order for: every order's time, profile and state.
+	OrderedTwice []string `json:"orderedTwice,omitempty"`
 }
 
 // OK reports whether the run met every invariant.
@@ -115,7 +119,7 @@ func (r Report) OK() error {
 		errs = append(errs, fmt.Errorf("%d executions failed", r.FailedExecutions))
 	}
 	if r.MaxOrdersPerDomain > 1 {
-		errs = append(errs, fmt.Errorf("a domain was ordered %d times", r.MaxOrdersPerDomain))
+		errs = append(errs, fmt.Errorf("a certificate was ordered %d times: %s", r.MaxOrdersPerDomain, strings.Join(r.OrderedTwice, "; ")))
 	}
 	if r.MaxOrdersInWindow > r.BudgetPerWindow {
 		errs = append(errs, fmt.Errorf("%d new orders in one window, over the budget of %d", r.MaxOrdersInWindow, r.BudgetPerWindow))
@@ -142,7 +146,7 @@ func (r Report) Table() string {
 	row("executions failed (must be 0)", r.FailedExecutions)
 	row("renewals due / renewed", fmt.Sprintf("%d / %d (all done after %.0fs)", r.Renewals, r.Renewed, r.RenewalSeconds))
 	row("orders placed at the CA", r.OrdersPlaced)
-	row("orders per domain, max (must be 1)", r.MaxOrdersPerDomain)
+	row("orders per certificate, max (must be 1)", r.MaxOrdersPerDomain)
 	row("new orders in any budget window, max", fmt.Sprintf("%d (budget %d per %s)", r.MaxOrdersInWindow, r.BudgetPerWindow, r.BudgetWindow))
 	row("transitions per execution (mean, max)", fmt.Sprintf("%.1f, %d", r.TransitionsMean, r.TransitionsMax))
 	row("transitions per issuance / per renewal", fmt.Sprintf("%.1f / %.1f", r.TransitionsPerIssuance, r.TransitionsPerRenewal))
@@ -299,10 +303,19 @@ func (r *run) run(ctx context.Context, limit int, window time.Duration, meter *c
 		return rep, err
 	}
 	p := r.d.CAProxy
-	rep.MaxOrdersPerDomain = audit.MaxOrdersPerSet(p, start)
+	rep.MaxOrdersPerDomain = audit.MaxOrdersPerCertificate(p, start)
 	rep.MaxOrdersInWindow = p.MaxOrdersInWindow(window)
-	for _, os := range audit.Orders(p, start) {
+	states := p.OrderStates()
+	for set, os := range audit.Orders(p, start) {
 		rep.OrdersPlaced += len(os)
+		if len(os) < 2 {
+			continue
+		}
+		parts := make([]string, len(os))
+		for i, o := range os {
+			parts[i] = fmt.Sprintf("%s replaces=%q profile=%q state=%s", o.At.Format("15:04:05.000"), o.Replaces, o.Profile, states[caproxy.OrderID(o.URL)])
+		}
+		rep.OrderedTwice = append(rep.OrderedTwice, set+": "+strings.Join(parts, ", "))
 	}
 	r.logf("AWS calls of the functions, by service and operation:\n%s", callCounts())
 	usage := meter.Usage()
