@@ -16,6 +16,7 @@ import (
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/metrics"
 	"github.com/certflow/certflow/internal/notify"
+	"github.com/certflow/certflow/internal/validation"
 
 	"github.com/certflow/certflow/internal/fixtures"
 )
@@ -429,20 +430,24 @@ func TestFixtures(t *testing.T) {
 }
 
 // TestFallbackCA: with a fallback CA configured, a failed attempt of an
-// execution on the primary says where it may turn; on the fallback, or
-// without one, it says nothing.
+// execution on the primary says where it may turn; on the fallback,
+// without one, or for a domain whose DNS-PERSIST-01 record names the
+// primary's account, it says nothing.
 func TestFallbackCA(t *testing.T) {
 	outage := cause(t, "TransientError", failure.Detail{Code: failure.CodeCAUnreachable, Message: "refused"})
 	tests := []struct {
-		name     string
-		fallback bool
-		ca       string
-		want     string
+		name       string
+		fallback   bool
+		ca         string
+		validation validation.Method
+		want       string
 	}{
-		{"on the primary, fallback configured", true, flow.CAPrimary, flow.CAFallback},
-		{"no CA named yet", true, "", flow.CAFallback},
-		{"already on the fallback", true, flow.CAFallback, ""},
-		{"no fallback configured", false, flow.CAPrimary, ""},
+		{"on the primary, fallback configured", true, flow.CAPrimary, "", flow.CAFallback},
+		{"no CA named yet", true, "", "", flow.CAFallback},
+		{"validated by DNS-01", true, flow.CAPrimary, validation.DNS01, flow.CAFallback},
+		{"validated by DNS-PERSIST-01", true, flow.CAPrimary, validation.DNSPersist01, ""},
+		{"already on the fallback", true, flow.CAFallback, "", ""},
+		{"no fallback configured", false, flow.CAPrimary, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -450,7 +455,7 @@ func TestFallbackCA(t *testing.T) {
 			if tt.fallback {
 				h.WithFallbackCA()
 			}
-			got, err := h.Handle(context.Background(), Input{Action: ActionOutage, Domain: "a.example", Execution: execution, CA: tt.ca, Error: outage, Policy: policy})
+			got, err := h.Handle(context.Background(), Input{Action: ActionOutage, Domain: "a.example", Execution: execution, CA: tt.ca, Validation: tt.validation, Error: outage, Policy: policy})
 			if err != nil || got.FallbackCA != tt.want {
 				t.Errorf("Handle() = %+v, %v; want fallbackCA %q", got, err, tt.want)
 			}
