@@ -5,8 +5,10 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/failure"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/logging"
@@ -31,7 +33,7 @@ func (in Input) LogAttrs() []any {
 type Result struct {
 	Domain string `json:"domain"`
 	Serial string `json:"serial"`
-	Event  string `json:"event"` // the detail-type published
+	Event  string `json:"event"` // the detail-type published; "" when none was (the domain was retired)
 }
 
 // Sender publishes one event; *Publisher implements it.
@@ -41,15 +43,52 @@ type Sender interface {
 
 var _ Sender = (*Publisher)(nil)
 
+// Domains tells the step whether a domain was retired since its
+// certificate was stored; *certstore.Store implements it.
+type Domains interface {
+	// GetConsistent returns the domain's certificate item, or an error
+	// wrapping certstore.ErrNotFound.
+	GetConsistent(ctx context.Context, domain string) (*certstore.Certificate, error)
+}
+
+var _ Domains = (*certstore.Store)(nil)
+
 // Step runs the Notify state: it publishes Certificate Issued or
 // Certificate Renewed and counts it.
 type Step struct {
 	sender  Sender
 	metrics *metrics.Emitter
+	domains Domains
 }
 
 // NewStep returns the Notify step publishing through s; m may be nil.
 func NewStep(s Sender, m *metrics.Emitter) *Step { return &Step{sender: s, metrics: m} }
+
+// WithDomains makes the step read the domain's item before it announces a
+// certificate, and announce nothing for a domain retired (or deleted) in
+// the meantime: the platform got Domain Retired for it already, or will.
+func (s *Step) WithDomains(d Domains) *Step {
+	s.domains = d
+	return s
+}
+
+// retired reports whether domain was retired since its certificate was
+// stored. A failed read announces anyway: an event the platform can drop
+// beats one it never gets.
+func (s *Step) retired(ctx context.Context, domain string) bool {
+	if s.domains == nil {
+		return false
+	}
+	c, err := s.domains.GetConsistent(ctx, domain)
+	switch {
+	case errors.Is(err, certstore.ErrNotFound):
+		return true
+	case err != nil:
+		logging.From(ctx).WarnContext(ctx, "read the domain before announcing its certificate", "error", err.Error())
+		return false
+	}
+	return c.Status == certstore.StatusRetired
+}
 
 // Handle publishes that the certificate in in was issued or renewed.
 func (s *Step) Handle(ctx context.Context, in Input) (Result, error) {
@@ -60,6 +99,10 @@ func (s *Step) Handle(ctx context.Context, in Input) (Result, error) {
 	typ, metric := TypeIssued, metrics.CertificatesIssued
 	if c.Renewed {
 		typ, metric = TypeRenewed, metrics.CertificatesRenewed
+	}
+	if s.retired(ctx, in.Domain) {
+		logging.From(ctx).InfoContext(ctx, "certificate not announced: the domain was retired", "serial", c.Serial)
+		return Result{Domain: in.Domain, Serial: c.Serial}, nil
 	}
 	if err := s.sender.Publish(ctx, Event{Type: typ, Domain: in.Domain, Serial: c.Serial, NotAfter: c.NotAfter}); err != nil {
 		return Result{}, fmt.Errorf("announce certificate of %q: %w", in.Domain, err)

@@ -3,10 +3,13 @@ package notify
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/certflow/certflow/internal/certstore"
 	"github.com/certflow/certflow/internal/fixtures"
 	"github.com/certflow/certflow/internal/flow"
 	"github.com/certflow/certflow/internal/metrics"
@@ -80,5 +83,43 @@ func TestStepFixture(t *testing.T) {
 	wantEv := Event{Type: TypeRenewed, Domain: "blog.customer.example", Serial: want.Serial, NotAfter: time.Date(2026, 5, 30, 11, 0, 0, 0, time.UTC)}
 	if len(s.events) != 1 || s.events[0] != wantEv {
 		t.Errorf("events = %+v, want [%+v]", s.events, wantEv)
+	}
+}
+
+// fakeDomains answers GetConsistent with a fixed item or error.
+type fakeDomains struct {
+	cert *certstore.Certificate
+	err  error
+}
+
+func (f fakeDomains) GetConsistent(context.Context, string) (*certstore.Certificate, error) {
+	return f.cert, f.err
+}
+
+// TestStepRetiredDomain: a certificate of a domain retired (or deleted)
+// since it was stored is not announced; a failed read announces anyway.
+func TestStepRetiredDomain(t *testing.T) {
+	cert := flow.Issued{Serial: "0a", NotAfter: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	tests := []struct {
+		name     string
+		domains  fakeDomains
+		announce bool
+	}{
+		{"active", fakeDomains{cert: &certstore.Certificate{Domain: "a.example", Status: certstore.StatusActive}}, true},
+		{"retired", fakeDomains{cert: &certstore.Certificate{Domain: "a.example", Status: certstore.StatusRetired}}, false},
+		{"deleted", fakeDomains{err: fmt.Errorf("get: %w", certstore.ErrNotFound)}, false},
+		{"read failed", fakeDomains{err: errors.New("throttled")}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &fakeSender{}
+			got, err := NewStep(s, nil).WithDomains(tt.domains).Handle(context.Background(), Input{Domain: "a.example", Certificate: cert})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if announced := len(s.events) == 1 && got.Event == TypeIssued; announced != tt.announce {
+				t.Errorf("Handle() = %+v with events %+v, want announced %v", got, s.events, tt.announce)
+			}
+		})
 	}
 }
