@@ -106,10 +106,6 @@ type Config struct {
 	// EventsQueue: moto delivers to an SQS target at about 7 events a
 	// second, which a scale run would wait on.
 	NoEventsTap bool
-	// LambdaConcurrency caps the function invocations in flight, as an
-	// account's Lambda concurrency does (lambdaapi.Server.SetConcurrency);
-	// 0 leaves them uncapped.
-	LambdaConcurrency int
 	// CAProxy puts a recording, fault-injecting proxy (package caproxy) in
 	// front of Pebble: the functions talk to the CA through it, and it
 	// counts every order the CA sees.
@@ -197,7 +193,6 @@ func Start(ctx context.Context, cfg Config) (_ *Deployment, err error) {
 		return nil, err
 	}
 	s.LambdaURL = s.lambdaSrv.URL()
-	s.lambdaSrv.SetConcurrency(cfg.LambdaConcurrency)
 	sfnPort, err := proc.PortOrFree(cfg.Ports.SFN)
 	if err != nil {
 		return nil, err

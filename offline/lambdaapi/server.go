@@ -16,7 +16,6 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -55,21 +54,7 @@ type Server struct {
 	handlers map[string]lambda.Handler
 	timeouts map[string]time.Duration
 	faults   faults
-
-	// concurrency caps synchronous invocations in flight (0: no cap);
-	// inflight counts them.
-	concurrency atomic.Int64
-	inflight    atomic.Int64
 }
-
-// SetConcurrency caps the synchronous invocations in flight at n, as an
-// account's Lambda concurrency does (1,000 by default in AWS): one beyond
-// it is answered 429 TooManyRequestsException ("Rate Exceeded.") at once,
-// and Step Functions retries it as Lambda.TooManyRequestsException. It
-// sizes the offline functions to the machine: without it a burst of
-// executions queues invocations behind each other until their Task
-// timeouts fire, which Lambda never does. n <= 0 removes the cap.
-func (s *Server) SetConcurrency(n int) { s.concurrency.Store(int64(max(n, 0))) }
 
 // Start listens on addr, which must be a loopback address such as
 // "127.0.0.1:0", and serves the Invoke API until Close.
@@ -202,14 +187,6 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if limit := s.concurrency.Load(); limit > 0 {
-		if s.inflight.Add(1) > limit {
-			s.inflight.Add(-1)
-			writeServiceError(w, http.StatusTooManyRequests, "TooManyRequestsException", "Rate Exceeded.")
-			return
-		}
-		defer s.inflight.Add(-1)
-	}
 	fault, faulted := s.faults.pick(name)
 	switch fault {
 	case Throttled:

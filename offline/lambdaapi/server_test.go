@@ -210,35 +210,3 @@ func TestAWSCLI(t *testing.T) {
 		t.Errorf("aws lambda invoke payload = %s, want {\"a\":1}", got)
 	}
 }
-
-// TestConcurrency: with the cap reached, an invocation is throttled at
-// once (429 TooManyRequestsException), as Lambda does at an account's
-// concurrency; once one finishes, the next runs.
-func TestConcurrency(t *testing.T) {
-	s := start(t)
-	s.SetConcurrency(1)
-	release := make(chan struct{})
-	started := make(chan struct{}, 1)
-	s.Register("slow", lambda.NewHandler(func(context.Context) error {
-		started <- struct{}{}
-		<-release
-		return nil
-	}))
-	done := make(chan int)
-	go func() {
-		resp, _ := invoke(t, s, "slow", "{}", nil)
-		done <- resp.StatusCode
-	}()
-	<-started
-	resp, body := invoke(t, s, "slow", "{}", nil)
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Amzn-Errortype") != "TooManyRequestsException" {
-		t.Errorf("second invocation at the cap = %d %s, want 429 TooManyRequestsException", resp.StatusCode, body)
-	}
-	close(release)
-	if code := <-done; code != http.StatusOK {
-		t.Errorf("first invocation = %d, want 200", code)
-	}
-	if resp, body := invoke(t, s, "slow", "{}", nil); resp.StatusCode != http.StatusOK {
-		t.Errorf("invocation after the first finished = %d %s, want 200", resp.StatusCode, body)
-	}
-}

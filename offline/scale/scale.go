@@ -72,10 +72,6 @@ const dueGrace = 30 * time.Second
 // budget, not the machine, sets the pace.
 const DefaultBudget = "40/10s"
 
-// lambdaConcurrency is the offline functions' concurrency in a scale run,
-// sized to a 2-core machine.
-const lambdaConcurrency = 256
-
 // Report is the outcome of a run; its JSON is what SCALE_REPORT receives.
 type Report struct {
 	Requested          int            `json:"requested"`
@@ -209,10 +205,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		OrderBudget:         cfg.Budget,
 		CAProxy:             true,
 		NoEventsTap:         true,
-		// The machine's share of Lambda: a burst of thousands of
-		// executions is throttled and retried, as in AWS, rather than
-		// queued until Task timeouts fire.
-		LambdaConcurrency: lambdaConcurrency,
 		ConfigureAWS: func(c *aws.Config) {
 			meter.Add(c)
 			c.APIOptions = append(c.APIOptions, countCalls)
