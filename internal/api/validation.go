@@ -40,9 +40,9 @@ type PersistIdentity interface {
 const persistRetryAfter = 30 * time.Second
 
 // validationOf checks the validation method and the profile a request asks
-// for its names (normalised, the domain first) and returns the method, the
-// DNS records the customer publishes for it (none for HTTP-01), and the
-// profile. Nothing is stored yet.
+// for its names (normalised, the domain first) and returns the method and
+// the DNS records the customer publishes for it (none for HTTP-01). Nothing
+// is stored yet.
 func (h *Handler) validationOf(ctx context.Context, body createRequest, names []string) (validation.Method, []validation.Record, *Error) {
 	v := h.cfg.Validation
 	method, err := validation.Parse(body.Validation)
