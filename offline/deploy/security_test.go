@@ -114,7 +114,7 @@ func TestTenancyOwnershipRevocation(t *testing.T) {
 		{http.MethodGet, "/certificates/" + owned, "", http.StatusNotFound, "not_found"},
 		{http.MethodDelete, "/certificates/" + owned + "?revoke=true", "", http.StatusNotFound, "not_found"},
 		{http.MethodPost, "/certificates", `{"domain": "` + owned + `"}`, http.StatusConflict, "domain_taken"},
-		{http.MethodPost, "/certificates", `{"domain": "*.customer.example"}`, http.StatusConflict, "wildcard_conflict"},
+		{http.MethodPost, "/certificates", `{"domain": "*.customer.example", "validation": "dns-01"}`, http.StatusConflict, "wildcard_conflict"},
 		{http.MethodPost, "/certificates", `{"domain": "b.other.example", "sans": ["` + moved + `"]}`, http.StatusConflict, "san_conflict"},
 		{http.MethodGet, "/certificates?status=quarantined&tenant=" + tenantA, "", http.StatusForbidden, "tenant_not_allowed"},
 	} {
