@@ -41,15 +41,10 @@ type Domain struct {
 func Domains(ctx context.Context, db *dynamodb.Client, tableName string) (map[string]Domain, error) {
 	out := map[string]Domain{}
 	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{
-		TableName:        aws.String(tableName),
-		ConsistentRead:   aws.Bool(true),
-		FilterExpression: aws.String("#sk = :cert"),
-		// Only what Domain reads: a scale run scans often, and the chain
-		// and sealed key are most of an item.
-		ProjectionExpression: aws.String("#sk, #d, #st, #se, #na, #ra, #qr, #ex, #kc"),
-		ExpressionAttributeNames: map[string]string{"#sk": table.AttrSK, "#d": table.AttrDomain, "#st": table.AttrStatus,
-			"#se": table.AttrSerial, "#na": table.AttrNotAfter, "#ra": table.AttrRenewAt, "#qr": table.AttrQuarantineReason,
-			"#ex": table.AttrExecution, "#kc": table.AttrKeyCiphertext},
+		TableName:                 aws.String(tableName),
+		ConsistentRead:            aws.Bool(true),
+		FilterExpression:          aws.String("#sk = :cert"),
+		ExpressionAttributeNames:  map[string]string{"#sk": table.AttrSK},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":cert": table.S(table.SKCert)},
 	})
 	for p.HasMorePages() {

@@ -449,9 +449,7 @@ func (r *run) waitBudgetIdle(ctx context.Context, window time.Duration) error {
 func (r *run) waitSettled(ctx context.Context, fresh, renewing []string, before map[string]audit.Domain, start time.Time) (map[string]audit.Domain, time.Duration, time.Duration, error) {
 	last := int64(-1)
 	var freshDone, renewDone time.Duration
-	// Every few seconds: each look is a scan of the whole table, which a
-	// 10,000-domain run must not spend DynamoDB Local on.
-	tick := time.NewTicker(5 * time.Second)
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		now, err := audit.Domains(ctx, r.db, r.d.Table)
