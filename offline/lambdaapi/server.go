@@ -196,7 +196,11 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		writeServiceError(w, http.StatusInternalServerError, "ServiceException", "Lambda was unable to process the request (a fault injected offline)")
 		return
 	}
-	ctx := lambdacontext.NewContext(r.Context(), lc)
+	// Not the request's context: Lambda runs an invocation to its end (or
+	// its timeout) whatever becomes of the caller, so a Step Functions host
+	// that dies mid-invocation does not cut an Issue step off between the
+	// CA creating an order and the order being stored.
+	ctx := lambdacontext.NewContext(s.base, lc)
 	s.mu.RLock()
 	timeout := s.timeouts[name]
 	s.mu.RUnlock()
