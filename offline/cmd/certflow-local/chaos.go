@@ -36,16 +36,28 @@ func chaosRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	return finish("chaos", rep, *report)
+}
+
+// runReport is what the scale and chaos runs report.
+type runReport interface {
+	Table() string
+	OK() error
+}
+
+// finish prints a run's table, writes its JSON to path (when set) and
+// fails when an invariant broke.
+func finish(name string, rep runReport, path string) error {
 	fmt.Print(rep.Table())
-	if *report != "" {
+	if path != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*report, append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
 	}
 	if err := rep.OK(); err != nil {
-		return fmt.Errorf("chaos run failed: %w", err)
+		return fmt.Errorf("%s run failed: %w", name, err)
 	}
-	fmt.Println("==> chaos run: every invariant holds")
+	fmt.Printf("==> %s run: every invariant holds\n", name)
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -35,16 +34,5 @@ func scaleRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Print(rep.Table())
-	if *report != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*report, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
-	if err := rep.OK(); err != nil {
-		return fmt.Errorf("scale run failed: %w", err)
-	}
-	fmt.Println("==> scale run: every invariant holds")
-	return nil
+	return finish("scale", rep, *report)
 }
