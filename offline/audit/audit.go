@@ -163,20 +163,23 @@ func MaxOrdersPerCertificate(p *caproxy.Proxy, since time.Time) int {
 	return most
 }
 
-// Abandoned returns the orders the CA created since a time that were left
-// unfinished (the CA last reported them neither valid nor invalid) and
-// not lost with the CA (placed before a restart of it, which forgets
-// every order): each is an order placed where the one before could have
-// been resumed, an order twice for one certificate.
+// Abandoned returns the orders the CA created since a time that were
+// abandoned for a second one: left unfinished (the CA last reported them
+// neither valid nor invalid) while a later order for the same identifiers
+// was created, and not lost with the CA (placed before a restart of it,
+// which forgets every order). Each is an order placed where the one
+// before could have been resumed. The last order of a set that is still
+// unfinished is in flight (a renewal started as the run ends), not
+// abandoned.
 func Abandoned(p *caproxy.Proxy, since time.Time, caRestarts []time.Time) []caproxy.Order {
-	states := p.OrderStates()
+	return abandoned(p.Orders(), p.OrderStates(), since, caRestarts)
+}
+
+func abandoned(orders []caproxy.Order, states map[string]string, since time.Time, caRestarts []time.Time) []caproxy.Order {
+	last := latest(orders)
 	var out []caproxy.Order
-	for _, o := range p.Orders() {
-		if o.At.Before(since) {
-			continue
-		}
-		switch states[caproxy.OrderID(o.URL)] {
-		case "valid", "invalid":
+	for _, o := range orders {
+		if o.At.Before(since) || !o.At.Before(last[identifierSet(o)]) || final(states[caproxy.OrderID(o.URL)]) {
 			continue
 		}
 		lost := false
@@ -191,6 +194,37 @@ func Abandoned(p *caproxy.Proxy, since time.Time, caRestarts []time.Time) []capr
 	}
 	return out
 }
+
+// InFlight returns the IDs (caproxy.OrderID) of the orders still in
+// flight: the latest order of its identifiers, which the CA last reported
+// neither valid nor invalid.
+func InFlight(orders []caproxy.Order, states map[string]string) map[string]bool {
+	last := latest(orders)
+	out := map[string]bool{}
+	for _, o := range orders {
+		id := caproxy.OrderID(o.URL)
+		if o.At.Equal(last[identifierSet(o)]) && !final(states[id]) {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// latest returns when the latest order of each identifier set was created.
+func latest(orders []caproxy.Order) map[string]time.Time {
+	last := map[string]time.Time{}
+	for _, o := range orders {
+		if set := identifierSet(o); o.At.After(last[set]) {
+			last[set] = o.At
+		}
+	}
+	return last
+}
+
+func identifierSet(o caproxy.Order) string { return strings.Join(o.Identifiers, ",") }
+
+// final reports whether an order status is one the CA never leaves.
+func final(status string) bool { return status == "valid" || status == "invalid" }
 
 // PlaintextKeys counts the items of the table holding a private key in
 // plaintext: any string or binary attribute with a PEM private key header.

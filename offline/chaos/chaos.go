@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -128,9 +130,17 @@ type Report struct {
 	RecoverySeconds float64 `json:"recoverySeconds"`
 	// OrdersPerCertificate is the most orders the CA saw for one set of
 	// names per certificate it issued for them.
-	OrdersPerCertificate float64  `json:"ordersPerCertificate"`
-	Restarts             []string `json:"restarts"`
-	Problems             []string `json:"problems,omitempty"`
+	OrdersPerCertificate float64 `json:"ordersPerCertificate"`
+	// OrdersInFlight are the orders still being worked on as the run
+	// ends (renewals keep starting): counted neither above nor as
+	// abandoned.
+	OrdersInFlight int `json:"ordersInFlight"`
+	// OrdersWithoutCertificate are the other orders that gave no
+	// certificate, by why: "invalid" (a challenge failed), "lost with the
+	// CA" (placed before a restart of it), "abandoned".
+	OrdersWithoutCertificate map[string]int `json:"ordersWithoutCertificate"`
+	Restarts                 []string       `json:"restarts"`
+	Problems                 []string       `json:"problems,omitempty"`
 }
 
 // OK reports whether every invariant held.
@@ -173,6 +183,8 @@ func (r Report) Table() string {
 	row("renewals completed", r.Renewals)
 	row("CA back to every renewal done", fmt.Sprintf("%.0fs", r.RecoverySeconds))
 	row("orders the CA saw per certificate, max", fmt.Sprintf("%.2f", r.OrdersPerCertificate))
+	row("orders in flight as the run ends", r.OrdersInFlight)
+	row("orders that gave no certificate", counts(r.OrdersWithoutCertificate))
 	row("components restarted by the supervisor", strings.Join(r.Restarts, ", "))
 	return b.String()
 }
@@ -351,13 +363,26 @@ func (r *run) audit(ctx context.Context, start time.Time, active, fresh, elsewhe
 	for _, o := range abandoned {
 		r.logf("  abandoned order %s for %v at %s", o.URL, o.Identifiers, o.At.Format(time.TimeOnly))
 	}
-	states := p.OrderStates()
+	orders, states := p.Orders(), p.OrderStates()
+	rep.OrdersWithoutCertificate = map[string]int{}
+	inFlight := audit.InFlight(orders, states)
+	rep.OrdersInFlight = len(inFlight)
 	perSet, certs := map[string]int{}, map[string]int{}
-	for _, o := range p.Orders() {
+	for _, o := range orders {
+		if inFlight[caproxy.OrderID(o.URL)] {
+			continue // a renewal started as the run ends: not yet a certificate
+		}
 		key := strings.Join(o.Identifiers, ",")
 		perSet[key]++
-		if states[caproxy.OrderID(o.URL)] == "valid" {
+		switch state := states[caproxy.OrderID(o.URL)]; {
+		case state == "valid":
 			certs[key]++
+		case state == "invalid":
+			rep.OrdersWithoutCertificate["invalid"]++
+		case slices.ContainsFunc(r.caRestarts, o.At.Before):
+			rep.OrdersWithoutCertificate["lost with the CA"]++
+		default:
+			rep.OrdersWithoutCertificate["abandoned"]++
 		}
 	}
 	for k, n := range perSet {
@@ -666,4 +691,16 @@ func (s *searchable) count(what string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.hit[what]
+}
+
+// counts is a line for the table: "none", or each cause and its count.
+func counts(m map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
