@@ -237,42 +237,6 @@ func (s *Store) Quarantine(ctx context.Context, domain, execution, reasonCode, m
 	}
 }
 
-// SpendSlot records, for the execution that owns domain, that a new order
-// is about to be placed with the slot seq of the new-order budget: that
-// slot may not place another. It is written before the order is sent, so a
-// lost answer can never lead to a second order on the same slot. spent is
-// false when the slot was spent already.
-func (s *Store) SpendSlot(ctx context.Context, domain, execution string, seq int64) (spent bool, err error) {
-	e := table.NewExpr()
-	e.Set(table.AttrSpentSlot, table.N(seq))
-	e.Set(table.AttrUpdatedAt, table.T(s.now()))
-	e.Add(table.AttrVersion, table.N(1))
-	e.If("attribute_not_exists(%s) OR %s <> %s", e.Name(table.AttrSpentSlot), e.Name(table.AttrSpentSlot), e.Value(table.N(seq)))
-	_, err = s.fencedUpdate(ctx, domain, execution, e)
-	if errors.Is(err, ErrStale) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("spend order slot %d of %q: %w", seq, domain, err)
-	}
-	return true, nil
-}
-
-// UnspendSlot gives the slot seq back when the order it was spent on
-// certainly never reached the CA (the CA could not be connected to): the
-// execution's retry may place its order with it.
-func (s *Store) UnspendSlot(ctx context.Context, domain, execution string, seq int64) error {
-	e := table.NewExpr()
-	e.Remove(table.AttrSpentSlot)
-	e.Add(table.AttrVersion, table.N(1))
-	e.If("%s = %s", e.Name(table.AttrSpentSlot), e.Value(table.N(seq)))
-	_, err := s.fencedUpdate(ctx, domain, execution, e)
-	if err != nil && !errors.Is(err, ErrStale) {
-		return fmt.Errorf("give back order slot %d of %q: %w", seq, domain, err)
-	}
-	return nil
-}
-
 // RecordOwnership records, for the execution that owns domain, that
 // preflight found the ownership records at: the proof stands for the
 // tenant from now on (ownershipVerifiedAt). It returns ErrSuperseded,

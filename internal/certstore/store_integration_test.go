@@ -484,17 +484,22 @@ func TestOrderAndSlots(t *testing.T) {
 	if err != nil || got.URL != o.URL || string(got.CSR) != "csr" || string(got.Key.Ciphertext) != "c" || got.Account != o.Account || !got.CreatedAt.Equal(t0) {
 		t.Errorf("GetOrder() = %+v, %v, want %+v", got, err, o)
 	}
-	for i, want := range []bool{true, false} {
-		spent, err := s.SpendSlot(ctx, d, c.Execution, 42)
-		if err != nil || spent != want {
+	for i := range 2 {
+		p := Placement{Execution: c.Execution, Token: fmt.Sprintf("%s/%d", c.Execution, i), Until: t0.Add(-time.Second)}
+		spent, err := s.SpendSlot(ctx, d, p, 42)
+		if want := i == 0; err != nil || spent != want {
 			t.Errorf("SpendSlot(42) #%d = %v, %v, want %v", i+1, spent, err, want)
 		}
 	}
-	if err := s.UnspendSlot(ctx, d, c.Execution, 42); err != nil {
+	p := Placement{Execution: c.Execution, Token: c.Execution + "/2", Until: t0.Add(time.Minute)}
+	if err := s.EndPlacement(ctx, d, Placement{Token: c.Execution + "/0"}, true); err != nil {
 		t.Fatal(err)
 	}
-	if spent, err := s.SpendSlot(ctx, d, c.Execution, 42); err != nil || !spent {
+	if spent, err := s.SpendSlot(ctx, d, p, 42); err != nil || !spent {
 		t.Errorf("SpendSlot(42) after giving it back = %v, %v, want true", spent, err)
+	}
+	if err := s.EndPlacement(ctx, d, p, false); err != nil {
+		t.Fatal(err)
 	}
 	mustIssue(t, s, d, "0a", t0)
 	if _, err := s.GetOrder(ctx, d); !errors.Is(err, ErrNotFound) {
@@ -762,5 +767,72 @@ func TestOffboard(t *testing.T) {
 	}
 	if c := mustGet(t, s, moved); c.Status != StatusRetired || !c.DueAt.IsZero() {
 		t.Errorf("offboarded item = %+v, want retired and not due", c)
+	}
+}
+
+// TestPlacement: an Issue invocation placing an order keeps every other
+// invocation from placing one for the domain, even after its execution
+// was superseded; it still stores its order (for the next run to resume),
+// and a placement ends when stored, ended, or past its deadline.
+func TestPlacement(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	const d = "placement.example"
+	first := mustRequest(t, s, d)
+	p1 := Placement{Execution: first.Execution, Token: first.Execution + "/a", Until: t0.Add(5 * time.Minute)}
+	if spent, err := s.SpendSlot(ctx, d, p1, 7); err != nil || !spent {
+		t.Fatalf("SpendSlot(first run) = %v, %v, want spent", spent, err)
+	}
+	second, err := s.Claim(ctx, first, t0)
+	if err != nil {
+		t.Fatalf("Claim() error = %v", err)
+	}
+	p2 := Placement{Execution: second.Execution, Token: second.Execution + "/b", Until: t0.Add(5 * time.Minute)}
+	var inFlight *PlacementInFlightError
+	if spent, err := s.SpendSlot(ctx, d, p2, 8); !errors.As(err, &inFlight) || spent || !inFlight.Until.Equal(p1.Until) {
+		t.Fatalf("SpendSlot(next run, first placement in force) = %v, %v, want a PlacementInFlightError until %s", spent, err, p1.Until)
+	}
+	if _, err := s.SpendSlot(ctx, d, Placement{Execution: first.Execution, Token: "c", Until: p1.Until}, 9); !errors.Is(err, ErrSuperseded) {
+		t.Errorf("SpendSlot(superseded run) error = %v, want ErrSuperseded", err)
+	}
+
+	o := Order{Domain: d, Execution: first.Execution, URL: "https://ca/order/1", Names: []string{d}, Directory: "https://ca/dir", CreatedAt: t0}
+	if err := s.StorePlaced(ctx, o, p1); err != nil {
+		t.Fatalf("StorePlaced(superseded run, placement in force) error = %v, want the order stored for the next run", err)
+	}
+	if got, err := s.GetOrder(ctx, d); err != nil || got.URL != o.URL {
+		t.Errorf("GetOrder() = %+v, %v, want the first run's order", got, err)
+	}
+	if err := s.StorePlaced(ctx, o, p1); !errors.Is(err, ErrStale) {
+		t.Errorf("StorePlaced(placement over) error = %v, want ErrStale", err)
+	}
+	if err := s.PutOrder(ctx, o); !errors.Is(err, ErrSuperseded) {
+		t.Errorf("PutOrder(superseded run) error = %v, want ErrSuperseded: only the owner goes on with the order", err)
+	}
+
+	// The next run's placement, given back; then one whose invocation died
+	// without ending it, over at its deadline.
+	if spent, err := s.SpendSlot(ctx, d, p2, 8); err != nil || !spent {
+		t.Fatalf("SpendSlot(next run, after the order was stored) = %v, %v, want spent", spent, err)
+	}
+	if err := s.EndPlacement(ctx, d, p2, true); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustGet(t, s, d); c.SpentSlot != 0 {
+		t.Errorf("spent slot after giving it back = %d, want none", c.SpentSlot)
+	}
+	dead := Placement{Execution: second.Execution, Token: second.Execution + "/dead", Until: t0.Add(-time.Second)}
+	if spent, err := s.SpendSlot(ctx, d, dead, 8); err != nil || !spent {
+		t.Fatalf("SpendSlot(next run) = %v, %v, want spent", spent, err)
+	}
+	if spent, err := s.SpendSlot(ctx, d, Placement{Execution: second.Execution, Token: "e", Until: p2.Until}, 10); err != nil || !spent {
+		t.Errorf("SpendSlot(after a placement's deadline) = %v, %v, want spent", spent, err)
+	}
+
+	if _, err := s.Retire(ctx, tenantA, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StorePlaced(ctx, o, Placement{Token: "e"}); !errors.Is(err, ErrRetired) {
+		t.Errorf("StorePlaced(retired domain) error = %v, want ErrRetired", err)
 	}
 }

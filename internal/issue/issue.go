@@ -64,8 +64,9 @@ type Store interface {
 	GetOrder(ctx context.Context, domain string) (certstore.Order, error)
 	PutOrder(ctx context.Context, o certstore.Order) error
 	DropOrder(ctx context.Context, domain string) error
-	SpendSlot(ctx context.Context, domain, execution string, seq int64) (bool, error)
-	UnspendSlot(ctx context.Context, domain, execution string, seq int64) error
+	SpendSlot(ctx context.Context, domain string, p certstore.Placement, seq int64) (bool, error)
+	StorePlaced(ctx context.Context, o certstore.Order, p certstore.Placement) error
+	EndPlacement(ctx context.Context, domain string, p certstore.Placement, giveBack bool) error
 	SaveIssued(ctx context.Context, in certstore.Issued) error
 }
 
@@ -112,6 +113,11 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultPlacementLease is how long a placement of a new order is in
+// force when the invocation has no deadline: the Issue function's timeout
+// in template.yaml.
+const DefaultPlacementLease = 5 * time.Minute
 
 // DefaultMaxEarly is Config.MaxEarly when zero: clocks of the state
 // machine's Wait and of the function agree to well within it.

@@ -44,7 +44,8 @@ type fakeCA struct {
 	orders    map[string]*fakeOrder
 	placed    []acme.Order
 	placeErr  error
-	authErr   error // a *failure.ChallengeFailedError makes the order invalid
+	onPlace   func() // runs as the CA creates an order
+	authErr   error  // a *failure.ChallengeFailedError makes the order invalid
 	keys      [][]byte
 	finalized int
 	fetched   int
@@ -74,6 +75,9 @@ func (f *fakeCA) Place(_ context.Context, names []string, replaces, profile stri
 	defer f.mu.Unlock()
 	if f.placeErr != nil {
 		return acme.Order{}, f.placeErr
+	}
+	if f.onPlace != nil {
+		f.onPlace()
 	}
 	ids := slices.Clone(names)
 	slices.Sort(ids)
@@ -207,6 +211,7 @@ type fakeStore struct {
 	saved    []certstore.Issued
 	spendErr error
 	saveErr  error
+	placing  string // the token of the placement in force
 }
 
 func (f *fakeStore) owns(execution string) error {
@@ -241,12 +246,15 @@ func (f *fakeStore) DropOrder(context.Context, string) error {
 	return nil
 }
 
-func (f *fakeStore) SpendSlot(_ context.Context, _, execution string, seq int64) (bool, error) {
+func (f *fakeStore) SpendSlot(_ context.Context, domain string, p certstore.Placement, seq int64) (bool, error) {
 	if f.spendErr != nil {
 		return false, f.spendErr
 	}
-	if err := f.owns(execution); err != nil {
+	if err := f.owns(p.Execution); err != nil {
 		return false, err
+	}
+	if f.placing != "" {
+		return false, &certstore.PlacementInFlightError{Domain: domain, Until: p.Until}
 	}
 	if f.cert.SpentSlot == seq && f.cert.SpentSlot != 0 || seq == 0 && f.cert.SpentSlot == -1 {
 		return false, nil
@@ -255,14 +263,28 @@ func (f *fakeStore) SpendSlot(_ context.Context, _, execution string, seq int64)
 	if seq == 0 {
 		f.cert.SpentSlot = -1 // the exempt marker, spent
 	}
+	f.placing = p.Token
 	return true, nil
 }
 
-func (f *fakeStore) UnspendSlot(_ context.Context, _, execution string, seq int64) error {
-	if err := f.owns(execution); err != nil {
-		return err
+func (f *fakeStore) StorePlaced(_ context.Context, o certstore.Order, p certstore.Placement) error {
+	if f.placing != p.Token {
+		return certstore.ErrStale
 	}
-	f.cert.SpentSlot = 0
+	f.placing = ""
+	f.puts = append(f.puts, o)
+	f.order = &o
+	return nil
+}
+
+func (f *fakeStore) EndPlacement(_ context.Context, _ string, p certstore.Placement, giveBack bool) error {
+	if f.placing != p.Token {
+		return nil
+	}
+	f.placing = ""
+	if giveBack {
+		f.cert.SpentSlot = 0
+	}
 	return nil
 }
 
@@ -582,7 +604,54 @@ func TestSlotGivenBack(t *testing.T) {
 			if released := e.slots.released == 1; released == tt.wantSpent {
 				t.Errorf("admission released = %v, want %v: the budget keeps only orders that may have reached the CA", released, !tt.wantSpent)
 			}
+			if e.store.placing != "" {
+				t.Error("the placement is still in force: the execution's retry would wait for it")
+			}
 		})
+	}
+}
+
+// TestPlacementOutlivesItsExecution: the execution ended while its Issue
+// invocation was placing an order, and the reconciler started the next
+// run. The invocation still stores the order it placed, and the next run
+// resumes that order instead of placing a second one for the certificate.
+func TestPlacementOutlivesItsExecution(t *testing.T) {
+	e := newEnv(t)
+	next := e.in
+	next.Execution = flow.IssueName(e.in.Domain, e.in.Generation, 2)
+	next.OrderSlot = &flow.OrderSlot{CA: e.in.OrderSlot.CA, Seq: e.in.OrderSlot.Seq + 1, At: e.in.OrderSlot.At}
+	e.ca.onPlace = func() { e.store.cert.Execution, e.store.cert.Run = next.Execution, 2 }
+
+	_, err := e.h.Handle(context.Background(), e.in)
+	if failureType(err) != "SupersededError" {
+		t.Fatalf("first run: Handle = %v, want SupersededError once it writes as the domain's owner", err)
+	}
+	if e.store.order == nil || e.store.order.URL != e.ca.placed[0].URL || e.store.placing != "" {
+		t.Fatalf("stored order %+v (placement %q), want the order placed, stored for the next run and the placement ended", e.store.order, e.store.placing)
+	}
+
+	e.ca.onPlace = nil
+	if _, err := e.h.Handle(context.Background(), next); err != nil {
+		t.Fatalf("next run: Handle: %v", err)
+	}
+	if len(e.ca.placed) != 1 || len(e.store.saved) != 1 || e.ca.finalized != 1 {
+		t.Errorf("the CA saw orders %+v and finalised %d, %d certificates stored: want the one order resumed and issued", e.ca.placed, e.ca.finalized, len(e.store.saved))
+	}
+}
+
+// TestPlacementInFlight: while another invocation places an order for the
+// domain, an attempt places none and takes nothing of the budget; it is
+// retried as a transient failure (the order is resumed once stored).
+func TestPlacementInFlight(t *testing.T) {
+	e := newEnv(t)
+	e.store.placing = "issue-earlier-run/invocation"
+	_, err := e.h.Handle(context.Background(), e.in)
+	var transient *failure.TransientError
+	if !errors.As(err, &transient) || transient.Code != failure.CodeOrderInFlight {
+		t.Fatalf("Handle = %v, want a TransientError with code %s", err, failure.CodeOrderInFlight)
+	}
+	if len(e.ca.placed) != 0 || e.slots.admits != 0 || e.store.cert.SpentSlot != 0 {
+		t.Errorf("placed %d orders, %d admissions, spent slot %d: want nothing while another placement is in force", len(e.ca.placed), e.slots.admits, e.store.cert.SpentSlot)
 	}
 }
 
