@@ -112,7 +112,7 @@ func (s *Store) saveIssuedInput(in Issued, now time.Time) (*dynamodb.TransactWri
 	e.Set(table.AttrRun, table.N(0))
 	e.Set(table.AttrUpdatedAt, table.T(now))
 	e.Remove(failureAttrs...)
-	e.Remove(table.AttrExecution, table.AttrSpentSlot)
+	e.Remove(table.AttrExecution, table.AttrSpentSlot, table.AttrLease, table.AttrLeaseUntil)
 	e.Add(table.AttrVersion, table.N(1))
 	fence(e, in.Execution)
 	e.If("attribute_not_exists(%s) OR %s <= %s", e.Name(table.AttrNotBefore), e.Name(table.AttrNotBefore), nb)

@@ -484,22 +484,21 @@ func TestOrderAndSlots(t *testing.T) {
 	if err != nil || got.URL != o.URL || string(got.CSR) != "csr" || string(got.Key.Ciphertext) != "c" || got.Account != o.Account || !got.CreatedAt.Equal(t0) {
 		t.Errorf("GetOrder() = %+v, %v, want %+v", got, err, o)
 	}
-	for i := range 2 {
-		p := Placement{Execution: c.Execution, Token: fmt.Sprintf("%s/%d", c.Execution, i), Until: t0.Add(-time.Second)}
-		spent, err := s.SpendSlot(ctx, d, p, 42)
-		if want := i == 0; err != nil || spent != want {
+	l := Lease{Execution: c.Execution, Token: c.Execution + "/1", Until: t0.Add(time.Minute)}
+	if err := s.TakeLease(ctx, d, l); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		spent, err := s.SpendSlot(ctx, d, l, 42)
+		if err != nil || spent != want {
 			t.Errorf("SpendSlot(42) #%d = %v, %v, want %v", i+1, spent, err, want)
 		}
 	}
-	p := Placement{Execution: c.Execution, Token: c.Execution + "/2", Until: t0.Add(time.Minute)}
-	if err := s.EndPlacement(ctx, d, Placement{Token: c.Execution + "/0"}, true); err != nil {
+	if err := s.UnspendSlot(ctx, d, l, 42); err != nil {
 		t.Fatal(err)
 	}
-	if spent, err := s.SpendSlot(ctx, d, p, 42); err != nil || !spent {
+	if spent, err := s.SpendSlot(ctx, d, l, 42); err != nil || !spent {
 		t.Errorf("SpendSlot(42) after giving it back = %v, %v, want true", spent, err)
-	}
-	if err := s.EndPlacement(ctx, d, p, false); err != nil {
-		t.Fatal(err)
 	}
 	mustIssue(t, s, d, "0a", t0)
 	if _, err := s.GetOrder(ctx, d); !errors.Is(err, ErrNotFound) {
@@ -770,69 +769,80 @@ func TestOffboard(t *testing.T) {
 	}
 }
 
-// TestPlacement: an Issue invocation placing an order keeps every other
-// invocation from placing one for the domain, even after its execution
-// was superseded; it still stores its order (for the next run to resume),
-// and a placement ends when stored, ended, or past its deadline.
-func TestPlacement(t *testing.T) {
+// TestLease: one Issue invocation at a time works a domain's order, even
+// after its execution was superseded; it still stores the order it placed
+// (for the next run to resume), and a lease ends when released, with the
+// certificate, or past its deadline.
+func TestLease(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
-	const d = "placement.example"
+	const d = "lease.example"
 	first := mustRequest(t, s, d)
-	p1 := Placement{Execution: first.Execution, Token: first.Execution + "/a", Until: t0.Add(5 * time.Minute)}
-	if spent, err := s.SpendSlot(ctx, d, p1, 7); err != nil || !spent {
+	l1 := Lease{Execution: first.Execution, Token: first.Execution + "/a", Until: t0.Add(5 * time.Minute)}
+	if err := s.TakeLease(ctx, d, l1); err != nil {
+		t.Fatalf("TakeLease(first run) error = %v", err)
+	}
+	if spent, err := s.SpendSlot(ctx, d, l1, 7); err != nil || !spent {
 		t.Fatalf("SpendSlot(first run) = %v, %v, want spent", spent, err)
 	}
 	second, err := s.Claim(ctx, first, t0)
 	if err != nil {
 		t.Fatalf("Claim() error = %v", err)
 	}
-	p2 := Placement{Execution: second.Execution, Token: second.Execution + "/b", Until: t0.Add(5 * time.Minute)}
-	var inFlight *PlacementInFlightError
-	if spent, err := s.SpendSlot(ctx, d, p2, 8); !errors.As(err, &inFlight) || spent || !inFlight.Until.Equal(p1.Until) {
-		t.Fatalf("SpendSlot(next run, first placement in force) = %v, %v, want a PlacementInFlightError until %s", spent, err, p1.Until)
+	l2 := Lease{Execution: second.Execution, Token: second.Execution + "/b", Until: t0.Add(5 * time.Minute)}
+	var held *LeaseHeldError
+	if err := s.TakeLease(ctx, d, l2); !errors.As(err, &held) || !held.Until.Equal(l1.Until) {
+		t.Fatalf("TakeLease(next run, first lease held) error = %v, want a LeaseHeldError until %s", err, l1.Until)
 	}
-	if _, err := s.SpendSlot(ctx, d, Placement{Execution: first.Execution, Token: "c", Until: p1.Until}, 9); !errors.Is(err, ErrSuperseded) {
-		t.Errorf("SpendSlot(superseded run) error = %v, want ErrSuperseded", err)
+	if _, err := s.SpendSlot(ctx, d, l2, 8); !errors.As(err, &held) {
+		t.Errorf("SpendSlot(without the lease) error = %v, want a LeaseHeldError", err)
+	}
+	if err := s.TakeLease(ctx, d, Lease{Execution: first.Execution, Token: "c", Until: l1.Until}); !errors.Is(err, ErrSuperseded) {
+		t.Errorf("TakeLease(superseded run) error = %v, want ErrSuperseded", err)
 	}
 
 	o := Order{Domain: d, Execution: first.Execution, URL: "https://ca/order/1", Names: []string{d}, Directory: "https://ca/dir", CreatedAt: t0}
-	if err := s.StorePlaced(ctx, o, p1); err != nil {
-		t.Fatalf("StorePlaced(superseded run, placement in force) error = %v, want the order stored for the next run", err)
+	if err := s.StorePlaced(ctx, o, l1); err != nil {
+		t.Fatalf("StorePlaced(superseded run holding the lease) error = %v, want the order stored for the next run", err)
 	}
 	if got, err := s.GetOrder(ctx, d); err != nil || got.URL != o.URL {
 		t.Errorf("GetOrder() = %+v, %v, want the first run's order", got, err)
 	}
-	if err := s.StorePlaced(ctx, o, p1); !errors.Is(err, ErrStale) {
-		t.Errorf("StorePlaced(placement over) error = %v, want ErrStale", err)
-	}
 	if err := s.PutOrder(ctx, o); !errors.Is(err, ErrSuperseded) {
 		t.Errorf("PutOrder(superseded run) error = %v, want ErrSuperseded: only the owner goes on with the order", err)
 	}
-
-	// The next run's placement, given back; then one whose invocation died
-	// without ending it, over at its deadline.
-	if spent, err := s.SpendSlot(ctx, d, p2, 8); err != nil || !spent {
-		t.Fatalf("SpendSlot(next run, after the order was stored) = %v, %v, want spent", spent, err)
-	}
-	if err := s.EndPlacement(ctx, d, p2, true); err != nil {
+	if err := s.ReleaseLease(ctx, d, l1); err != nil {
 		t.Fatal(err)
 	}
-	if c := mustGet(t, s, d); c.SpentSlot != 0 {
-		t.Errorf("spent slot after giving it back = %d, want none", c.SpentSlot)
+	if err := s.StorePlaced(ctx, o, l1); !errors.As(err, &held) {
+		t.Errorf("StorePlaced(lease released) error = %v, want a LeaseHeldError", err)
 	}
-	dead := Placement{Execution: second.Execution, Token: second.Execution + "/dead", Until: t0.Add(-time.Second)}
-	if spent, err := s.SpendSlot(ctx, d, dead, 8); err != nil || !spent {
-		t.Fatalf("SpendSlot(next run) = %v, %v, want spent", spent, err)
+	if err := s.ReleaseLease(ctx, d, l1); err != nil {
+		t.Errorf("ReleaseLease(released) error = %v, want nil", err)
 	}
-	if spent, err := s.SpendSlot(ctx, d, Placement{Execution: second.Execution, Token: "e", Until: p2.Until}, 10); err != nil || !spent {
-		t.Errorf("SpendSlot(after a placement's deadline) = %v, %v, want spent", spent, err)
+
+	// The next run's lease, past its deadline without being released (its
+	// invocation died), is over; one stored with the certificate too.
+	dead := Lease{Execution: second.Execution, Token: second.Execution + "/dead", Until: t0.Add(-time.Second)}
+	if err := s.TakeLease(ctx, d, dead); err != nil {
+		t.Fatalf("TakeLease(next run, first lease released) error = %v", err)
+	}
+	l3 := Lease{Execution: second.Execution, Token: second.Execution + "/c", Until: t0.Add(time.Minute)}
+	if err := s.TakeLease(ctx, d, l3); err != nil {
+		t.Errorf("TakeLease(after a lease's deadline) error = %v", err)
+	}
+	mustIssue(t, s, d, "0b", t0)
+	if c := mustGet(t, s, d); c.Execution != "" {
+		t.Fatalf("after issuance the domain belongs to %q", c.Execution)
+	}
+	if err := s.StorePlaced(ctx, o, l3); !errors.As(err, &held) {
+		t.Errorf("StorePlaced(lease stored with the certificate) error = %v, want a LeaseHeldError", err)
 	}
 
 	if _, err := s.Retire(ctx, tenantA, d); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.StorePlaced(ctx, o, Placement{Token: "e"}); !errors.Is(err, ErrRetired) {
+	if err := s.StorePlaced(ctx, o, l3); !errors.Is(err, ErrRetired) {
 		t.Errorf("StorePlaced(retired domain) error = %v, want ErrRetired", err)
 	}
 }

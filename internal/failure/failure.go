@@ -45,10 +45,10 @@ const (
 	// CodeStepTimeout: a step ran out of time (the Lambda function or the
 	// state's TimeoutSeconds).
 	CodeStepTimeout = "step_timeout"
-	// CodeOrderInFlight: another Issue invocation is placing an order
-	// for the domain (its execution ended while it ran); its order is
-	// resumed once stored.
-	CodeOrderInFlight = "order_in_flight"
+	// CodeIssueInProgress: another Issue invocation is working on the
+	// domain's order (its execution ended while it ran); the order is
+	// resumed once that invocation ends.
+	CodeIssueInProgress = "issue_in_progress"
 	// CodeTransient: retryable, cause not known more precisely.
 	CodeTransient = "transient"
 	// CodeInternal: a defect of certflow's own; never the CA's or the

@@ -18,6 +18,7 @@ package issue
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -64,9 +65,11 @@ type Store interface {
 	GetOrder(ctx context.Context, domain string) (certstore.Order, error)
 	PutOrder(ctx context.Context, o certstore.Order) error
 	DropOrder(ctx context.Context, domain string) error
-	SpendSlot(ctx context.Context, domain string, p certstore.Placement, seq int64) (bool, error)
-	StorePlaced(ctx context.Context, o certstore.Order, p certstore.Placement) error
-	EndPlacement(ctx context.Context, domain string, p certstore.Placement, giveBack bool) error
+	TakeLease(ctx context.Context, domain string, l certstore.Lease) error
+	ReleaseLease(ctx context.Context, domain string, l certstore.Lease) error
+	SpendSlot(ctx context.Context, domain string, l certstore.Lease, seq int64) (bool, error)
+	UnspendSlot(ctx context.Context, domain string, l certstore.Lease, seq int64) error
+	StorePlaced(ctx context.Context, o certstore.Order, l certstore.Lease) error
 	SaveIssued(ctx context.Context, in certstore.Issued) error
 }
 
@@ -114,10 +117,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// DefaultPlacementLease is how long a placement of a new order is in
-// force when the invocation has no deadline: the Issue function's timeout
-// in template.yaml.
-const DefaultPlacementLease = 5 * time.Minute
+// DefaultLease is how long an invocation's lease of the domain lasts
+// when it has no deadline: the Issue function's timeout in template.yaml.
+const DefaultLease = 5 * time.Minute
 
 // DefaultMaxEarly is Config.MaxEarly when zero: clocks of the state
 // machine's Wait and of the function agree to well within it.
@@ -135,6 +137,7 @@ type attempt struct {
 	ca      CA
 	slots   Slots
 	renewal Scheduler
+	lease   certstore.Lease // the invocation's turn at the domain's order
 }
 
 // New returns a Handler.
@@ -178,25 +181,62 @@ func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error
 		return flow.Issued{}, &failure.InvalidInputError{Message: fmt.Sprintf("no CA %q is configured", a.caName)}
 	}
 	a.ca, a.slots, a.renewal = ca.CA, ca.Slots, ca.Renewal
-	o, state, err := a.order(ctx, in, primary, names)
-	if err != nil {
+	a.lease = h.lease(ctx, in.Execution)
+	if err := h.cfg.Store.TakeLease(ctx, primary, a.lease); err != nil {
 		return flow.Issued{}, stepError(in, primary, err)
 	}
-	cert, err := a.complete(ctx, in, &o, state)
+	out, err := a.issue(ctx, in, primary, names)
 	if err != nil {
-		return flow.Issued{}, stepError(in, primary, err)
-	}
-	out, err := a.save(ctx, in, primary, o, cert)
-	if err != nil {
+		// The lease goes with the certificate when it is stored.
+		h.release(ctx, primary, a.lease)
 		return flow.Issued{}, stepError(in, primary, err)
 	}
 	return out, nil
 }
 
+// issue works the domain's order to a stored certificate.
+func (h *attempt) issue(ctx context.Context, in flow.Input, primary string, names []string) (flow.Issued, error) {
+	o, state, err := h.order(ctx, in, primary, names)
+	if err != nil {
+		return flow.Issued{}, err
+	}
+	cert, err := h.complete(ctx, in, &o, state)
+	if err != nil {
+		return flow.Issued{}, err
+	}
+	return h.save(ctx, in, primary, o, cert)
+}
+
+// leaseMargin covers the clocks of the functions differing.
+const leaseMargin = 5 * time.Second
+
+// lease is the invocation's lease of the domain: until its deadline (the
+// Issue function's timeout), or DefaultLease when the context has none.
+func (h *Handler) lease(ctx context.Context, execution string) certstore.Lease {
+	until, ok := ctx.Deadline()
+	if !ok {
+		until = h.cfg.Now().Add(DefaultLease)
+	}
+	return certstore.Lease{Execution: execution, Token: execution + "/" + rand.Text(), Until: until.Add(leaseMargin)}
+}
+
+// release gives the lease back as the invocation ends, even when its
+// context is done; a lease not given back ends at its deadline.
+func (h *Handler) release(ctx context.Context, domain string, l certstore.Lease) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := h.cfg.Store.ReleaseLease(ctx, domain, l); err != nil {
+		logging.From(ctx).WarnContext(ctx, "lease not released: the next attempt waits for its deadline", "until", l.Until, "error", err.Error())
+	}
+}
+
 // stepError turns the store refusing a write into the failure the state
 // machine ends on.
 func stepError(in flow.Input, primary string, err error) error {
+	var held *certstore.LeaseHeldError
 	switch {
+	case errors.As(err, &held):
+		return &failure.TransientError{Code: failure.CodeIssueInProgress, Message: held.Error(), Err: err}
 	case errors.Is(err, certstore.ErrRetired):
 		return &failure.DomainRetiredError{Message: primary, Err: err}
 	case errors.Is(err, certstore.ErrSuperseded), errors.Is(err, certstore.ErrQuarantined), errors.Is(err, certstore.ErrNotFound):

@@ -211,7 +211,7 @@ type fakeStore struct {
 	saved    []certstore.Issued
 	spendErr error
 	saveErr  error
-	placing  string // the token of the placement in force
+	lease    string // the token of the lease in force
 }
 
 func (f *fakeStore) owns(execution string) error {
@@ -246,15 +246,30 @@ func (f *fakeStore) DropOrder(context.Context, string) error {
 	return nil
 }
 
-func (f *fakeStore) SpendSlot(_ context.Context, domain string, p certstore.Placement, seq int64) (bool, error) {
+func (f *fakeStore) TakeLease(_ context.Context, domain string, l certstore.Lease) error {
+	if err := f.owns(l.Execution); err != nil {
+		return err
+	}
+	if f.lease != "" {
+		return &certstore.LeaseHeldError{Domain: domain, Until: l.Until}
+	}
+	f.lease = l.Token
+	return nil
+}
+
+func (f *fakeStore) ReleaseLease(_ context.Context, _ string, l certstore.Lease) error {
+	if f.lease == l.Token {
+		f.lease = ""
+	}
+	return nil
+}
+
+func (f *fakeStore) SpendSlot(_ context.Context, domain string, l certstore.Lease, seq int64) (bool, error) {
 	if f.spendErr != nil {
 		return false, f.spendErr
 	}
-	if err := f.owns(p.Execution); err != nil {
-		return false, err
-	}
-	if f.placing != "" {
-		return false, &certstore.PlacementInFlightError{Domain: domain, Until: p.Until}
+	if f.lease != l.Token {
+		return false, &certstore.LeaseHeldError{Domain: domain}
 	}
 	if f.cert.SpentSlot == seq && f.cert.SpentSlot != 0 || seq == 0 && f.cert.SpentSlot == -1 {
 		return false, nil
@@ -263,28 +278,22 @@ func (f *fakeStore) SpendSlot(_ context.Context, domain string, p certstore.Plac
 	if seq == 0 {
 		f.cert.SpentSlot = -1 // the exempt marker, spent
 	}
-	f.placing = p.Token
 	return true, nil
 }
 
-func (f *fakeStore) StorePlaced(_ context.Context, o certstore.Order, p certstore.Placement) error {
-	if f.placing != p.Token {
-		return certstore.ErrStale
+func (f *fakeStore) UnspendSlot(_ context.Context, _ string, l certstore.Lease, seq int64) error {
+	if f.lease == l.Token && f.cert.SpentSlot == seq {
+		f.cert.SpentSlot = 0
 	}
-	f.placing = ""
-	f.puts = append(f.puts, o)
-	f.order = &o
 	return nil
 }
 
-func (f *fakeStore) EndPlacement(_ context.Context, _ string, p certstore.Placement, giveBack bool) error {
-	if f.placing != p.Token {
-		return nil
+func (f *fakeStore) StorePlaced(_ context.Context, o certstore.Order, l certstore.Lease) error {
+	if f.lease != l.Token {
+		return &certstore.LeaseHeldError{Domain: o.Domain}
 	}
-	f.placing = ""
-	if giveBack {
-		f.cert.SpentSlot = 0
-	}
+	f.puts = append(f.puts, o)
+	f.order = &o
 	return nil
 }
 
@@ -296,7 +305,7 @@ func (f *fakeStore) SaveIssued(_ context.Context, in certstore.Issued) error {
 		return err
 	}
 	f.saved = append(f.saved, in)
-	f.order = nil
+	f.order, f.lease = nil, ""
 	return nil
 }
 
@@ -604,30 +613,41 @@ func TestSlotGivenBack(t *testing.T) {
 			if released := e.slots.released == 1; released == tt.wantSpent {
 				t.Errorf("admission released = %v, want %v: the budget keeps only orders that may have reached the CA", released, !tt.wantSpent)
 			}
-			if e.store.placing != "" {
-				t.Error("the placement is still in force: the execution's retry would wait for it")
+			if e.store.lease != "" {
+				t.Error("the lease is still held: the execution's retry would wait for it")
 			}
 		})
 	}
 }
 
-// TestPlacementOutlivesItsExecution: the execution ended while its Issue
+// TestLeaseOutlivesItsExecution: the execution ended while its Issue
 // invocation was placing an order, and the reconciler started the next
-// run. The invocation still stores the order it placed, and the next run
-// resumes that order instead of placing a second one for the certificate.
-func TestPlacementOutlivesItsExecution(t *testing.T) {
+// run. The invocation still stores the order it placed; the next run,
+// which waited while the invocation held the domain's lease, resumes that
+// order instead of placing a second one for the certificate.
+func TestLeaseOutlivesItsExecution(t *testing.T) {
 	e := newEnv(t)
 	next := e.in
 	next.Execution = flow.IssueName(e.in.Domain, e.in.Generation, 2)
 	next.OrderSlot = &flow.OrderSlot{CA: e.in.OrderSlot.CA, Seq: e.in.OrderSlot.Seq + 1, At: e.in.OrderSlot.At}
-	e.ca.onPlace = func() { e.store.cert.Execution, e.store.cert.Run = next.Execution, 2 }
+	var waited error
+	e.ca.onPlace = func() {
+		e.store.cert.Execution, e.store.cert.Run = next.Execution, 2
+		e.ca.mu.Unlock() // the next run's attempt, while newOrder is in flight
+		_, waited = e.h.Handle(context.Background(), next)
+		e.ca.mu.Lock()
+	}
 
 	_, err := e.h.Handle(context.Background(), e.in)
 	if failureType(err) != "SupersededError" {
 		t.Fatalf("first run: Handle = %v, want SupersededError once it writes as the domain's owner", err)
 	}
-	if e.store.order == nil || e.store.order.URL != e.ca.placed[0].URL || e.store.placing != "" {
-		t.Fatalf("stored order %+v (placement %q), want the order placed, stored for the next run and the placement ended", e.store.order, e.store.placing)
+	var transient *failure.TransientError
+	if !errors.As(waited, &transient) || transient.Code != failure.CodeIssueInProgress {
+		t.Fatalf("next run, while the first placed its order: Handle = %v, want a TransientError with code %s", waited, failure.CodeIssueInProgress)
+	}
+	if e.store.order == nil || e.store.order.URL != e.ca.placed[0].URL || e.store.lease != "" {
+		t.Fatalf("stored order %+v (lease %q), want the order placed, stored for the next run and the lease released", e.store.order, e.store.lease)
 	}
 
 	e.ca.onPlace = nil
@@ -636,22 +656,6 @@ func TestPlacementOutlivesItsExecution(t *testing.T) {
 	}
 	if len(e.ca.placed) != 1 || len(e.store.saved) != 1 || e.ca.finalized != 1 {
 		t.Errorf("the CA saw orders %+v and finalised %d, %d certificates stored: want the one order resumed and issued", e.ca.placed, e.ca.finalized, len(e.store.saved))
-	}
-}
-
-// TestPlacementInFlight: while another invocation places an order for the
-// domain, an attempt places none and takes nothing of the budget; it is
-// retried as a transient failure (the order is resumed once stored).
-func TestPlacementInFlight(t *testing.T) {
-	e := newEnv(t)
-	e.store.placing = "issue-earlier-run/invocation"
-	_, err := e.h.Handle(context.Background(), e.in)
-	var transient *failure.TransientError
-	if !errors.As(err, &transient) || transient.Code != failure.CodeOrderInFlight {
-		t.Fatalf("Handle = %v, want a TransientError with code %s", err, failure.CodeOrderInFlight)
-	}
-	if len(e.ca.placed) != 0 || e.slots.admits != 0 || e.store.cert.SpentSlot != 0 {
-		t.Errorf("placed %d orders, %d admissions, spent slot %d: want nothing while another placement is in force", len(e.ca.placed), e.slots.admits, e.store.cert.SpentSlot)
 	}
 }
 

@@ -3,7 +3,6 @@ package issue
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -105,18 +104,17 @@ func invalidOrder(o certstore.Order, state acme.OrderState) error {
 	return &failure.ChallengeFailedError{Message: fmt.Sprintf("order %s is invalid", o.URL)}
 }
 
-// place places a new order for names and stores it. A renewal with ARI
-// "replaces" and no slot uses the exempt marker 0; everything else needs
-// the execution's slot of the new-order budget, unspent and admitted. The
-// slot is spent on the domain first, which begins this invocation's
-// placement (fenced by the execution; refused when an earlier attempt
-// spent it, as that attempt's order may have reached the CA, and while
-// another invocation's placement is in force). The budget admits the
-// order right before newOrder is sent. The order is stored as the
-// placement ends, even if another execution owns the domain by then (it
-// resumes the order); when newOrder fails the placement ends, and the
-// slot and admission are given back if the CA certainly created no order
-// (the request never reached it, or it answered with a problem).
+// place places a new order for names and stores it, under the
+// invocation's lease of the domain. A renewal with ARI "replaces" and no
+// slot uses the exempt marker 0; everything else needs the execution's
+// slot of the new-order budget, unspent and admitted. The slot is marked
+// spent on the domain first (refused when an earlier attempt spent it:
+// that attempt's order may have reached the CA), then admitted by the
+// budget right before newOrder is sent, and both are given back when the
+// CA certainly created no order (the request never reached it, or it
+// answered with a problem). The order is stored as soon as the CA creates
+// it, even if another execution owns the domain by then: that execution
+// resumes it once this invocation ends.
 func (h *attempt) place(ctx context.Context, in flow.Input, primary string, names []string) (certstore.Order, error) {
 	log := logging.From(ctx)
 	replaces := in.ARIReplaces()
@@ -133,12 +131,7 @@ func (h *attempt) place(ctx context.Context, in flow.Input, primary string, name
 	default:
 		return certstore.Order{}, &failure.NeedsOrderSlotError{Message: "a new order needs a slot of the new-order budget"}
 	}
-	p := h.placement(ctx, in.Execution)
-	spent, err := h.cfg.Store.SpendSlot(ctx, primary, p, seq)
-	var inFlight *certstore.PlacementInFlightError
-	if errors.As(err, &inFlight) {
-		return certstore.Order{}, &failure.TransientError{Code: failure.CodeOrderInFlight, Message: inFlight.Error(), Err: err}
-	}
+	spent, err := h.cfg.Store.SpendSlot(ctx, primary, h.lease, seq)
 	if err != nil {
 		return certstore.Order{}, err
 	}
@@ -146,11 +139,11 @@ func (h *attempt) place(ctx context.Context, in flow.Input, primary string, name
 		return certstore.Order{}, &failure.NeedsOrderSlotError{Message: fmt.Sprintf("order slot %d was spent on an order already", seq)}
 	}
 	var admission *budget.Admission
-	end := func(created bool) {
-		if err := h.cfg.Store.EndPlacement(ctx, primary, p, !created); err != nil {
-			log.WarnContext(ctx, "order placement not ended", "slot", seq, "error", err.Error())
+	giveBack := func() {
+		if err := h.cfg.Store.UnspendSlot(ctx, primary, h.lease, seq); err != nil {
+			log.WarnContext(ctx, "order slot not given back", "slot", seq, "error", err.Error())
 		}
-		if admission != nil && !created {
+		if admission != nil {
 			if err := h.slots.Release(ctx, *admission); err != nil {
 				log.WarnContext(ctx, "budget admission not given back", "slot", seq, "error", err.Error())
 			}
@@ -159,39 +152,27 @@ func (h *attempt) place(ctx context.Context, in flow.Input, primary string, name
 	if in.OrderSlot != nil {
 		a, err := h.admit(ctx, *in.OrderSlot)
 		if err != nil {
-			end(false)
+			giveBack()
 			return certstore.Order{}, err
 		}
 		admission = &a
 	}
 	o, err := h.ca.Place(ctx, names, replaces, in.Profile)
 	if err != nil {
-		end(!notCreated(err))
+		if notCreated(err) {
+			giveBack()
+		}
 		return certstore.Order{}, err
 	}
 	stored := certstore.Order{
 		Domain: primary, Execution: in.Execution, URL: o.URL, Names: o.Names, Replaces: o.Replaces, Profile: o.Profile,
 		Directory: h.ca.DirectoryURL(), Account: o.Account, CreatedAt: h.cfg.Now().UTC().Truncate(time.Second),
 	}
-	if err := h.cfg.Store.StorePlaced(ctx, stored, p); err != nil {
+	if err := h.cfg.Store.StorePlaced(ctx, stored, h.lease); err != nil {
 		return certstore.Order{}, fmt.Errorf("order %s placed but not stored: %w", o.URL, err)
 	}
 	log.InfoContext(ctx, "order placed", "order", o.URL, "slot", seq, "replaces", o.Replaces, "profile", o.Profile)
 	return stored, nil
-}
-
-// placementMargin covers the clocks of the functions differing.
-const placementMargin = 5 * time.Second
-
-// placement is this invocation's placement of a new order: in force until
-// its deadline (the Issue function's timeout), or DefaultPlacementLease
-// when the context has none.
-func (h *attempt) placement(ctx context.Context, execution string) certstore.Placement {
-	until, ok := ctx.Deadline()
-	if !ok {
-		until = h.cfg.Now().Add(DefaultPlacementLease)
-	}
-	return certstore.Placement{Execution: execution, Token: execution + "/" + rand.Text(), Until: until.Add(placementMargin)}
 }
 
 // notCreated reports whether a failed newOrder certainly created no order:

@@ -132,13 +132,11 @@ const (
 	// AttrSpentSlot is the seq of the new-order budget slot an order was
 	// placed with: that slot cannot place another.
 	AttrSpentSlot = "spentSlot"
-	// AttrPlacing is the token of the Issue invocation placing a new order
-	// for the domain, from spending its slot until the order is stored;
-	// AttrPlacingUntil is when that invocation has certainly ended (its
-	// deadline). No other invocation places an order for the domain
-	// meanwhile, whichever execution it runs for.
-	AttrPlacing      = "placing"
-	AttrPlacingUntil = "placingUntil"
+	// AttrLease is the token of the Issue invocation working on the
+	// domain's order, AttrLeaseUntil its deadline: one invocation at a
+	// time, whichever execution it runs for (certstore.Lease).
+	AttrLease      = "lease"
+	AttrLeaseUntil = "leaseUntil"
 	// AttrOwnershipToken is the value of the TXT records the customer
 	// publishes to prove ownership (validation.Ownership), present when the
 	// request asked for the proof; AttrOwnershipVerifiedAt is when

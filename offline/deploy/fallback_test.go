@@ -3,9 +3,6 @@ package deploy
 import (
 	"context"
 	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -27,27 +24,14 @@ func TestFallbackCA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const grace = 20 * time.Second
-	logs := io.Discard
-	if testing.Verbose() {
-		f, err := os.Create(filepath.Join(os.TempDir(), "certflow-fallback-test.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		logs = f
-		t.Logf("logs: %s", f.Name())
-	}
-	sys, err := Start(ctx, Config{
+	sys, err := Start(ctx, logged(t, "fallback", Config{
 		FallbackCA:          true,
 		CertificateValidity: time.Hour,
 		WaitOverride:        100 * time.Millisecond,
 		DueGrace:            grace,
 		SweepEvery:          5 * time.Second,
-		Setenv:              func(k, v string) error { t.Setenv(k, v); return nil },
-		FunctionLogger:      slog.New(slog.NewJSONHandler(logs, nil)),
-		Logs:                logs,
 		Metrics:             io.Discard,
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

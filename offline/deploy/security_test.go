@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +185,23 @@ func quiet(t *testing.T, cfg Config) Config {
 	cfg.Setenv = func(k, v string) error { t.Setenv(k, v); return nil }
 	cfg.FunctionLogger = slog.New(slog.DiscardHandler)
 	cfg.Logs = io.Discard
+	return cfg
+}
+
+// logged is quiet, except that with -v the functions' and engines' logs go
+// to certflow-<name>-test.log in the temporary directory.
+func logged(t *testing.T, name string, cfg Config) Config {
+	cfg = quiet(t, cfg)
+	if !testing.Verbose() {
+		return cfg
+	}
+	f, err := os.Create(filepath.Join(os.TempDir(), "certflow-"+name+"-test.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	cfg.FunctionLogger, cfg.Logs = slog.New(slog.NewJSONHandler(f, nil)), f
+	t.Logf("logs: %s", f.Name())
 	return cfg
 }
 

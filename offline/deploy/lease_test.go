@@ -17,26 +17,29 @@ import (
 	"github.com/certflow/certflow/offline/offlinetest"
 )
 
-// TestPlacementOutlivesItsExecution stops an execution while its Issue
-// step waits inside newOrder (the CA frozen), as an operator's
-// StopExecution, a lost engine or an execution timeout would. The re-POST
-// starts the next run at once; its Issue places no order while the first
-// invocation's placement is in force (order_in_flight). Once the CA
-// answers, the first invocation stores the order it placed, and the next
-// run resumes it: the CA sees one order for the certificate.
-func TestPlacementOutlivesItsExecution(t *testing.T) {
+// TestLeaseOutlivesItsExecution stops an execution while its Issue step
+// waits inside newOrder (the CA frozen), as an operator's StopExecution, a
+// lost engine or an execution timeout would. The re-POST starts the next
+// run at once; its Issue does nothing while the first invocation holds the
+// domain's lease (issue_in_progress). Once the CA answers, the first
+// invocation stores the order it placed and ends (its next write as the
+// owner is refused), and the next run resumes the order: the CA sees one
+// order for the certificate, and its challenges are solved by one
+// invocation at a time.
+func TestLeaseOutlivesItsExecution(t *testing.T) {
 	offlinetest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const grace = 20 * time.Second
-	sys, err := Start(ctx, quiet(t, Config{
+	cfg := logged(t, "lease", Config{
 		CAProxy:             true,
 		CertificateValidity: time.Hour,
 		WaitOverride:        100 * time.Millisecond,
 		DueGrace:            grace,
 		SweepEvery:          5 * time.Second,
 		Metrics:             io.Discard,
-	}))
+	})
+	sys, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,7 @@ func TestPlacementOutlivesItsExecution(t *testing.T) {
 	}
 	post(ctx, t, sys.APIURL, d) // the execution ended without an outcome: a new run
 	next := waitItem(ctx, t, store, d, func(c *certstore.Certificate) bool {
-		return c.Execution != first.Execution && c.LastErrorCode == failure.CodeOrderInFlight
+		return c.Execution != first.Execution && c.LastErrorCode == failure.CodeIssueInProgress
 	})
 	t.Logf("%s stopped inside newOrder; %s waits: %s", first.Execution, next.Execution, next.LastErrorMessage)
 	p.Thaw()
