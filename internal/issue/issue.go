@@ -10,8 +10,13 @@
 // will not complete it: invalid, expired, forgotten), and only with the
 // execution's slot of the new-order budget (package budget), marked spent
 // on the domain before newOrder is sent, so a slot never places two
-// orders. ARI renewals ("replaces") are exempt from the CA's limits and
-// need no slot. The private key is made once per order, sealed before the
+// orders. One invocation at a time works a domain's order: each holds the
+// domain's lease (certstore.Lease) from its start to its end, so an
+// execution that ended while its Issue step still ran (stopped, timed
+// out, lost with the engine) leaves the next run neither a second order
+// nor the same challenges solved twice: that run waits, then resumes the
+// order the invocation stored. ARI renewals ("replaces") are exempt from
+// the CA's limits and need no slot. The private key is made once per order, sealed before the
 // order is finalised and stored with it; it never leaves this step in
 // plaintext and is zeroed as soon as it is sealed.
 package issue
@@ -159,7 +164,8 @@ func New(cfg Config) *Handler {
 // certificate's metadata. Errors carry the types of package failure where
 // the cause is known: invalid names are InvalidInputError, an execution
 // that no longer owns the domain gets SupersededError or
-// DomainRetiredError, a new order without a usable slot
+// DomainRetiredError, another invocation holding the domain's lease a
+// TransientError (CodeIssueInProgress), a new order without a usable slot
 // NeedsOrderSlotError, the CA's answers their classes (package acme). They
 // are logged once, by the caller.
 func (h *Handler) Handle(ctx context.Context, in flow.Input) (flow.Issued, error) {
