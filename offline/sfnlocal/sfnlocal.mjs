@@ -26,6 +26,7 @@ const { StateMachine } = await import(
   pathToFileURL(join(modulesDir, 'aws-local-stepfunctions', 'build', 'main.node.esm.js')).href
 );
 const { LambdaClient, InvokeCommand } = requireModule('@aws-sdk/client-lambda');
+const { NodeHttpHandler } = requireModule('@smithy/node-http-handler');
 
 const region = config.region;
 const accountId = config.accountId;
@@ -38,6 +39,10 @@ const lambda = new LambdaClient({
   credentials: { accessKeyId: 'offline', secretAccessKey: 'offline' },
   // Retries belong to the state machine's Retry fields, as in AWS.
   maxAttempts: 1,
+  // The SDK's default pool of 50 sockets would queue invocations here,
+  // where their Task timeouts run, which Step Functions never does: with
+  // thousands of executions at once they time out and retry in a loop.
+  requestHandler: new NodeHttpHandler({ httpAgent: { maxSockets: 1000 } }),
 });
 
 class APIError extends Error {
