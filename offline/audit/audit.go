@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -144,7 +145,7 @@ func Orders(p *caproxy.Proxy, since time.Time) map[string][]caproxy.Order {
 		if o.At.Before(since) {
 			continue
 		}
-		key := strings.Join(o.Identifiers, ",")
+		key := o.IdentifierSet()
 		if o.Replaces != "" {
 			key += " replaces " + o.Replaces
 		}
@@ -179,20 +180,20 @@ func abandoned(orders []caproxy.Order, states map[string]string, since time.Time
 	last := latest(orders)
 	var out []caproxy.Order
 	for _, o := range orders {
-		if o.At.Before(since) || !o.At.Before(last[identifierSet(o)]) || final(states[caproxy.OrderID(o.URL)]) {
+		if o.At.Before(since) || !o.At.Before(last[o.IdentifierSet()]) || final(states[caproxy.OrderID(o.URL)]) {
 			continue
 		}
-		lost := false
-		for _, r := range caRestarts {
-			if o.At.Before(r) {
-				lost = true
-			}
-		}
-		if !lost {
+		if !LostWithCA(o, caRestarts) {
 			out = append(out, o)
 		}
 	}
 	return out
+}
+
+// LostWithCA reports whether o was placed before a restart of the CA,
+// which forgets every order.
+func LostWithCA(o caproxy.Order, caRestarts []time.Time) bool {
+	return slices.ContainsFunc(caRestarts, o.At.Before)
 }
 
 // InFlight returns the IDs (caproxy.OrderID) of the orders still in
@@ -203,7 +204,7 @@ func InFlight(orders []caproxy.Order, states map[string]string) map[string]bool 
 	out := map[string]bool{}
 	for _, o := range orders {
 		id := caproxy.OrderID(o.URL)
-		if o.At.Equal(last[identifierSet(o)]) && !final(states[id]) {
+		if o.At.Equal(last[o.IdentifierSet()]) && !final(states[id]) {
 			out[id] = true
 		}
 	}
@@ -214,14 +215,12 @@ func InFlight(orders []caproxy.Order, states map[string]string) map[string]bool 
 func latest(orders []caproxy.Order) map[string]time.Time {
 	last := map[string]time.Time{}
 	for _, o := range orders {
-		if set := identifierSet(o); o.At.After(last[set]) {
+		if set := o.IdentifierSet(); o.At.After(last[set]) {
 			last[set] = o.At
 		}
 	}
 	return last
 }
-
-func identifierSet(o caproxy.Order) string { return strings.Join(o.Identifiers, ",") }
 
 // final reports whether an order status is one the CA never leaves.
 func final(status string) bool { return status == "valid" || status == "invalid" }

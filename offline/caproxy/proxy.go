@@ -290,7 +290,7 @@ func (p *Proxy) MaxOrdersInWindow(w time.Duration) int {
 func (p *Proxy) OrdersPerIdentifierSet() map[string]int {
 	out := map[string]int{}
 	for _, o := range p.rec.placed() {
-		out[identifierSet(o.Identifiers)]++
+		out[o.IdentifierSet()]++
 	}
 	return out
 }

@@ -146,9 +146,9 @@ func (r *recorder) allInjections() []Injection {
 	return slices.Clone(r.injections)
 }
 
-// identifierSet is the key of an order's identifiers in
-// OrdersPerIdentifierSet.
-func identifierSet(ids []string) string { return strings.Join(ids, ",") }
+// IdentifierSet is the key of the order's set of names (its identifiers,
+// sorted, comma-separated): the orders of one certificate share it.
+func (o Order) IdentifierSet() string { return strings.Join(o.Identifiers, ",") }
 
 // maxInWindow returns the largest number of times in any half-open window
 // [t, t+w). A fullest window can always be slid right until it starts at

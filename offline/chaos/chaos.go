@@ -382,14 +382,14 @@ func (r *run) audit(ctx context.Context, start time.Time, active, fresh, elsewhe
 		if inFlight[caproxy.OrderID(o.URL)] {
 			continue // a renewal started as the run ends: not yet a certificate
 		}
-		key := strings.Join(o.Identifiers, ",")
+		key := o.IdentifierSet()
 		perSet[key]++
 		switch state := states[caproxy.OrderID(o.URL)]; {
 		case state == "valid":
 			certs[key]++
 		case state == "invalid":
 			rep.OrdersWithoutCertificate["invalid"]++
-		case slices.ContainsFunc(r.caRestarts, o.At.Before):
+		case audit.LostWithCA(o, r.caRestarts):
 			rep.OrdersWithoutCertificate["lost with the CA"]++
 		default:
 			rep.OrdersWithoutCertificate["abandoned"]++
